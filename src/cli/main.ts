@@ -1,0 +1,69 @@
+/**
+ * The `sdnet` command line.
+ *
+ * Exit status: 0 on success, 2 for bad usage or bad input (one line on stderr, never a
+ * stack trace), 1 for other failures.
+ *
+ * @module
+ */
+import { DecodeError, SdnetError } from '../util/errors.ts';
+import { KeyFileError } from '../identity/index.ts';
+import { processIo, UsageError, type CliIo } from './io.ts';
+import { id, keygen, ticket } from './commands-identity.ts';
+import { demo } from './demo.ts';
+import { packageVersion } from './version.ts';
+
+const VERSION = packageVersion();
+
+const HELP = `sdnet — peer-to-peer networking, wire-compatible with iroh 1.0
+
+Usage:
+  sdnet keygen [--out FILE] [--force]       create a secret key (default: ${'$'}SDNET_HOME/secret.key
+                                            or ~/.config/sdnet/secret.key); prints the EndpointId
+  sdnet id [--key FILE] [--json]            print the EndpointId of a key file
+  sdnet ticket decode <ticket>              print a ticket as JSON {id, relayUrls, directAddresses}
+  sdnet ticket encode --id HEX [--relay URL]... [--addr IP:PORT]...
+                                            make an iroh endpoint ticket
+  sdnet demo                                a tour of what works so far (what 'npm start' runs)
+
+Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
+`;
+
+type Command = (args: string[], io: CliIo) => Promise<number>;
+const COMMANDS: Record<string, Command> = { keygen, id, ticket, demo };
+
+/** Is this error the user's input being wrong (exit 2) rather than the program failing? */
+function isInputError(err: unknown): boolean {
+  // A key file that is missing, malformed, too open or already present is the user's to fix.
+  if (err instanceof UsageError || err instanceof DecodeError || err instanceof KeyFileError) return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+/** Run the CLI with `argv` (without the node and script paths); resolves to the exit status. */
+export async function run(argv: string[], io: CliIo = processIo(new AbortController().signal)): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    io.stderr(`sdnet: unknown command "${name}" (see sdnet --help)\n`);
+    return 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    io.stderr(`sdnet ${name}: ${message}\n`);
+    if (isInputError(err)) return 2;
+    if (!(err instanceof SdnetError) && io.env.SDNET_DEBUG) io.stderr(`${(err as Error).stack ?? ''}\n`);
+    return 1;
+  }
+}
+

@@ -1,0 +1,13 @@
+/**
+ * sdnet: peer-to-peer networking, wire-compatible with iroh 1.0.
+ *
+ * @module
+ */
+export * from './identity/index.ts';
+export {
+  defaultCryptoProvider,
+  nobleCryptoProvider,
+  nodeCryptoProvider,
+  type CryptoProvider,
+} from './transport/crypto/index.ts';
+export { CryptoError, DecodeError, SdnetError } from './util/errors.ts';

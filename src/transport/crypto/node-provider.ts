@@ -1,0 +1,245 @@
+/**
+ * The node:crypto crypto provider: the fast path in Node.
+ *
+ * AEAD, hashes, HMAC/HKDF, X25519 and Ed25519 run in OpenSSL (6–17× faster than pure JS
+ * here, perf-anchors.md §3). AES header protection and BLAKE3 come from @noble (see
+ * `hp-shared.ts`; OpenSSL has no BLAKE3).
+ *
+ * @module
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  generateKeyPairSync,
+  randomFillSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type CipherGCMTypes,
+  type Hash,
+  type KeyObject,
+} from 'node:crypto';
+import { blake3 } from '@noble/hashes/blake3.js';
+import { CryptoError } from '../../util/errors.ts';
+import { utf8 } from '../../util/bytes.ts';
+import { aesHeaderProtection, checkHpKey } from './hp-shared.ts';
+import { isValidEd25519PublicKey, passesStrictSignaturePrecheck } from './ed25519-strict.ts';
+import {
+  AEAD_KEY_LENGTH,
+  AEAD_NONCE_LENGTH,
+  AEAD_TAG_LENGTH,
+  HASH_LENGTH,
+  HP_KEY_LENGTH,
+  HP_SAMPLE_LENGTH,
+  type Aead,
+  type AeadAlgorithm,
+  type CryptoProvider,
+  type Ed25519Signer,
+  type Ed25519Verifier,
+  type HashAlgorithm,
+  type Hasher,
+  type HeaderProtection,
+  type HeaderProtectionAlgorithm,
+  type X25519KeyPair,
+} from './provider.ts';
+
+/** View a Buffer as a plain Uint8Array (same memory), so results compare equal to noble's. */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+const b64url = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+const fromB64url = (text: string): Uint8Array => plain(Buffer.from(text, 'base64url'));
+
+/** DER prefix of a PKCS#8 Ed25519 private key; the 32-byte seed follows (RFC 8410 §7). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+/** DER prefix of a PKCS#8 X25519 private key; the 32-byte scalar follows (RFC 8410 §7). */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+// The @types/node overloads take one cipher family at a time; every AEAD here takes the
+// same options (a 12-byte nonce and authTagLength 16), so one name type serves all three.
+const OPENSSL_AEAD: Readonly<Record<AeadAlgorithm, CipherGCMTypes>> = {
+  'aes-128-gcm': 'aes-128-gcm',
+  'aes-256-gcm': 'aes-256-gcm',
+  'chacha20-poly1305': 'chacha20-poly1305' as CipherGCMTypes,
+};
+
+function nodeAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
+  if (!(key instanceof Uint8Array) || key.length !== AEAD_KEY_LENGTH[algorithm]) {
+    throw new RangeError(`AEAD key for ${algorithm} must be ${AEAD_KEY_LENGTH[algorithm]} bytes`);
+  }
+  const name = OPENSSL_AEAD[algorithm];
+  // A KeyObject saves re-importing the raw key on every packet.
+  const keyBuf = createSecretKey(key);
+  return {
+    algorithm,
+    seal(nonce, aad, plaintext) {
+      if (nonce.length !== AEAD_NONCE_LENGTH) throw new RangeError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes`);
+      const cipher = createCipheriv(name, keyBuf, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      cipher.setAAD(aad, { plaintextLength: plaintext.length });
+      const body = cipher.update(plaintext);
+      cipher.final();
+      const out = new Uint8Array(body.length + AEAD_TAG_LENGTH);
+      out.set(body, 0);
+      out.set(cipher.getAuthTag(), body.length);
+      return out;
+    },
+    open(nonce, aad, sealed) {
+      if (nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH) return null;
+      const ctLen = sealed.length - AEAD_TAG_LENGTH;
+      const decipher = createDecipheriv(name, keyBuf, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      decipher.setAAD(aad, { plaintextLength: ctLen });
+      decipher.setAuthTag(sealed.subarray(ctLen));
+      const body = decipher.update(sealed.subarray(0, ctLen));
+      try {
+        decipher.final();
+      } catch {
+        return null;
+      }
+      return plain(body);
+    },
+  };
+}
+
+function nodeHeaderProtection(algorithm: HeaderProtectionAlgorithm, key: Uint8Array): HeaderProtection {
+  checkHpKey(algorithm, key, HP_KEY_LENGTH[algorithm]);
+  if (algorithm !== 'chacha20') return aesHeaderProtection(algorithm, key);
+  const keyBuf = Buffer.from(key);
+  const zeros = new Uint8Array(5);
+  return {
+    algorithm,
+    // RFC 9001 §5.4.4: counter = sample[0..4] (little-endian), nonce = sample[4..16],
+    // mask = ChaCha20(hp_key, counter, nonce, {0,0,0,0,0}). OpenSSL's "chacha20" takes
+    // exactly that 16-byte IV (counter first).
+    mask(sample) {
+      if (sample.length < HP_SAMPLE_LENGTH) throw new RangeError(`Header protection sample must be ${HP_SAMPLE_LENGTH} bytes`);
+      const cipher = createCipheriv('chacha20', keyBuf, sample.subarray(0, 16));
+      return plain(cipher.update(zeros));
+    },
+  };
+}
+
+class NodeHasher implements Hasher {
+  readonly #hash: Hash;
+  constructor(hash: Hash) {
+    this.#hash = hash;
+  }
+  update(data: Uint8Array): Hasher {
+    this.#hash.update(data);
+    return this;
+  }
+  digest(): Uint8Array {
+    return plain(this.#hash.copy().digest());
+  }
+  clone(): Hasher {
+    return new NodeHasher(this.#hash.copy());
+  }
+}
+
+function hmac(algorithm: HashAlgorithm, key: Uint8Array, data: Uint8Array): Uint8Array {
+  return plain(createHmac(algorithm, key).update(data).digest());
+}
+
+function hkdfExpand(algorithm: HashAlgorithm, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  const hashLen = HASH_LENGTH[algorithm];
+  if (!Number.isInteger(length) || length < 0 || length > 255 * hashLen) {
+    throw new RangeError(`HKDF-Expand length must be at most ${255 * hashLen}`);
+  }
+  // RFC 5869 §2.3: PRK is "at least HashLen octets"; both providers hold callers to it.
+  if (prk.length < hashLen) throw new RangeError(`HKDF-Expand PRK must be at least ${hashLen} bytes`);
+  // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
+  const out = new Uint8Array(length);
+  let prev: Uint8Array = new Uint8Array(0);
+  const counter = new Uint8Array(1);
+  for (let off = 0, i = 1; off < length; i++) {
+    counter[0] = i;
+    prev = plain(createHmac(algorithm, prk).update(prev).update(info).update(counter).digest());
+    out.set(prev.subarray(0, Math.min(hashLen, length - off)), off);
+    off += hashLen;
+  }
+  return out;
+}
+
+function x25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
+    throw new CryptoError('ERR_CRYPTO_LOW_ORDER_POINT', 'X25519 public key must be 32 bytes');
+  }
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(publicKey) }, format: 'jwk' });
+}
+
+function x25519Pair(privateKey: KeyObject): X25519KeyPair {
+  const jwk = privateKey.export({ format: 'jwk' });
+  const publicKey = fromB64url(jwk.x!);
+  return {
+    publicKey,
+    deriveSharedSecret(peerPublicKey) {
+      let secret: Uint8Array;
+      try {
+        secret = plain(diffieHellman({ privateKey, publicKey: x25519PublicKeyObject(peerPublicKey) }));
+      } catch {
+        // OpenSSL refuses to derive an all-zero secret (a low-order peer point).
+        throw new CryptoError('ERR_CRYPTO_LOW_ORDER_POINT', 'X25519 shared secret is all zeros');
+      }
+      if (secret.every((b) => b === 0)) throw new CryptoError('ERR_CRYPTO_LOW_ORDER_POINT', 'X25519 shared secret is all zeros');
+      return secret;
+    },
+  };
+}
+
+function ed25519Signer(seed: Uint8Array): Ed25519Signer {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new RangeError('Ed25519 seed must be 32 bytes');
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const publicKey = fromB64url(key.export({ format: 'jwk' }).x!);
+  return {
+    publicKey,
+    sign: (message) => plain(nodeSign(null, message, key)),
+  };
+}
+
+function ed25519Verifier(publicKey: Uint8Array): Ed25519Verifier {
+  if (!(publicKey instanceof Uint8Array) || !isValidEd25519PublicKey(publicKey)) {
+    throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
+  }
+  const own = publicKey.slice();
+  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(own) }, format: 'jwk' });
+  return {
+    publicKey: own,
+    verify(message, signature) {
+      if (!(signature instanceof Uint8Array) || !passesStrictSignaturePrecheck(signature)) return false;
+      try {
+        return nodeVerify(null, message, key, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** The node:crypto provider. */
+export const nodeCryptoProvider: CryptoProvider = {
+  name: 'node',
+  randomBytes(length) {
+    return randomFillSync(new Uint8Array(length));
+  },
+  aead: nodeAead,
+  headerProtection: nodeHeaderProtection,
+  hash: (algorithm, data) => plain(createHash(algorithm).update(data).digest()),
+  hasher: (algorithm) => new NodeHasher(createHash(algorithm)),
+  hmac,
+  // RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM); an empty salt means HashLen zeros, which
+  // HMAC pads to the same block, so passing the empty salt through is equivalent.
+  hkdfExtract: (algorithm, salt, ikm) => hmac(algorithm, salt, ikm),
+  hkdfExpand,
+  x25519Generate: () => x25519Pair(generateKeyPairSync('x25519').privateKey),
+  x25519FromPrivateKey(privateKey) {
+    if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) throw new RangeError('X25519 private key must be 32 bytes');
+    return x25519Pair(createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }));
+  },
+  ed25519Signer,
+  ed25519Verifier,
+  blake3: (data, outputLength = 32) => blake3(data, { dkLen: outputLength }),
+  blake3DeriveKey: (context, keyMaterial, outputLength = 32) => blake3(keyMaterial, { context: utf8(context), dkLen: outputLength }),
+};

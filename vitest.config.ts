@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm test` runs exactly this; CI reads the JSON report to print "N passed, N failed".
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results/vitest.json' },
+  },
+});
