@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ESLint } from 'eslint';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const eslint = new ESLint({ cwd: root });
@@ -38,6 +39,12 @@ describe('sans-IO lint rule', () => {
 
   it('allows pure code inside the core', async () => {
     expect(await ruleIds('export function add(now: number, d: number): number { return now + d; }', 'src/transport/quic/probe.ts')).toEqual([]);
+  });
+
+  it('typechecks the whole repository (the first half of npm run lint)', () => {
+    const r = spawnSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.json', '--noEmit'], { cwd: root, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('passes on the whole repository', async () => {
