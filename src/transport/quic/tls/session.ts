@@ -1,0 +1,318 @@
+/**
+ * The TLS 1.3 session interface the QUIC core drives (shaped like quinn's `crypto::Session`),
+ * and the machinery the client and server share: per-level reassembly of handshake bytes,
+ * the transcript hash, queues of outgoing handshake bytes and of traffic secrets, and the
+ * conversion of malformed input into alerts.
+ *
+ * Sans-IO: no sockets, no clock; randomness and crypto come from the injected provider.
+ *
+ * @module
+ */
+import type { CryptoProvider, Ed25519Signer, Hasher } from '../../crypto/provider.ts';
+import { CryptoError, DecodeError } from '../../../util/errors.ts';
+import { MAX_TLS_CERTIFICATE_ENTRIES, MAX_TLS_HANDSHAKE_MESSAGE_BYTES } from '../limits.ts';
+import { TlsAlertError, tlsAlert } from './alerts.ts';
+import { CIPHER_SUITES, CertificateType, HandshakeType, SignatureScheme, type CipherSuite, cipherSuiteById } from './constants.ts';
+import { HandshakeReassembler, decodeCertificate, encodeCertificate, encodeCertificateVerify, type Certificate, type HandshakeMessage } from './messages.ts';
+import { decodeEd25519SpkiBytes, encodeEd25519SpkiBytes } from './raw-public-key.ts';
+import { spkiFromCertificate } from './x509.ts';
+
+/** QUIC encryption levels that carry handshake bytes (no 0-RTT). */
+export type EncryptionLevel = 'initial' | 'handshake' | 'application';
+
+/** Traffic secrets for one level, as this side uses them. */
+export interface TrafficSecrets {
+  readonly level: 'handshake' | 'application';
+  readonly suite: CipherSuite;
+  /** The secret this side encrypts with. */
+  readonly local: Uint8Array;
+  /** The secret this side decrypts with. */
+  readonly remote: Uint8Array;
+}
+
+/** Our certificate: an RFC 7250 raw public key (iroh), or an X.509 chain (test mode only). */
+export type LocalCertificate =
+  | { readonly type: 'raw-public-key'; readonly secretKey: Uint8Array }
+  | { readonly type: 'x509'; readonly secretKey: Uint8Array; readonly chain: readonly Uint8Array[] };
+
+export interface TlsCommonConfig {
+  readonly provider: CryptoProvider;
+  /** Our identity: an Ed25519 seed and how it is presented. */
+  readonly certificate: LocalCertificate;
+  /** ALPN protocols, in preference order. ALPN is mandatory (RFC 9001 §8.1). */
+  readonly alpnProtocols: readonly Uint8Array[];
+  /** Cipher suite ids in preference order (default 0x1301, 0x1302, 0x1303). */
+  readonly cipherSuites?: readonly number[];
+  /**
+   * Our encoded QUIC transport parameters. When set, the session runs in QUIC mode
+   * (extension 0x39 sent and required, RFC 9001 §8.2); when not, it is plain TLS 1.3 (tests
+   * against node:tls).
+   */
+  readonly transportParameters?: Uint8Array;
+}
+
+/** What a session exposes once the handshake has got far enough. */
+export interface CryptoSession {
+  readonly side: 'client' | 'server';
+  /** Feed handshake bytes received at `level`. @throws {TlsAlertError} */
+  handleHandshakeData(level: EncryptionLevel, data: Uint8Array): void;
+  /** Next handshake bytes to send, with their level. */
+  pollHandshakeData(): { level: EncryptionLevel; data: Uint8Array } | undefined;
+  /** Next traffic secrets to install (handshake first, then application). */
+  pollSecrets(): TrafficSecrets | undefined;
+  /** True until the peer's Finished has been verified. */
+  readonly isHandshaking: boolean;
+  /** The negotiated ALPN protocol. */
+  readonly alpn: Uint8Array | undefined;
+  /** The peer's encoded transport parameters (QUIC mode). */
+  readonly peerTransportParameters: Uint8Array | undefined;
+  /** The peer's 32-byte Ed25519 public key, once its certificate has been read. */
+  readonly peerPublicKey: Uint8Array | undefined;
+  /** The negotiated cipher suite. */
+  readonly cipherSuite: CipherSuite | undefined;
+  /** The exporter master secret (RFC 8446 §7.5), once derived. */
+  readonly exporterMasterSecret: Uint8Array | undefined;
+}
+
+const CV_PAD = new Uint8Array(64).fill(0x20);
+const CV_CONTEXT = {
+  server: new TextEncoder().encode('TLS 1.3, server CertificateVerify'),
+  client: new TextEncoder().encode('TLS 1.3, client CertificateVerify'),
+};
+
+/** RFC 8446 §4.4.3: 64 × 0x20 ‖ context string ‖ 0x00 ‖ transcript hash. */
+export function certificateVerifyContent(side: 'client' | 'server', transcriptHash: Uint8Array): Uint8Array {
+  const ctx = CV_CONTEXT[side];
+  const out = new Uint8Array(64 + ctx.length + 1 + transcriptHash.length);
+  out.set(CV_PAD, 0);
+  out.set(ctx, 64);
+  out[64 + ctx.length] = 0;
+  out.set(transcriptHash, 65 + ctx.length);
+  return out;
+}
+
+/** The parts of a TLS 1.3 session common to client and server. */
+export abstract class TlsSessionBase implements CryptoSession {
+  abstract readonly side: 'client' | 'server';
+  protected readonly config: TlsCommonConfig;
+  protected readonly provider: CryptoProvider;
+  protected readonly signer: Ed25519Signer;
+  protected readonly suites: readonly CipherSuite[];
+
+  readonly #reassemblers = new Map<EncryptionLevel, HandshakeReassembler>();
+  readonly #output: { level: EncryptionLevel; data: Uint8Array }[] = [];
+  readonly #secrets: TrafficSecrets[] = [];
+  #transcriptPending: Uint8Array[] = [];
+  #transcript: Hasher | undefined;
+  #failure: TlsAlertError | undefined;
+
+  protected suite: CipherSuite | undefined;
+  protected handshakeDone = false;
+  protected negotiatedAlpn: Uint8Array | undefined;
+  protected peerParams: Uint8Array | undefined;
+  protected peerKey: Uint8Array | undefined;
+  protected exporterSecret: Uint8Array | undefined;
+  /** The peer's X.509 chain (test mode). */
+  peerCertificates: readonly Uint8Array[] = [];
+
+  constructor(config: TlsCommonConfig) {
+    if (config.alpnProtocols.length === 0) throw new TypeError('At least one ALPN protocol is required');
+    for (const p of config.alpnProtocols) if (p.length === 0 || p.length > 255) throw new RangeError('ALPN protocols must be 1..255 bytes');
+    this.config = config;
+    this.provider = config.provider;
+    this.signer = config.provider.ed25519Signer(config.certificate.secretKey);
+    const ids = config.cipherSuites ?? CIPHER_SUITES.map((s) => s.id);
+    this.suites = ids.map((id) => {
+      const s = cipherSuiteById(id);
+      if (s === undefined) throw new RangeError(`Unsupported cipher suite 0x${id.toString(16)}`);
+      return s;
+    });
+    if (this.suites.length === 0) throw new TypeError('At least one cipher suite is required');
+  }
+
+  get isHandshaking(): boolean {
+    return !this.handshakeDone;
+  }
+  get alpn(): Uint8Array | undefined {
+    return this.negotiatedAlpn;
+  }
+  get peerTransportParameters(): Uint8Array | undefined {
+    return this.peerParams;
+  }
+  get peerPublicKey(): Uint8Array | undefined {
+    return this.peerKey;
+  }
+  get cipherSuite(): CipherSuite | undefined {
+    return this.suite;
+  }
+  get exporterMasterSecret(): Uint8Array | undefined {
+    return this.exporterSecret;
+  }
+  protected get quicMode(): boolean {
+    return this.config.transportParameters !== undefined;
+  }
+  protected get rawKeys(): boolean {
+    return this.config.certificate.type === 'raw-public-key';
+  }
+
+  pollHandshakeData(): { level: EncryptionLevel; data: Uint8Array } | undefined {
+    return this.#output.shift();
+  }
+
+  pollSecrets(): TrafficSecrets | undefined {
+    return this.#secrets.shift();
+  }
+
+  handleHandshakeData(level: EncryptionLevel, data: Uint8Array): void {
+    if (this.#failure) throw this.#failure;
+    try {
+      let r = this.#reassemblers.get(level);
+      if (r === undefined) {
+        r = new HandshakeReassembler(MAX_TLS_HANDSHAKE_MESSAGE_BYTES);
+        this.#reassemblers.set(level, r);
+      }
+      r.push(data);
+      for (let msg = r.next(); msg !== undefined; msg = r.next()) {
+        this.handleMessage(level, msg);
+        if (this.#failure) throw this.#failure;
+      }
+    } catch (err) {
+      this.#failure = this.#toAlert(err);
+      throw this.#failure;
+    }
+  }
+
+  /** Map decode and crypto failures to alerts; anything else is a bug and propagates. */
+  #toAlert(err: unknown): TlsAlertError {
+    if (err instanceof TlsAlertError) return err;
+    if (err instanceof DecodeError) {
+      const tooLarge = /exceed the limit/.test(err.message);
+      return tlsAlert(tooLarge ? 'unexpected_message' : 'decode_error', tooLarge ? 'ERR_TLS_MESSAGE_TOO_LARGE' : 'ERR_TLS_DECODE', err.message);
+    }
+    if (err instanceof CryptoError) return tlsAlert('illegal_parameter', 'ERR_TLS_BAD_KEY_SHARE', err.message);
+    throw err;
+  }
+
+  /** Process one whole handshake message received at `level`. */
+  protected abstract handleMessage(level: EncryptionLevel, msg: HandshakeMessage & { raw: Uint8Array }): void;
+
+  protected send(level: EncryptionLevel, data: Uint8Array): void {
+    this.#output.push({ level, data });
+  }
+
+  protected installSecrets(s: TrafficSecrets): void {
+    this.#secrets.push(s);
+  }
+
+  protected unexpected(level: EncryptionLevel, type: number): TlsAlertError {
+    return tlsAlert('unexpected_message', 'ERR_TLS_UNEXPECTED_MESSAGE', `Unexpected handshake message type ${type} at ${level} level`);
+  }
+
+  // ---- transcript (RFC 8446 §4.4.1) ----
+
+  /** Add a message to the transcript; before the suite is known, keep the bytes. */
+  protected transcriptAdd(raw: Uint8Array): void {
+    if (this.#transcript) this.#transcript.update(raw);
+    else this.#transcriptPending.push(raw);
+  }
+
+  /** Fix the suite (and so the hash); the pending messages enter the hash. */
+  protected selectSuite(suite: CipherSuite): void {
+    this.suite = suite;
+    if (this.#transcript) return;
+    this.#transcript = this.provider.hasher(suite.hash);
+    for (const p of this.#transcriptPending) this.#transcript.update(p);
+    this.#transcriptPending = [];
+  }
+
+  /**
+   * After a HelloRetryRequest the transcript restarts with message_hash(ClientHello1)
+   * (RFC 8446 §4.4.1): `254 ‖ 00 00 Hash.length ‖ Hash(ClientHello1)`.
+   */
+  protected restartTranscriptForRetry(suite: CipherSuite, clientHello1: Uint8Array): void {
+    this.suite = suite;
+    const h = this.provider.hash(suite.hash, clientHello1);
+    const messageHash = new Uint8Array(4 + h.length);
+    messageHash[0] = HandshakeType.message_hash;
+    messageHash[3] = h.length;
+    messageHash.set(h, 4);
+    this.#transcript = this.provider.hasher(suite.hash);
+    this.#transcript.update(messageHash);
+    this.#transcriptPending = [];
+  }
+
+  protected transcriptHash(): Uint8Array {
+    if (!this.#transcript) throw new Error('transcript hash before the cipher suite is known');
+    return this.#transcript.digest();
+  }
+
+  // ---- certificates ----
+
+  /** Our Certificate message (RFC 8446 §4.4.2; raw key: one SPKI entry, RFC 7250 §3). */
+  protected buildCertificate(context: Uint8Array): Uint8Array {
+    const cert = this.config.certificate;
+    const entries =
+      cert.type === 'raw-public-key'
+        ? [{ data: encodeEd25519SpkiBytes(this.signer.publicKey), extensions: [] }]
+        : cert.chain.map((data) => ({ data, extensions: [] }));
+    return encodeCertificate({ context, entries });
+  }
+
+  /** Our CertificateVerify: Ed25519 over the §4.4.3 content. */
+  protected buildCertificateVerify(): Uint8Array {
+    const content = certificateVerifyContent(this.side, this.transcriptHash());
+    return encodeCertificateVerify({ scheme: SignatureScheme.ed25519, signature: this.signer.sign(content) });
+  }
+
+  /**
+   * Read the peer's Certificate and return its Ed25519 public key. Raw-key mode accepts
+   * exactly one entry holding an Ed25519 SPKI; X.509 mode takes the leaf's SPKI.
+   */
+  protected readPeerCertificate(body: Uint8Array, expectedContext: Uint8Array): { key: Uint8Array | undefined; message: Certificate } {
+    const message = decodeCertificate(body, MAX_TLS_CERTIFICATE_ENTRIES);
+    if (message.context.length !== expectedContext.length || message.context.some((b, i) => b !== expectedContext[i])) {
+      throw tlsAlert('illegal_parameter', 'ERR_TLS_ILLEGAL_PARAMETER', 'Certificate request context does not match');
+    }
+    if (message.entries.length === 0) return { key: undefined, message };
+    let spki: Uint8Array;
+    if (this.rawKeys) {
+      // iroh-wire §2: exactly one certificate entry, no intermediates.
+      if (message.entries.length !== 1) {
+        throw tlsAlert('unsupported_certificate', 'ERR_TLS_CERT_CHAIN', `Expected one raw public key, got ${message.entries.length} certificate entries`);
+      }
+      spki = message.entries[0]!.data;
+    } else {
+      try {
+        spki = spkiFromCertificate(message.entries[0]!.data);
+      } catch (err) {
+        throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', (err as Error).message);
+      }
+      this.peerCertificates = message.entries.map((e) => e.data.slice());
+    }
+    let key: Uint8Array;
+    try {
+      key = decodeEd25519SpkiBytes(spki);
+      // Rejects keys off the curve or of small order before any signature is checked.
+      this.provider.ed25519Verifier(key);
+    } catch (err) {
+      throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', `Peer certificate is not a valid Ed25519 key: ${(err as Error).message}`);
+    }
+    return { key, message };
+  }
+
+  /** Verify the peer's CertificateVerify (RFC 8446 §4.4.3) against `key` and the transcript so far. */
+  protected verifyPeerCertificateVerify(key: Uint8Array, scheme: number, signature: Uint8Array): void {
+    // RFC 8446 §4.4.3: the scheme MUST be one we offered; we offer Ed25519 only.
+    if (scheme !== SignatureScheme.ed25519) {
+      throw tlsAlert('illegal_parameter', 'ERR_TLS_SIGNATURE_SCHEME', `CertificateVerify uses scheme 0x${scheme.toString(16)}, not Ed25519`);
+    }
+    const peerSide = this.side === 'client' ? 'server' : 'client';
+    const content = certificateVerifyContent(peerSide, this.transcriptHash());
+    if (!this.provider.ed25519Verifier(key).verify(content, signature)) {
+      throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_SIGNATURE', 'CertificateVerify signature is invalid');
+    }
+  }
+
+  /** The certificate types this side insists on in raw-key mode. */
+  protected static readonly RAW = CertificateType.raw_public_key;
+}
