@@ -123,7 +123,8 @@ export class TlsServerSession extends TlsSessionBase {
     if (ch.compressionMethods.length !== 1 || ch.compressionMethods[0] !== 0) {
       throw tlsAlert('illegal_parameter', 'ERR_TLS_ILLEGAL_PARAMETER', 'ClientHello compression methods are not [null]');
     }
-    // RFC 9001 §8.4: a non-empty legacy_session_id in QUIC is a PROTOCOL_VIOLATION.
+    // RFC 9001 §8.4: a server SHOULD treat a non-empty legacy_session_id as a protocol violation;
+    // we refuse it with illegal_parameter so the cause stays visible in the alert.
     if (this.quicMode && ch.sessionId.length !== 0) {
       throw tlsAlert('illegal_parameter', 'ERR_TLS_ILLEGAL_PARAMETER', 'QUIC ClientHello has a legacy_session_id (compatibility mode)');
     }
