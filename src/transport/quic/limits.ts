@@ -13,3 +13,38 @@ export const MAX_TLS_HANDSHAKE_MESSAGE_BYTES = 32 * 1024;
 
 /** Most certificate entries accepted in a Certificate message (raw keys use exactly one). */
 export const MAX_TLS_CERTIFICATE_ENTRIES = 10;
+
+/** Most packet-number ranges remembered per space for ACK frames (older ones are dropped). */
+export const MAX_ACK_RANGES = 64;
+
+/**
+ * Most out-of-order segments buffered per stream. Honest peers fragment only through loss;
+ * 1-byte frames with gaps could otherwise make a 16 MiB window cost millions of objects.
+ */
+export const MAX_STREAM_RECV_SEGMENTS = 16_384;
+
+/** Largest amount of CRYPTO data buffered beyond the read offset per level (RFC 9000 §7.5 requires ≥ 4096). */
+export const MAX_CRYPTO_BUFFER = 64 * 1024;
+
+/** Most DATAGRAM frames queued for the application before the oldest is dropped. */
+export const MAX_DATAGRAM_RECV_QUEUE = 256;
+/** Most DATAGRAM frames queued for sending before new ones are refused. */
+export const MAX_DATAGRAM_SEND_QUEUE = 256;
+
+/** Connection IDs the peer may have us hold (our active_connection_id_limit). */
+export const ACTIVE_CONNECTION_ID_LIMIT = 4;
+/** Most NEW_CONNECTION_ID retirements we keep pending before treating it as abuse. */
+export const MAX_PENDING_RETIRES = 64;
+
+/** Undecryptable packets (keys not yet available) buffered per connection. */
+export const MAX_EARLY_PACKETS = 8;
+
+/** Concurrent connections an endpoint accepts before refusing new ones. */
+export const MAX_CONNECTIONS = 4096;
+/** Server-side connections still in the handshake, before new Initials are dropped. */
+export const MAX_HANDSHAKING = 256;
+
+/** Stateless resets sent per second at most (RFC 9000 §10.3.3 asks for a limit). */
+export const MAX_STATELESS_RESETS_PER_SECOND = 64;
+/** Version Negotiation packets sent per second at most. */
+export const MAX_VERSION_NEGOTIATIONS_PER_SECOND = 64;

@@ -1,0 +1,262 @@
+/**
+ * The application's view of a QUIC connection: streams as web streams, datagrams, stats,
+ * close. Wraps a sans-IO core connection and the driver that moves it.
+ *
+ * @module
+ */
+import type { Connection as CoreConnection } from '../transport/quic/connection/connection.ts';
+import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr } from '../transport/quic/connection/types.ts';
+import type { EndpointDriver } from '../transport/io/driver.ts';
+import { PublicKey } from '../identity/keys.ts';
+import { readableFor, writableFor, type BiStream } from './streams.ts';
+
+type WaitKind = 'readable' | 'writable' | 'finished';
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+}
+
+/** Internal handle shared with the stream wrappers. */
+export class ConnectionHandle {
+  readonly core: CoreConnection;
+  readonly driver: EndpointDriver;
+  readonly #waiters = new Map<string, { resolve: () => void; reject: (e: unknown) => void }[]>();
+  readonly #queues: Record<'bi' | 'uni', number[]> = { bi: [], uni: [] };
+  readonly #acceptWaiters: Record<'bi' | 'uni', (() => void)[]> = { bi: [], uni: [] };
+  readonly #openWaiters: Record<'bi' | 'uni', (() => void)[]> = { bi: [], uni: [] };
+  readonly #datagramWaiters: (() => void)[] = [];
+  readonly #connectedWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  error: ConnectionError | undefined;
+  connected = false;
+  readonly closed: Promise<ConnectionError>;
+  #resolveClosed!: (e: ConnectionError) => void;
+
+  constructor(core: CoreConnection, driver: EndpointDriver) {
+    this.core = core;
+    this.driver = driver;
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+    driver.listen(core, (e) => this.#onEvent(e));
+  }
+
+  #onEvent(e: ConnectionEvent): void {
+    switch (e.type) {
+      case 'connected':
+        this.connected = true;
+        for (const w of this.#connectedWaiters.splice(0)) w.resolve();
+        break;
+      case 'stream-opened': {
+        const dir = (Math.floor(e.id / 2) % 2 === 0 ? 'bi' : 'uni') as 'bi' | 'uni';
+        this.#queues[dir].push(e.id);
+        for (const w of this.#acceptWaiters[dir].splice(0)) w();
+        break;
+      }
+      case 'stream-readable':
+        this.#wake(e.id, 'readable');
+        break;
+      case 'stream-writable':
+        this.#wake(e.id, 'writable');
+        break;
+      case 'stream-finished':
+        this.#wake(e.id, 'finished');
+        break;
+      case 'stream-stopped':
+        this.#wake(e.id, 'writable');
+        this.#wake(e.id, 'finished');
+        break;
+      case 'streams-available':
+        for (const w of this.#openWaiters[e.dir].splice(0)) w();
+        break;
+      case 'datagram':
+        for (const w of this.#datagramWaiters.splice(0)) w();
+        break;
+      case 'closed':
+        this.error = e.error;
+        for (const w of this.#connectedWaiters.splice(0)) w.reject(e.error);
+        for (const list of this.#waiters.values()) for (const w of list) w.reject(e.error);
+        this.#waiters.clear();
+        for (const dir of ['bi', 'uni'] as const) {
+          for (const w of this.#acceptWaiters[dir].splice(0)) w();
+          for (const w of this.#openWaiters[dir].splice(0)) w();
+        }
+        for (const w of this.#datagramWaiters.splice(0)) w();
+        this.#resolveClosed(e.error);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #wake(id: number, kind: WaitKind): void {
+    const key = `${id}:${kind}`;
+    const list = this.#waiters.get(key);
+    if (list === undefined) return;
+    this.#waiters.delete(key);
+    for (const w of list) w.resolve();
+  }
+
+  /** Wait for a stream event (rejects if the connection closes first). */
+  waitFor(id: number, kind: WaitKind): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      const key = `${id}:${kind}`;
+      const list = this.#waiters.get(key) ?? [];
+      list.push({ resolve, reject });
+      this.#waiters.set(key, list);
+    });
+  }
+
+  whenConnected(signal?: AbortSignal): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject };
+      this.#connectedWaiters.push(entry);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.#connectedWaiters.indexOf(entry);
+          if (i >= 0) this.#connectedWaiters.splice(i, 1);
+          reject(abortError(signal));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  async nextIncoming(dir: 'bi' | 'uni', signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      const id = this.#queues[dir].shift();
+      if (id !== undefined) return id;
+      if (this.error) throw this.error;
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        this.#acceptWaiters[dir].push(resolve);
+        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
+      });
+    }
+  }
+
+  async open(dir: 'bi' | 'uni', signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      if (this.error) throw this.error;
+      signal?.throwIfAborted();
+      const id = this.core.openStream(dir);
+      if (id !== undefined) {
+        this.driver.schedule();
+        return id;
+      }
+      this.driver.schedule(); // sends STREAMS_BLOCKED
+      await new Promise<void>((resolve, reject) => {
+        this.#openWaiters[dir].push(resolve);
+        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
+      });
+    }
+  }
+
+  async nextDatagram(signal?: AbortSignal): Promise<Uint8Array> {
+    for (;;) {
+      const d = this.core.readDatagram();
+      if (d !== undefined) return d;
+      if (this.error) throw this.error;
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        this.#datagramWaiters.push(resolve);
+        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
+      });
+    }
+  }
+}
+
+/** Options of async methods. */
+export interface SignalOptions {
+  signal?: AbortSignal;
+}
+
+/** A QUIC connection to another endpoint. */
+export class Connection {
+  readonly #h: ConnectionHandle;
+  /** The peer's EndpointId, authenticated by the handshake. */
+  readonly remoteId: PublicKey;
+  /** The negotiated ALPN protocol. */
+  readonly alpn: string;
+
+  /** @internal */
+  constructor(handle: ConnectionHandle) {
+    this.#h = handle;
+    this.remoteId = PublicKey.fromBytes(handle.core.peerPublicKey!);
+    this.alpn = new TextDecoder().decode(handle.core.alpn);
+  }
+
+  /** The path datagrams currently take. */
+  get path(): PathAddr {
+    return this.#h.core.path;
+  }
+
+  /** Resolves with the reason once the connection has closed (never rejects). */
+  get closed(): Promise<ConnectionError> {
+    return this.#h.closed;
+  }
+
+  /** Open a bidirectional stream (waits while the peer's stream limit is reached). */
+  async openBi(options: SignalOptions = {}): Promise<BiStream> {
+    const id = await this.#h.open('bi', options.signal);
+    return { id, readable: readableFor(this.#h, id), writable: writableFor(this.#h, id) };
+  }
+
+  /** Open a unidirectional (send-only) stream. */
+  async openUni(options: SignalOptions = {}): Promise<WritableStream<Uint8Array>> {
+    const id = await this.#h.open('uni', options.signal);
+    return writableFor(this.#h, id);
+  }
+
+  /** The next bidirectional stream the peer opens. */
+  async acceptBi(options: SignalOptions = {}): Promise<BiStream> {
+    const id = await this.#h.nextIncoming('bi', options.signal);
+    return { id, readable: readableFor(this.#h, id), writable: writableFor(this.#h, id) };
+  }
+
+  /** The next unidirectional stream the peer opens. */
+  async acceptUni(options: SignalOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const id = await this.#h.nextIncoming('uni', options.signal);
+    return readableFor(this.#h, id);
+  }
+
+  /** Largest datagram the peer accepts now (0: the peer does not take datagrams). */
+  get maxDatagramSize(): number {
+    return this.#h.core.maxDatagramSize;
+  }
+
+  /**
+   * Send an unreliable datagram (RFC 9221).
+   *
+   * @throws {RangeError} if it is larger than {@link maxDatagramSize} or the queue is full
+   */
+  sendDatagram(data: Uint8Array): void {
+    if (this.#h.error) throw this.#h.error;
+    if (!this.#h.core.sendDatagram(data)) throw new RangeError(`Datagram of ${data.length} bytes does not fit (max ${this.maxDatagramSize}) or the send queue is full`);
+    this.#h.driver.schedule();
+  }
+
+  /** The next datagram from the peer. */
+  readDatagram(options: SignalOptions = {}): Promise<Uint8Array> {
+    return this.#h.nextDatagram(options.signal);
+  }
+
+  /** RTT, congestion window, bytes, losses. */
+  stats(): ConnectionStats {
+    return this.#h.core.stats();
+  }
+
+  /** Start a TLS/QUIC key update now (RFC 9001 §6). False if not allowed yet. */
+  updateKeys(): boolean {
+    const ok = this.#h.core.initiateKeyUpdate();
+    this.#h.driver.schedule();
+    return ok;
+  }
+
+  /** Close with an application error code and reason; the peer sees both. */
+  close(code = 0, reason = ''): void {
+    this.#h.core.close(this.#h.driver.clock.now(), code, reason);
+    this.#h.driver.schedule();
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * The endpoint API: `Endpoint`, `Connection`, streams.
+ *
+ * @module
+ */
+export { Endpoint, Incoming, type ConnectOptions, type EndpointOptions } from './endpoint.ts';
+export { Connection, type SignalOptions } from './connection.ts';
+export { StreamResetError, type BiStream } from './streams.ts';
+export { ConnectionError, type ConnectionStats } from '../transport/quic/connection/types.ts';

@@ -1,0 +1,104 @@
+/**
+ * UDP sockets for the QUIC driver (node:dgram), IPv4 and IPv6, with 4 MiB buffers when the
+ * system allows (perf-anchors.md §0). Addresses are {@link UdpPath}s whose `key` is the
+ * canonical `ip:port` string the core compares.
+ *
+ * @module
+ */
+import dgram from 'node:dgram';
+import { SocketAddr } from '../../identity/socket-addr.ts';
+import type { PathAddr } from '../quic/connection/types.ts';
+
+/** A remote UDP address as the core sees it. */
+export class UdpPath implements PathAddr {
+  readonly kind = 'udp' as const;
+  readonly key: string;
+  readonly addr: SocketAddr;
+
+  constructor(addr: SocketAddr) {
+    this.addr = addr;
+    this.key = `udp:${addr.toString()}`;
+  }
+
+  static from(host: string, port: number): UdpPath {
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; keep one canonical form.
+    const h = host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+    return new UdpPath(SocketAddr.parse(h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`));
+  }
+}
+
+const SOCKET_BUFFER = 4 * 1024 * 1024;
+
+export interface UdpSocketOptions {
+  /** `ip:port` or `[ipv6]:port` to bind. */
+  bind: SocketAddr;
+  onDatagram: (data: Uint8Array, from: UdpPath) => void;
+  onError?: (err: Error) => void;
+}
+
+/** One bound UDP socket. */
+export class UdpSocket {
+  readonly #socket: dgram.Socket;
+  readonly family: 4 | 6;
+  #closed = false;
+  /** Datagrams that could not be sent (e.g. EMSGSIZE, ENETUNREACH); treated as lost. */
+  sendErrors = 0;
+
+  private constructor(socket: dgram.Socket, family: 4 | 6) {
+    this.#socket = socket;
+    this.family = family;
+  }
+
+  static async bind(options: UdpSocketOptions): Promise<UdpSocket> {
+    const family = options.bind.family;
+    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6, recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+    const s = new UdpSocket(socket, family);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.bind.port, options.bind.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      socket.setRecvBufferSize(SOCKET_BUFFER);
+      socket.setSendBufferSize(SOCKET_BUFFER);
+    } catch {
+      // Not allowed on this system: the defaults work, just with more loss under load.
+    }
+    socket.on('message', (msg, rinfo) => {
+      let from: UdpPath;
+      try {
+        from = UdpPath.from(rinfo.address, rinfo.port);
+      } catch {
+        return; // a zoned IPv6 source we do not track
+      }
+      options.onDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), from);
+    });
+    // A send error (ICMP-triggered EMSGSIZE, unreachable) must never kill the process (CVE-2024-53259 class).
+    socket.on('error', (err) => {
+      s.sendErrors++;
+      options.onError?.(err);
+    });
+    return s;
+  }
+
+  /** The bound address. */
+  get local(): SocketAddr {
+    const a = this.#socket.address();
+    return SocketAddr.parse(a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+  }
+
+  send(data: Uint8Array, to: UdpPath): void {
+    if (this.#closed) return;
+    this.#socket.send(data, to.addr.port, to.addr.host, (err) => {
+      if (err) this.sendErrors++;
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => this.#socket.close(() => resolve()));
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Types shared by the connection and the endpoint: paths, transmits, events, errors.
+ *
+ * @module
+ */
+import { SdnetError } from '../../../util/errors.ts';
+import { transportErrorName } from '../errors.ts';
+import type { Dir } from './streams.ts';
+
+/**
+ * Where datagrams come from and go to. The core only compares `key`s; the driver decides
+ * what an address is (a UDP socket address, or a relay URL and endpoint id).
+ */
+export interface PathAddr {
+  readonly key: string;
+}
+
+/** One datagram to send. */
+export interface Transmit {
+  readonly path: PathAddr;
+  readonly data: Uint8Array;
+}
+
+export type ConnectionEvent =
+  | { readonly type: 'connected' }
+  | { readonly type: 'stream-opened'; readonly id: number }
+  | { readonly type: 'stream-readable'; readonly id: number }
+  | { readonly type: 'stream-writable'; readonly id: number }
+  | { readonly type: 'stream-stopped'; readonly id: number; readonly code: number }
+  /** Everything written on the stream, and its end, was acknowledged by the peer. */
+  | { readonly type: 'stream-finished'; readonly id: number }
+  | { readonly type: 'streams-available'; readonly dir: Dir }
+  | { readonly type: 'datagram' }
+  | { readonly type: 'path-validated'; readonly path: PathAddr }
+  | { readonly type: 'path-changed'; readonly path: PathAddr }
+  | { readonly type: 'closed'; readonly error: ConnectionError };
+
+export type CloseKind = 'local' | 'application' | 'transport' | 'idle-timeout' | 'stateless-reset' | 'handshake-timeout' | 'version-mismatch';
+
+/** Why a connection ended. `code` is stable (ERR_QUIC_*, or the ERR_TLS_* that caused it). */
+export class ConnectionError extends SdnetError {
+  readonly kind: CloseKind;
+  /** True if the peer closed or caused the close. */
+  readonly remote: boolean;
+  /** The application close code (kind 'application' or 'local'). */
+  readonly applicationCode: number | undefined;
+  /** The QUIC transport error code (kind 'transport'). */
+  readonly transportCode: number | undefined;
+  /** The reason phrase sent or received. */
+  readonly reason: string;
+
+  constructor(options: { code: string; kind: CloseKind; remote: boolean; applicationCode?: number; transportCode?: number; reason: string; message?: string }) {
+    const what =
+      options.kind === 'application' || options.kind === 'local'
+        ? `application code ${options.applicationCode ?? 0}`
+        : options.kind === 'transport'
+          ? transportErrorName(options.transportCode ?? 0)
+          : options.kind;
+    super(options.code, options.message ?? `Connection closed ${options.remote ? 'by peer' : 'locally'}: ${what}${options.reason ? ` (${options.reason})` : ''}`);
+    this.name = 'ConnectionError';
+    this.kind = options.kind;
+    this.remote = options.remote;
+    this.applicationCode = options.applicationCode;
+    this.transportCode = options.transportCode;
+    this.reason = options.reason;
+  }
+}
+
+/** Connection statistics. */
+export interface ConnectionStats {
+  /** Smoothed RTT, ms. */
+  rtt: number;
+  /** Minimum RTT seen, ms. */
+  minRtt: number;
+  /** Congestion window, bytes. */
+  cwnd: number;
+  bytesInFlight: number;
+  /** Path MTU in use, bytes. */
+  mtu: number;
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  lostPackets: number;
+  congestionEvents: number;
+  /** Key updates done (either side initiated). */
+  keyUpdates: number;
+}

@@ -1,0 +1,305 @@
+/**
+ * The sans-IO QUIC endpoint: one per socket. It routes datagrams to connections by
+ * Destination Connection ID, creates server connections from new Initials, answers unknown
+ * versions with Version Negotiation (RFC 9000 §6) and unknown short-header packets with
+ * stateless resets (RFC 9000 §10.3), both rate-limited, and drains every connection's
+ * output and timers for the driver.
+ *
+ * @module
+ */
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { toHex } from '../../util/bytes.ts';
+import { DEFAULT_CONNECTION_SETTINGS, type ConnectionSettings } from './config.ts';
+import { Connection, type ConnectionHost } from './connection/connection.ts';
+import type { PathAddr, Transmit } from './connection/types.ts';
+import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_VERSION_NEGOTIATIONS_PER_SECOND } from './limits.ts';
+import { TlsClientSession, TlsServerSession } from './tls/index.ts';
+import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
+import { encodeTransportParameters, type TransportParameters } from './wire/transport-params.ts';
+
+export interface QuicEndpointOptions {
+  readonly provider: CryptoProvider;
+  /** Our Ed25519 secret key (32-byte seed): our identity in TLS. */
+  readonly secretKey: Uint8Array;
+  /** ALPN protocols accepted from clients; with none, incoming connections are refused. */
+  readonly alpns?: readonly Uint8Array[];
+  readonly settings?: Partial<ConnectionSettings>;
+  /** Length of the connection IDs we issue (iroh uses 8). */
+  readonly cidLength?: number;
+  /** Key for stateless-reset tokens; random if not given (RFC 9000 §10.3.2). */
+  readonly statelessResetKey?: Uint8Array;
+  /** Cipher suites in preference order (default 0x1301, 0x1302, 0x1303). */
+  readonly cipherSuites?: readonly number[];
+}
+
+export interface ConnectOptions {
+  /** The server's Ed25519 public key (the EndpointId dialled). */
+  readonly serverKey: Uint8Array;
+  readonly alpn: Uint8Array;
+  /** SNI; iroh's `<base32hex(id)>.iroh.invalid`. */
+  readonly serverName?: string;
+  readonly settings?: Partial<ConnectionSettings>;
+  /** Test-only: offer no key share first (forces a HelloRetryRequest). */
+  readonly sendEmptyKeyShare?: boolean;
+  readonly cipherSuites?: readonly number[];
+}
+
+/** Counts datagrams dropped by the endpoint, by reason. */
+export interface EndpointStats {
+  connections: number;
+  dropped: Record<string, number>;
+  statelessResets: number;
+  versionNegotiations: number;
+}
+
+export class QuicEndpoint implements ConnectionHost {
+  readonly #provider: CryptoProvider;
+  readonly #secretKey: Uint8Array;
+  readonly #alpns: readonly Uint8Array[];
+  readonly #settings: ConnectionSettings;
+  readonly #cidLength: number;
+  readonly #resetKey: Uint8Array;
+  readonly #cipherSuites: readonly number[] | undefined;
+  readonly #byCid = new Map<string, Connection>();
+  readonly #connections: Connection[] = [];
+  readonly #incoming: Connection[] = [];
+  readonly #stateless: Transmit[] = [];
+  #cursor = 0;
+  #resetWindow = { start: 0, count: 0 };
+  #vnWindow = { start: 0, count: 0 };
+  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0 };
+
+  constructor(options: QuicEndpointOptions) {
+    this.#provider = options.provider;
+    this.#secretKey = options.secretKey;
+    this.#alpns = options.alpns ?? [];
+    this.#settings = { ...DEFAULT_CONNECTION_SETTINGS, ...options.settings };
+    this.#cidLength = options.cidLength ?? 8;
+    this.#resetKey = options.statelessResetKey ?? options.provider.randomBytes(32);
+    this.#cipherSuites = options.cipherSuites;
+    if (this.#cidLength < 4 || this.#cidLength > 20) throw new RangeError('Connection ID length must be 4..20');
+  }
+
+  get stats(): EndpointStats {
+    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped } };
+  }
+
+  /** Live connections (any state but closed). */
+  get connections(): readonly Connection[] {
+    return this.#connections;
+  }
+
+  // ---- ConnectionHost
+
+  addCid(cid: Uint8Array, connection: Connection): void {
+    this.#byCid.set(toHex(cid), connection);
+  }
+
+  removeCid(cid: Uint8Array): void {
+    this.#byCid.delete(toHex(cid));
+  }
+
+  /** RFC 9000 §10.3.2: tokens derived from a static key, so a restarted endpoint can still reset. */
+  resetToken(cid: Uint8Array): Uint8Array {
+    return this.#provider.hmac('sha256', this.#resetKey, cid).subarray(0, 16);
+  }
+
+  // ---- connections
+
+  /** Start a connection to `path`. */
+  connect(now: number, path: PathAddr, options: ConnectOptions): Connection {
+    // RFC 9000 §7.2: the client's first DCID is at least 8 unpredictable bytes (iroh uses 20).
+    const dcid = this.#provider.randomBytes(20);
+    const settings = { ...this.#settings, ...options.settings };
+    const connection = new Connection({
+      side: 'client',
+      provider: this.#provider,
+      settings,
+      host: this,
+      originalDcid: dcid,
+      path,
+      now,
+      cidLength: this.#cidLength,
+      tls: (params) =>
+        new TlsClientSession({
+          provider: this.#provider,
+          certificate: { type: 'raw-public-key', secretKey: this.#secretKey },
+          alpnProtocols: [options.alpn],
+          transportParameters: this.#encodeParams(params),
+          expectedServerKey: options.serverKey,
+          ...(options.serverName !== undefined ? { serverName: options.serverName } : {}),
+          ...(options.sendEmptyKeyShare ? { sendEmptyKeyShare: true } : {}),
+          ...((options.cipherSuites ?? this.#cipherSuites) ? { cipherSuites: options.cipherSuites ?? this.#cipherSuites! } : {}),
+        }),
+    });
+    this.#connections.push(connection);
+    this.#stats.connections++;
+    return connection;
+  }
+
+  #encodeParams(params: TransportParameters): Uint8Array {
+    // RFC 9000 §18.1: a GREASE parameter keeps peers tolerant of unknown ids.
+    return encodeTransportParameters(params, { grease: this.#provider.randomBytes(18) });
+  }
+
+  /** The next accepted server-side connection (still handshaking). */
+  pollIncoming(): Connection | undefined {
+    return this.#incoming.shift();
+  }
+
+  #drop(reason: string): void {
+    this.#stats.dropped[reason] = (this.#stats.dropped[reason] ?? 0) + 1;
+  }
+
+  /** A datagram arrived on `path`. Never throws for hostile input. */
+  handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
+    if (data.length === 0) return this.#drop('empty');
+    const first = data[0]!;
+    if ((first & 0x80) === 0) {
+      const cid = data.subarray(1, 1 + this.#cidLength);
+      const conn = cid.length === this.#cidLength ? this.#byCid.get(toHex(cid)) : undefined;
+      if (conn) return conn.handleDatagram(now, path, data);
+      return this.#maybeStatelessReset(now, path, data);
+    }
+    let header;
+    try {
+      header = parseHeader(data, 0, this.#cidLength);
+    } catch (err) {
+      if (err instanceof UnsupportedVersionError) return this.#maybeVersionNegotiation(now, path, data, err);
+      return this.#drop('malformed');
+    }
+    if (header.form === 'short') return this.#drop('malformed');
+    const conn = this.#byCid.get(toHex(header.dcid));
+    if (conn) return conn.handleDatagram(now, path, data);
+    if (header.form !== 'long' || header.type !== 'initial') return this.#drop('unknown-connection');
+    this.#accept(now, path, data, header.dcid, header.scid);
+  }
+
+  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array): void {
+    if (this.#alpns.length === 0) return this.#drop('not-accepting');
+    // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
+    if (data.length < 1200) return this.#drop('short-initial');
+    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
+    if (dcid.length < 8) return this.#drop('short-dcid');
+    if (this.#connections.length >= MAX_CONNECTIONS) return this.#drop('too-many-connections');
+    let handshaking = 0;
+    for (const c of this.#connections) if (c.side === 'server' && c.state === 'handshaking') handshaking++;
+    if (handshaking >= MAX_HANDSHAKING) return this.#drop('too-many-handshakes');
+    const connection = new Connection({
+      side: 'server',
+      provider: this.#provider,
+      settings: this.#settings,
+      host: this,
+      originalDcid: dcid.slice(),
+      peerCid: scid.slice(),
+      path,
+      now,
+      cidLength: this.#cidLength,
+      tls: (params) =>
+        new TlsServerSession({
+          provider: this.#provider,
+          certificate: { type: 'raw-public-key', secretKey: this.#secretKey },
+          alpnProtocols: this.#alpns,
+          transportParameters: this.#encodeParams(params),
+          ...(this.#cipherSuites ? { cipherSuites: this.#cipherSuites } : {}),
+        }),
+    });
+    this.#connections.push(connection);
+    this.#stats.connections++;
+    connection.handleDatagram(now, path, data);
+    if (connection.state === 'closed') return;
+    this.#incoming.push(connection);
+  }
+
+  #rateLimit(window: { start: number; count: number }, now: number, max: number): boolean {
+    if (now - window.start >= 1_000_000) {
+      window.start = now;
+      window.count = 0;
+    }
+    if (window.count >= max) return false;
+    window.count++;
+    return true;
+  }
+
+  #maybeVersionNegotiation(now: number, path: PathAddr, data: Uint8Array, err: UnsupportedVersionError): void {
+    // RFC 9000 §6.1: only for datagrams big enough to start a connection; never for VN itself.
+    if (data.length < 1200 || err.version === 0) return this.#drop('unsupported-version');
+    if (!this.#rateLimit(this.#vnWindow, now, MAX_VERSION_NEGOTIATIONS_PER_SECOND)) return this.#drop('vn-rate-limited');
+    const out = new Uint8Array(7 + err.dcid.length + err.scid.length + 8);
+    let p = 0;
+    out[p++] = 0x80 | (this.#provider.randomBytes(1)[0]! & 0x7f);
+    p += 4; // version 0
+    // RFC 9000 §17.2.1: echo the client's SCID as DCID and its DCID as SCID.
+    out[p++] = err.scid.length;
+    out.set(err.scid, p);
+    p += err.scid.length;
+    out[p++] = err.dcid.length;
+    out.set(err.dcid, p);
+    p += err.dcid.length;
+    // Supported: v1, plus a reserved GREASE version 0x?a?a?a?a (RFC 9000 §6.3).
+    new DataView(out.buffer).setUint32(p, QUIC_V1);
+    new DataView(out.buffer).setUint32(p + 4, 0x1a2a3a4a);
+    this.#stats.versionNegotiations++;
+    this.#stateless.push({ path, data: out.subarray(0, p + 8) });
+  }
+
+  #maybeStatelessReset(now: number, path: PathAddr, data: Uint8Array): void {
+    // RFC 9000 §10.3: smaller than the packet that prompted it (no loops), at least 21 bytes,
+    // and not three times larger; rate-limited (§10.3.3).
+    if (data.length <= 21 + 1) return this.#drop('unknown-short');
+    if (!this.#rateLimit(this.#resetWindow, now, MAX_STATELESS_RESETS_PER_SECOND)) return this.#drop('reset-rate-limited');
+    const size = Math.min(data.length - 1, 43);
+    const out = this.#provider.randomBytes(size);
+    out[0] = 0x40 | (out[0]! & 0x3f);
+    out.set(this.resetToken(data.subarray(1, 1 + this.#cidLength)), size - 16);
+    this.#stats.statelessResets++;
+    this.#stateless.push({ path, data: out });
+  }
+
+  // ---- output and timers
+
+  /** The next datagram to send, from any connection (round-robin), or undefined. */
+  pollTransmit(now: number): Transmit | undefined {
+    const s = this.#stateless.shift();
+    if (s) return s;
+    const n = this.#connections.length;
+    for (let i = 0; i < n; i++) {
+      const idx = (this.#cursor + i) % n;
+      const t = this.#connections[idx]!.pollTransmit(now);
+      if (t) {
+        this.#cursor = (idx + 1) % n;
+        return t;
+      }
+    }
+    return undefined;
+  }
+
+  /** The earliest deadline of any connection. */
+  pollTimeout(): number | undefined {
+    let t: number | undefined;
+    for (const c of this.#connections) {
+      const d = c.pollTimeout();
+      if (d !== undefined && (t === undefined || d < t)) t = d;
+    }
+    return t;
+  }
+
+  /** Run due timers; forget closed connections. */
+  handleTimeout(now: number): void {
+    for (const c of this.#connections) {
+      const d = c.pollTimeout();
+      if (d !== undefined && d <= now) c.handleTimeout(now);
+    }
+    this.#reap();
+  }
+
+  #reap(): void {
+    for (let i = this.#connections.length - 1; i >= 0; i--) {
+      const c = this.#connections[i]!;
+      if (c.isClosed) {
+        this.#connections.splice(i, 1);
+        for (const cid of c.localCids) this.#byCid.delete(toHex(cid));
+      }
+    }
+  }
+}

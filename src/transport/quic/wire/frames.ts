@@ -1,0 +1,403 @@
+/**
+ * QUIC frames (RFC 9000 §19) and DATAGRAM (RFC 9221 §4): decoding into plain objects and
+ * encoding into a {@link FixedWriter}. Decoding never throws anything but
+ * {@link TransportError} with FRAME_ENCODING_ERROR (malformed) and never reads past the
+ * payload; counts claimed by the peer are checked against the bytes left before arrays are
+ * built.
+ *
+ * @module
+ */
+import { ByteReader } from './reader.ts';
+import type { FixedWriter } from './fixed-writer.ts';
+import { varintLength } from './varint.ts';
+import { TransportError, TransportErrorCode } from '../errors.ts';
+import { DecodeError } from '../../../util/errors.ts';
+
+export const FrameType = {
+  PADDING: 0x00,
+  PING: 0x01,
+  ACK: 0x02,
+  ACK_ECN: 0x03,
+  RESET_STREAM: 0x04,
+  STOP_SENDING: 0x05,
+  CRYPTO: 0x06,
+  NEW_TOKEN: 0x07,
+  STREAM: 0x08, // 0x08..0x0f
+  MAX_DATA: 0x10,
+  MAX_STREAM_DATA: 0x11,
+  MAX_STREAMS_BIDI: 0x12,
+  MAX_STREAMS_UNI: 0x13,
+  DATA_BLOCKED: 0x14,
+  STREAM_DATA_BLOCKED: 0x15,
+  STREAMS_BLOCKED_BIDI: 0x16,
+  STREAMS_BLOCKED_UNI: 0x17,
+  NEW_CONNECTION_ID: 0x18,
+  RETIRE_CONNECTION_ID: 0x19,
+  PATH_CHALLENGE: 0x1a,
+  PATH_RESPONSE: 0x1b,
+  CONNECTION_CLOSE: 0x1c,
+  CONNECTION_CLOSE_APP: 0x1d,
+  HANDSHAKE_DONE: 0x1e,
+  DATAGRAM: 0x30,
+  DATAGRAM_LEN: 0x31,
+} as const;
+
+/** An ACK range as inclusive packet numbers, highest first as on the wire. */
+export interface AckRange {
+  start: number;
+  end: number;
+}
+
+export type Frame =
+  | { type: 'padding'; length: number }
+  | { type: 'ping' }
+  | { type: 'ack'; largest: number; delay: number; ranges: AckRange[]; ecn?: { ect0: number; ect1: number; ce: number } }
+  | { type: 'reset_stream'; id: number; code: number; finalSize: number }
+  | { type: 'stop_sending'; id: number; code: number }
+  | { type: 'crypto'; offset: number; data: Uint8Array }
+  | { type: 'new_token'; token: Uint8Array }
+  | { type: 'stream'; id: number; offset: number; data: Uint8Array; fin: boolean }
+  | { type: 'max_data'; max: number }
+  | { type: 'max_stream_data'; id: number; max: number }
+  | { type: 'max_streams'; bidi: boolean; max: number }
+  | { type: 'data_blocked'; limit: number }
+  | { type: 'stream_data_blocked'; id: number; limit: number }
+  | { type: 'streams_blocked'; bidi: boolean; limit: number }
+  | { type: 'new_connection_id'; seq: number; retirePriorTo: number; cid: Uint8Array; resetToken: Uint8Array }
+  | { type: 'retire_connection_id'; seq: number }
+  | { type: 'path_challenge'; data: Uint8Array }
+  | { type: 'path_response'; data: Uint8Array }
+  | { type: 'connection_close'; app: boolean; code: number; frameType: number; reason: Uint8Array }
+  | { type: 'handshake_done' }
+  | { type: 'datagram'; data: Uint8Array };
+
+/** The largest value a 62-bit varint field can carry that we hold exactly. */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+/** RFC 9000 §4.5: stream offsets and final sizes are at most 2^62 − 1; we cap at 2^53 − 1. */
+const MAX_OFFSET = MAX_SAFE;
+
+function encodingError(reason: string, frameType: number): TransportError {
+  return new TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, reason, frameType);
+}
+
+/**
+ * Decode the frame at the reader's position. Returns the frame and its wire type.
+ *
+ * @throws {TransportError} FRAME_ENCODING_ERROR on malformed input or an unknown type
+ */
+export function decodeFrame(r: ByteReader): { frame: Frame; wireType: number } {
+  const start = r.pos;
+  let wireType = -1;
+  try {
+    wireType = r.varint('frame type');
+    // RFC 9000 §12.4: the frame type uses the shortest encoding; longer is a PROTOCOL_VIOLATION (MAY).
+    if (r.pos - start !== varintLength(wireType)) {
+      throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'frame type not minimally encoded', wireType);
+    }
+    return { frame: decodeBody(r, wireType), wireType };
+  } catch (err) {
+    if (err instanceof DecodeError) throw encodingError(err.message, Math.max(wireType, 0));
+    throw err;
+  }
+}
+
+function decodeBody(r: ByteReader, t: number): Frame {
+  switch (t) {
+    case FrameType.PADDING: {
+      // Consume the whole run of padding in one frame.
+      let n = 1;
+      while (!r.done && r.buf[r.pos] === 0) {
+        r.pos++;
+        n++;
+      }
+      return { type: 'padding', length: n };
+    }
+    case FrameType.PING:
+      return { type: 'ping' };
+    case FrameType.ACK:
+    case FrameType.ACK_ECN: {
+      const largest = r.varint('ACK largest');
+      const delay = r.varint('ACK delay');
+      const count = r.varint('ACK range count');
+      // Each further range takes at least 2 bytes: bound the count before building the array.
+      if (count > r.remaining / 2) throw encodingError('ACK range count exceeds the frame', t);
+      const first = r.varint('ACK first range');
+      if (first > largest) throw encodingError('ACK first range below packet number 0', t);
+      const ranges: AckRange[] = [{ start: largest - first, end: largest }];
+      let smallest = largest - first;
+      for (let i = 0; i < count; i++) {
+        const gap = r.varint('ACK gap');
+        const len = r.varint('ACK range length');
+        // RFC 9000 §19.3.1: largest of the next range = smallest − gap − 2.
+        const end = smallest - gap - 2;
+        const start = end - len;
+        if (end < 0 || start < 0) throw encodingError('ACK range below packet number 0', t);
+        ranges.push({ start, end });
+        smallest = start;
+      }
+      if (t === FrameType.ACK_ECN) {
+        const ect0 = r.varint('ECT0');
+        const ect1 = r.varint('ECT1');
+        const ce = r.varint('CE');
+        return { type: 'ack', largest, delay, ranges, ecn: { ect0, ect1, ce } };
+      }
+      return { type: 'ack', largest, delay, ranges };
+    }
+    case FrameType.RESET_STREAM:
+      return { type: 'reset_stream', id: r.varint('stream id'), code: r.varint('error code'), finalSize: r.varint('final size') };
+    case FrameType.STOP_SENDING:
+      return { type: 'stop_sending', id: r.varint('stream id'), code: r.varint('error code') };
+    case FrameType.CRYPTO: {
+      const offset = r.varint('CRYPTO offset');
+      const len = r.varint('CRYPTO length');
+      const data = r.bytes(len, 'CRYPTO data');
+      // RFC 9000 §19.6: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR (we cap lower).
+      if (offset + len > MAX_OFFSET) throw encodingError('CRYPTO data beyond the maximum offset', t);
+      return { type: 'crypto', offset, data };
+    }
+    case FrameType.NEW_TOKEN: {
+      const len = r.varint('token length');
+      // RFC 9000 §19.7: an empty token → FRAME_ENCODING_ERROR.
+      if (len === 0) throw encodingError('empty NEW_TOKEN', t);
+      return { type: 'new_token', token: r.bytes(len, 'token') };
+    }
+    case FrameType.MAX_DATA:
+      return { type: 'max_data', max: readCredit(r) };
+    case FrameType.MAX_STREAM_DATA:
+      return { type: 'max_stream_data', id: r.varint('stream id'), max: readCredit(r) };
+    case FrameType.MAX_STREAMS_BIDI:
+    case FrameType.MAX_STREAMS_UNI:
+      return { type: 'max_streams', bidi: t === FrameType.MAX_STREAMS_BIDI, max: readCredit(r) };
+    case FrameType.DATA_BLOCKED:
+      return { type: 'data_blocked', limit: readCredit(r) };
+    case FrameType.STREAM_DATA_BLOCKED:
+      return { type: 'stream_data_blocked', id: r.varint('stream id'), limit: readCredit(r) };
+    case FrameType.STREAMS_BLOCKED_BIDI:
+    case FrameType.STREAMS_BLOCKED_UNI:
+      return { type: 'streams_blocked', bidi: t === FrameType.STREAMS_BLOCKED_BIDI, limit: readCredit(r) };
+    case FrameType.NEW_CONNECTION_ID: {
+      const seq = r.varint('sequence number');
+      const retirePriorTo = r.varint('retire prior to');
+      const len = r.u8('connection id length');
+      // RFC 9000 §19.15: length 1..20, else FRAME_ENCODING_ERROR; retire_prior_to ≤ seq likewise.
+      if (len < 1 || len > 20) throw encodingError('NEW_CONNECTION_ID length outside 1..20', t);
+      if (retirePriorTo > seq) throw encodingError('NEW_CONNECTION_ID retire_prior_to above its sequence number', t);
+      return { type: 'new_connection_id', seq, retirePriorTo, cid: r.bytes(len).slice(), resetToken: r.bytes(16, 'reset token').slice() };
+    }
+    case FrameType.RETIRE_CONNECTION_ID:
+      return { type: 'retire_connection_id', seq: r.varint('sequence number') };
+    case FrameType.PATH_CHALLENGE:
+      return { type: 'path_challenge', data: r.bytes(8, 'challenge').slice() };
+    case FrameType.PATH_RESPONSE:
+      return { type: 'path_response', data: r.bytes(8, 'response').slice() };
+    case FrameType.CONNECTION_CLOSE:
+    case FrameType.CONNECTION_CLOSE_APP: {
+      const app = t === FrameType.CONNECTION_CLOSE_APP;
+      const code = r.varint('error code');
+      const frameType = app ? 0 : r.varint('frame type');
+      const len = r.varint('reason length');
+      return { type: 'connection_close', app, code, frameType, reason: r.bytes(len, 'reason') };
+    }
+    case FrameType.HANDSHAKE_DONE:
+      return { type: 'handshake_done' };
+    case FrameType.DATAGRAM:
+      return { type: 'datagram', data: r.bytes(r.remaining) };
+    case FrameType.DATAGRAM_LEN:
+      return { type: 'datagram', data: r.bytes(r.varint('datagram length'), 'datagram') };
+    default: {
+      if (t >= 0x08 && t <= 0x0f) {
+        const id = r.varint('stream id');
+        const offset = t & 0x04 ? r.varint('STREAM offset') : 0;
+        const data = t & 0x02 ? r.bytes(r.varint('STREAM length'), 'STREAM data') : r.bytes(r.remaining);
+        // RFC 9000 §19.8: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR (we cap at 2^53 − 1).
+        if (offset + data.length > MAX_OFFSET) throw encodingError('STREAM data beyond the maximum offset', t);
+        return { type: 'stream', id, offset, data, fin: (t & 0x01) !== 0 };
+      }
+      // RFC 9000 §12.4: an unknown frame type → FRAME_ENCODING_ERROR.
+      throw encodingError(`unknown frame type 0x${t.toString(16)}`, t);
+    }
+  }
+}
+
+/** A credit (MAX_DATA, MAX_STREAMS, ...): up to 2^62 − 1 on the wire, clamped to 2^53 − 1. */
+function readCredit(r: ByteReader): number {
+  const first = r.buf[r.pos];
+  if (first !== undefined && first >> 6 === 3 && r.remaining >= 8) {
+    // An 8-byte varint: compute without losing the bound check.
+    const hi = ((first & 0x3f) * 2 ** 24 + (r.buf[r.pos + 1]! << 16) + (r.buf[r.pos + 2]! << 8) + r.buf[r.pos + 3]!) >>> 0;
+    if (hi >= 0x200000) {
+      r.pos += 8;
+      return MAX_SAFE;
+    }
+  }
+  return r.varint('credit');
+}
+
+// ---------------------------------------------------------------- encoding
+
+/** Bytes an ACK frame for `ranges` (highest first) takes. */
+export function ackFrameSize(ranges: readonly AckRange[], delay: number): number {
+  const first = ranges[0]!;
+  let n = 1 + varintLength(first.end) + varintLength(delay) + varintLength(ranges.length - 1) + varintLength(first.end - first.start);
+  let smallest = first.start;
+  for (let i = 1; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    n += varintLength(smallest - r.end - 2) + varintLength(r.end - r.start);
+    smallest = r.start;
+  }
+  return n;
+}
+
+/** Write an ACK frame; `ranges` are disjoint, highest first. */
+export function writeAck(w: FixedWriter, ranges: readonly AckRange[], delay: number): void {
+  const first = ranges[0]!;
+  w.u8(FrameType.ACK).varint(first.end).varint(delay).varint(ranges.length - 1).varint(first.end - first.start);
+  let smallest = first.start;
+  for (let i = 1; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    w.varint(smallest - r.end - 2).varint(r.end - r.start);
+    smallest = r.start;
+  }
+}
+
+/** Header bytes of a STREAM frame with explicit offset and length. */
+export function streamFrameOverhead(id: number, offset: number, length: number): number {
+  return 1 + varintLength(id) + (offset > 0 ? varintLength(offset) : 0) + varintLength(length);
+}
+
+export function writeStreamHeader(w: FixedWriter, id: number, offset: number, length: number, fin: boolean): void {
+  w.u8(FrameType.STREAM | (offset > 0 ? 0x04 : 0) | 0x02 | (fin ? 0x01 : 0)).varint(id);
+  if (offset > 0) w.varint(offset);
+  w.varint(length);
+}
+
+export function cryptoFrameOverhead(offset: number, length: number): number {
+  return 1 + varintLength(offset) + varintLength(length);
+}
+
+export function writeCryptoHeader(w: FixedWriter, offset: number, length: number): void {
+  w.u8(FrameType.CRYPTO).varint(offset).varint(length);
+}
+
+/** Encode any non-ACK, non-STREAM, non-CRYPTO frame (control frames). */
+export function writeFrame(w: FixedWriter, f: Exclude<Frame, { type: 'ack' | 'stream' | 'crypto' | 'padding' }>): void {
+  switch (f.type) {
+    case 'ping':
+      w.u8(FrameType.PING);
+      return;
+    case 'reset_stream':
+      w.u8(FrameType.RESET_STREAM).varint(f.id).varint(f.code).varint(f.finalSize);
+      return;
+    case 'stop_sending':
+      w.u8(FrameType.STOP_SENDING).varint(f.id).varint(f.code);
+      return;
+    case 'new_token':
+      w.u8(FrameType.NEW_TOKEN).varint(f.token.length).bytes(f.token);
+      return;
+    case 'max_data':
+      w.u8(FrameType.MAX_DATA).varint(f.max);
+      return;
+    case 'max_stream_data':
+      w.u8(FrameType.MAX_STREAM_DATA).varint(f.id).varint(f.max);
+      return;
+    case 'max_streams':
+      w.u8(f.bidi ? FrameType.MAX_STREAMS_BIDI : FrameType.MAX_STREAMS_UNI).varint(f.max);
+      return;
+    case 'data_blocked':
+      w.u8(FrameType.DATA_BLOCKED).varint(f.limit);
+      return;
+    case 'stream_data_blocked':
+      w.u8(FrameType.STREAM_DATA_BLOCKED).varint(f.id).varint(f.limit);
+      return;
+    case 'streams_blocked':
+      w.u8(f.bidi ? FrameType.STREAMS_BLOCKED_BIDI : FrameType.STREAMS_BLOCKED_UNI).varint(f.limit);
+      return;
+    case 'new_connection_id':
+      w.u8(FrameType.NEW_CONNECTION_ID).varint(f.seq).varint(f.retirePriorTo).u8(f.cid.length).bytes(f.cid).bytes(f.resetToken);
+      return;
+    case 'retire_connection_id':
+      w.u8(FrameType.RETIRE_CONNECTION_ID).varint(f.seq);
+      return;
+    case 'path_challenge':
+      w.u8(FrameType.PATH_CHALLENGE).bytes(f.data);
+      return;
+    case 'path_response':
+      w.u8(FrameType.PATH_RESPONSE).bytes(f.data);
+      return;
+    case 'connection_close':
+      if (f.app) w.u8(FrameType.CONNECTION_CLOSE_APP).varint(f.code);
+      else w.u8(FrameType.CONNECTION_CLOSE).varint(f.code).varint(f.frameType);
+      w.varint(f.reason.length).bytes(f.reason);
+      return;
+    case 'handshake_done':
+      w.u8(FrameType.HANDSHAKE_DONE);
+      return;
+    case 'datagram':
+      w.u8(FrameType.DATAGRAM_LEN).varint(f.data.length).bytes(f.data);
+      return;
+  }
+}
+
+/** Encoded size of a frame written by {@link writeFrame}. */
+export function frameSize(f: Exclude<Frame, { type: 'ack' | 'stream' | 'crypto' | 'padding' }>): number {
+  switch (f.type) {
+    case 'ping':
+    case 'handshake_done':
+      return 1;
+    case 'reset_stream':
+      return 1 + varintLength(f.id) + varintLength(f.code) + varintLength(f.finalSize);
+    case 'stop_sending':
+      return 1 + varintLength(f.id) + varintLength(f.code);
+    case 'new_token':
+      return 1 + varintLength(f.token.length) + f.token.length;
+    case 'max_data':
+      return 1 + varintLength(f.max);
+    case 'max_stream_data':
+      return 1 + varintLength(f.id) + varintLength(f.max);
+    case 'max_streams':
+      return 1 + varintLength(f.max);
+    case 'data_blocked':
+      return 1 + varintLength(f.limit);
+    case 'stream_data_blocked':
+      return 1 + varintLength(f.id) + varintLength(f.limit);
+    case 'streams_blocked':
+      return 1 + varintLength(f.limit);
+    case 'new_connection_id':
+      return 1 + varintLength(f.seq) + varintLength(f.retirePriorTo) + 1 + f.cid.length + 16;
+    case 'retire_connection_id':
+      return 1 + varintLength(f.seq);
+    case 'path_challenge':
+    case 'path_response':
+      return 9;
+    case 'connection_close':
+      return 1 + varintLength(f.code) + (f.app ? 0 : varintLength(f.frameType)) + varintLength(f.reason.length) + f.reason.length;
+    case 'datagram':
+      return 1 + varintLength(f.data.length) + f.data.length;
+  }
+}
+
+/** RFC 9000 §12.4 Table 3: may this frame appear in a packet of this type? */
+export function frameAllowed(frame: Frame, wireType: number, packet: 'initial' | 'handshake' | '0rtt' | '1rtt'): boolean {
+  if (packet === '1rtt') return true;
+  if (packet === 'initial' || packet === 'handshake') {
+    return (
+      frame.type === 'padding' ||
+      frame.type === 'ping' ||
+      frame.type === 'ack' ||
+      frame.type === 'crypto' ||
+      (frame.type === 'connection_close' && wireType === FrameType.CONNECTION_CLOSE)
+    );
+  }
+  // 0-RTT: everything except ACK, CRYPTO, HANDSHAKE_DONE, NEW_TOKEN, PATH_RESPONSE, RETIRE_CONNECTION_ID.
+  return !['ack', 'crypto', 'handshake_done', 'new_token', 'path_response', 'retire_connection_id'].includes(frame.type);
+}
+
+/** Frames that do not make a packet ack-eliciting (RFC 9002 §2). */
+export function isAckEliciting(frame: Frame): boolean {
+  return frame.type !== 'ack' && frame.type !== 'padding' && frame.type !== 'connection_close';
+}
+
+/** Frames allowed in a path-probing packet (RFC 9000 §9.1). */
+export function isProbing(frame: Frame): boolean {
+  return frame.type === 'path_challenge' || frame.type === 'path_response' || frame.type === 'new_connection_id' || frame.type === 'padding';
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { Endpoint } from '../../src/endpoint/index.ts';
+
+async function readAll(r: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of r) {
+    parts.push(c);
+    n += c.length;
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+describe('TS ↔ TS over real UDP', () => {
+  it('echoes and transfers 8 MiB', async () => {
+    const server = await Endpoint.bind({ alpns: ['test/1'], bindAddr: '127.0.0.1:0' });
+    const client = await Endpoint.bind({ bindAddr: '127.0.0.1:0' });
+    const served = (async () => {
+      for await (const incoming of server.accept()) {
+        const conn = await incoming.accept();
+        const bi = await conn.acceptBi();
+        const data = await readAll(bi.readable);
+        const w = bi.writable.getWriter();
+        await w.write(createHash('sha256').update(data).digest());
+        await w.close();
+        return data.length;
+      }
+      return 0;
+    })();
+    const conn = await client.connect(server.addr(), 'test/1');
+    expect(conn.remoteId.equals(server.id)).toBe(true);
+    const bi = await conn.openBi();
+    const payload = new Uint8Array(8 * 1024 * 1024).map((_, i) => (i * 7) & 0xff);
+    const t0 = performance.now();
+    const w = bi.writable.getWriter();
+    for (let off = 0; off < payload.length; off += 65536) await w.write(payload.subarray(off, off + 65536));
+    await w.close();
+    const digest = await readAll(bi.readable);
+    const ms = performance.now() - t0;
+    expect(Buffer.from(digest).toString('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect(await served).toBe(payload.length);
+    console.log('8 MiB in', ms.toFixed(0), 'ms', (payload.length / 1e6 / (ms / 1000)).toFixed(1), 'MB/s', conn.stats());
+    conn.close(0, 'done');
+    await client.close();
+    await server.close();
+  });
+});
