@@ -646,6 +646,10 @@ export class Connection {
       first = false;
       offset = end;
     }
+    while (this.#replayEarly.length > 0 && !this.#gone()) {
+      const e = this.#replayEarly.shift()!;
+      this.handleDatagram(now, e.path, e.data);
+    }
     this.#setLossTimer();
   }
 
@@ -669,8 +673,9 @@ export class Connection {
     if (header.form === 'long' && this.side === 'client' && spaceId === SPACE_INITIAL && header.token.length > 0) {
       return; // RFC 9000 §17.2.2: a client drops Initials with a token.
     }
-    if (space.keys === undefined) {
-      // Keys not yet available: keep a few packets for when they are (reordering).
+    // Keys not yet available — or, on a server, 1-RTT before the handshake completed, which
+    // RFC 9001 §5.7 forbids processing — keep a few packets for later (reordering).
+    if (space.keys === undefined || (spaceId === SPACE_APP && this.side === 'server' && this.#tls.isHandshaking)) {
       if (this.#earlyPackets.length < MAX_EARLY_PACKETS) this.#earlyPackets.push({ path, data: packet.slice() });
       return;
     }
@@ -956,11 +961,6 @@ export class Connection {
 
   #afterTls(now: number): void {
     if (this.#peerParams === undefined && this.#tls.peerTransportParameters !== undefined) this.#applyPeerParams(this.#tls.peerTransportParameters);
-    // Packets that arrived before their keys.
-    if (this.#earlyPackets.length > 0 && (this.#spaces[SPACE_HANDSHAKE].keys || this.#spaces[SPACE_APP].keys)) {
-      const early = this.#earlyPackets.splice(0);
-      for (const e of early) this.handleDatagram(now, e.path, e.data);
-    }
     if (this.#state === 'handshaking' && !this.#tls.isHandshaking) {
       this.#state = 'established';
       this.#events.push({ type: 'connected' });
@@ -971,7 +971,18 @@ export class Connection {
         this.#confirmHandshake(now);
       }
     }
+    // Packets that arrived before they could be processed get another chance.
+    if (this.#earlyPackets.length > 0 && !this.#replayingEarly) {
+      this.#replayingEarly = true;
+      const early = this.#earlyPackets.splice(0);
+      for (const e of early) this.#replayEarly.push(e);
+      this.#replayingEarly = false;
+    }
   }
+
+  #replayingEarly = false;
+  /** Buffered packets to run again once the current datagram is done. */
+  readonly #replayEarly: { path: PathAddr; data: Uint8Array }[] = [];
 
   #applyPeerParams(bytes: Uint8Array): void {
     const p = decodeTransportParameters(bytes, this.side === 'client' ? 'server' : 'client');
@@ -1132,15 +1143,16 @@ export class Connection {
     space.lossTime = 0;
     if (space.largestAcked < 0) return;
     const lossDelay = this.#rtt.lossDelay();
-    const lostSendTime = now - lossDelay;
     const lost: SentPacket[] = [];
     for (const p of space.sent.values()) {
       if (p.pn > space.largestAcked) break;
-      if (p.time <= lostSendTime || space.largestAcked >= p.pn + PACKET_THRESHOLD) {
+      // One expression for both the test and the timer, so a timer firing at exactly
+      // p.time + lossDelay always declares the loss (no floating-point livelock).
+      const lossAt = p.time + lossDelay;
+      if (lossAt <= now || space.largestAcked >= p.pn + PACKET_THRESHOLD) {
         lost.push(p);
-      } else {
-        const t = p.time + lossDelay;
-        if (space.lossTime === 0 || t < space.lossTime) space.lossTime = t;
+      } else if (space.lossTime === 0 || lossAt < space.lossTime) {
+        space.lossTime = lossAt;
       }
     }
     if (lost.length === 0) return;

@@ -43,11 +43,11 @@ export class RttEstimator {
 
   /** RFC 9002 §6.2.1: PTO = smoothed_rtt + max(4·rttvar, kGranularity) + max_ack_delay. */
   pto(maxAckDelay: number): number {
-    return this.smoothed + Math.max(4 * this.variance, GRANULARITY) + maxAckDelay;
+    return Math.ceil(this.smoothed + Math.max(4 * this.variance, GRANULARITY) + maxAckDelay);
   }
 
   /** RFC 9002 §6.1.2: the time threshold for loss, 9/8 · max(smoothed, latest), at least kGranularity. */
   lossDelay(): number {
-    return Math.max((9 / 8) * Math.max(this.smoothed, this.latest), GRANULARITY);
+    return Math.ceil(Math.max((9 / 8) * Math.max(this.smoothed, this.latest), GRANULARITY));
   }
 }
