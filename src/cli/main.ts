@@ -11,6 +11,7 @@ import { KeyFileError } from '../identity/index.ts';
 import { processIo, UsageError, type CliIo } from './io.ts';
 import { id, keygen, ticket } from './commands-identity.ts';
 import { demo } from './demo.ts';
+import { pipe } from './pipe.ts';
 import { packageVersion } from './version.ts';
 
 const VERSION = packageVersion();
@@ -24,13 +25,17 @@ Usage:
   sdnet ticket decode <ticket>              print a ticket as JSON {id, relayUrls, directAddresses}
   sdnet ticket encode --id HEX [--relay URL]... [--addr IP:PORT]...
                                             make an iroh endpoint ticket
+  sdnet pipe listen [--key FILE] [--bind ADDR]
+                                            pipe stdin/stdout with the first peer that connects
+                                            (prints a ticket on stderr; dumbpipe-compatible)
+  sdnet pipe connect <ticket> [--key FILE]  pipe stdin/stdout with a listening peer
   sdnet demo                                a tour of what works so far (what 'npm start' runs)
 
 Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
-const COMMANDS: Record<string, Command> = { keygen, id, ticket, demo };
+const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo };
 
 /** Is this error the user's input being wrong (exit 2) rather than the program failing? */
 function isInputError(err: unknown): boolean {

@@ -131,9 +131,9 @@ export class SimNetwork {
     }
     const copies = this.rng.next() < link.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      let bytes = data;
+      // Each delivery gets its own buffer: receivers own (and modify) what they are given.
+      let bytes = data.slice();
       if (this.rng.next() < link.corrupt) {
-        bytes = data.slice();
         bytes[this.rng.int(bytes.length)]! ^= 1 + this.rng.int(255);
       }
       const at = departure + link.latency + (link.jitter > 0 ? this.rng.int(link.jitter) : 0);

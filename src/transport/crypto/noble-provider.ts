@@ -51,6 +51,12 @@ function nobleAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
       if (nonce.length !== AEAD_NONCE_LENGTH) throw new RangeError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes`);
       return make(nonce, aad).encrypt(plaintext);
     },
+    sealInto(nonce, aad, plaintext, out, offset) {
+      if (nonce.length !== AEAD_NONCE_LENGTH) throw new RangeError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes`);
+      const sealed = make(nonce, aad).encrypt(plaintext);
+      out.set(sealed, offset);
+      return sealed.length;
+    },
     open(nonce, aad, sealed) {
       if (nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH) return null;
       try {

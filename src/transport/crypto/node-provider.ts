@@ -87,6 +87,17 @@ function nodeAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
       out.set(cipher.getAuthTag(), body.length);
       return out;
     },
+    sealInto(nonce, aad, plaintext, out, offset) {
+      if (nonce.length !== AEAD_NONCE_LENGTH) throw new RangeError(`AEAD nonce must be ${AEAD_NONCE_LENGTH} bytes`);
+      const cipher = createCipheriv(name, keyBuf, nonce, { authTagLength: AEAD_TAG_LENGTH });
+      cipher.setAAD(aad, { plaintextLength: plaintext.length });
+      // update() returns a new buffer, so writing over the plaintext in place is safe.
+      const body = cipher.update(plaintext);
+      cipher.final();
+      out.set(body, offset);
+      out.set(cipher.getAuthTag(), offset + body.length);
+      return body.length + AEAD_TAG_LENGTH;
+    },
     open(nonce, aad, sealed) {
       if (nonce.length !== AEAD_NONCE_LENGTH || sealed.length < AEAD_TAG_LENGTH) return null;
       const ctLen = sealed.length - AEAD_TAG_LENGTH;

@@ -46,6 +46,11 @@ export interface Aead {
   readonly algorithm: AeadAlgorithm;
   /** Returns ciphertext ‖ 16-byte tag. */
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * Seal into `out` at `offset` (ciphertext then tag); returns the bytes written
+   * (plaintext length + 16). `plaintext` may overlap `out` exactly at `offset` (in place).
+   */
+  sealInto(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number;
   /** Returns the plaintext, or `null` when authentication fails. Never throws on bad input. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }

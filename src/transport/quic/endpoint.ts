@@ -151,7 +151,10 @@ export class QuicEndpoint implements ConnectionHost {
     this.#stats.dropped[reason] = (this.#stats.dropped[reason] ?? 0) + 1;
   }
 
-  /** A datagram arrived on `path`. Never throws for hostile input. */
+  /**
+   * A datagram arrived on `path`. The endpoint takes ownership of `data` (header protection
+   * is removed in place). Never throws for hostile input.
+   */
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
     if (data.length === 0) return this.#drop('empty');
     const first = data[0]!;

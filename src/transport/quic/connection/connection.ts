@@ -679,7 +679,9 @@ export class Connection {
       if (this.#earlyPackets.length < MAX_EARLY_PACKETS) this.#earlyPackets.push({ path, data: packet.slice() });
       return;
     }
-    const buf = packet.slice();
+    // The datagram buffer is ours (the socket hands over a fresh one), so header protection
+    // is removed in place; it is restored below if the packet fails to authenticate.
+    const buf = packet;
     const pnOffset = header.pnOffset - header.start;
     const hp = unprotectHeader(buf, pnOffset, space.keys.remote.header);
     if (hp === undefined) return;
@@ -1895,6 +1897,10 @@ export class Connection {
       if (id !== SPACE_APP && frame.app) frame = { type: 'connection_close', app: false, code: TransportErrorCode.APPLICATION_ERROR, frameType: 0, reason: new Uint8Array(0) };
       const draft = this.#beginPacket(out, pos, id, out.length);
       if (draft === undefined) continue;
+      // Acknowledge what we received first: a peer waiting for its last data to be
+      // acknowledged learns it arrived before it learns the connection closed.
+      if (!space.received.isEmpty) space.ackPending = true;
+      this.#fillPacket(now, draft, id, [], false);
       if (frameSize(frame) > draft.w.remaining) {
         space.nextPn--;
         continue;
@@ -2069,9 +2075,7 @@ export class Connection {
     }
     const buf = d.w.buf;
     const header = buf.subarray(d.start, d.payloadStart);
-    const sealed = keys.local.seal(d.pn, header, buf.subarray(d.payloadStart, d.w.pos));
-    buf.set(sealed, d.payloadStart);
-    const end = d.payloadStart + sealed.length;
+    const end = d.payloadStart + keys.local.sealInto(d.pn, header, buf.subarray(d.payloadStart, d.w.pos), buf, d.payloadStart);
     protectHeader(buf.subarray(d.start, end), d.pnOffset - d.start, d.pnLen, keys.local.header);
     const size = end - d.start;
     const record: SentPacket = { pn: d.pn, time: now, size, ackEliciting, inFlight, frames, mtuProbe, keyPhase: this.#keyPhase };

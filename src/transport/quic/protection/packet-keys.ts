@@ -63,6 +63,11 @@ export class PacketKeys {
     return this.aead.seal(this.nonce(packetNumber), header, payload);
   }
 
+  /** Seal `payload` into `out` at `offset` (it may be the payload's own place); returns bytes written. */
+  sealInto(packetNumber: number, header: Uint8Array, payload: Uint8Array, out: Uint8Array, offset: number): number {
+    return this.aead.sealInto(this.nonce(packetNumber), header, payload, out, offset);
+  }
+
   /** Open a packet payload; `null` if it does not authenticate. */
   open(packetNumber: number, header: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     return this.aead.open(this.nonce(packetNumber), header, sealed);

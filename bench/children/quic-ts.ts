@@ -1,0 +1,260 @@
+/**
+ * Child of `bench/quic.ts`: sdnet's own QUIC through the Endpoint API (`src/endpoint`).
+ *
+ * The module is loaded by a computed path, so this file typechecks (and reports `skipped`)
+ * while `src/endpoint/index.ts` does not exist yet; the interfaces below are the planned
+ * API, as much of it as the benchmark uses.
+ *
+ * Usage:
+ *   node quic-ts.ts bulk-recv                 binds a server, prints {"ready":true,"ticket":…},
+ *                                             reads one bi stream to its end, then answers
+ *                                             with the byte count (8 bytes) and prints its result
+ *   node quic-ts.ts bulk-send <ticket> <totalBytes> <chunkBytes>
+ *                                             connects, writes totalBytes on one bi stream,
+ *                                             waits for the receiver's count; timed from the
+ *                                             first write to that answer
+ *   node quic-ts.ts connect <n> <warmup>      TS client → TS server, both in this process
+ *   node quic-ts.ts connect-iroh <n> <warmup> TS client → an iroh server (@number0/iroh) in this process
+ *
+ * Every connect is followed by a 1-byte echo on a new bi stream (the first-stream figure).
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { EndpointAddr, EndpointTicket, PublicKey, SecretKey } from '../../src/identity/index.ts';
+import { cpuPercent, emit, finish, latencySummary, round, runMain, withTimeout } from './common.ts';
+
+const ALPN = 'bench/1';
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** A bi stream of the planned API: WHATWG streams. */
+interface BiStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+interface Connection {
+  openBi(): Promise<BiStream>;
+  acceptBi(): Promise<BiStream>;
+  close(code: number, reason: string): void;
+  readonly closed?: Promise<unknown>;
+  stats?(): unknown;
+}
+interface Incoming {
+  accept(): Promise<Connection>;
+}
+interface Endpoint {
+  addr(): EndpointAddr;
+  connect(addr: EndpointAddr, alpn: string, options?: { signal?: AbortSignal }): Promise<Connection>;
+  accept(): AsyncIterable<Incoming>;
+  close(): Promise<void>;
+}
+interface EndpointClass {
+  bind(options: { secretKey: SecretKey; alpns?: string[]; bindAddr?: string }): Promise<Endpoint>;
+}
+
+// SDNET_BENCH_ENDPOINT names another module with the same API (to test this benchmark itself).
+const override = process.env.SDNET_BENCH_ENDPOINT;
+const endpointModule = override ? pathToFileURL(resolve(override)) : new URL('../../src/endpoint/index.ts', import.meta.url);
+
+async function loadEndpoint(): Promise<EndpointClass> {
+  if (!existsSync(endpointModule)) {
+    emit({ skipped: override ? `${override} does not exist` : 'src/endpoint not implemented yet' });
+    process.exit(0);
+  }
+  const specifier: string = endpointModule.href;
+  const mod = (await import(specifier)) as { Endpoint?: Partial<EndpointClass> };
+  if (typeof mod.Endpoint?.bind !== 'function') throw new Error(`${specifier} does not export Endpoint.bind`);
+  return mod.Endpoint as EndpointClass;
+}
+
+const bindServer = (E: EndpointClass): Promise<Endpoint> => E.bind({ secretKey: SecretKey.generate(), alpns: [ALPN], bindAddr: '127.0.0.1:0' });
+const bindClient = (E: EndpointClass): Promise<Endpoint> => E.bind({ secretKey: SecretKey.generate(), bindAddr: '127.0.0.1:0' });
+
+/** Read until at least `n` bytes arrived (or the stream ended); returns them. */
+async function readAtLeast(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let have = 0;
+  while (have < n) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    have += value.byteLength;
+  }
+  const out = new Uint8Array(have);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** The connection's own statistics, if it has any, as plain JSON. */
+function statsOf(conn: Connection): unknown {
+  try {
+    if (typeof conn.stats !== 'function') return undefined;
+    return JSON.parse(JSON.stringify(conn.stats(), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Connect, with the signal and a deadline of our own (in case the signal is not honoured). */
+function connectWithin(client: Endpoint, addr: EndpointAddr): Promise<Connection> {
+  return withTimeout(client.connect(addr, ALPN, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }), CONNECT_TIMEOUT_MS + 1000, 'connect');
+}
+
+/** Progress lines every this many bytes, so a stalled transfer says where it stalled. */
+const PROGRESS_EVERY = 16 * 1024 * 1024;
+
+async function closeEndpoint(endpoint: Endpoint): Promise<void> {
+  try {
+    await withTimeout(endpoint.close(), 2000, 'endpoint.close()');
+  } catch {
+    // The process exits right after.
+  }
+}
+
+async function bulkReceive(E: EndpointClass): Promise<void> {
+  const server = await bindServer(E);
+  emit({ ready: true, ticket: new EndpointTicket(server.addr()).toString() });
+  emit({ progress: 'bound, waiting for a connection' });
+  for await (const incoming of server.accept()) {
+    const conn = await incoming.accept();
+    emit({ progress: 'accepted a connection' });
+    const bi = await conn.acceptBi();
+    emit({ progress: 'accepted a bi stream' });
+    const reader = bi.readable.getReader();
+    let bytes = 0;
+    let first = 0;
+    let cpu = process.cpuUsage();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (bytes === 0) {
+        first = performance.now();
+        cpu = process.cpuUsage();
+      }
+      if (Math.floor((bytes + value.byteLength) / PROGRESS_EVERY) !== Math.floor(bytes / PROGRESS_EVERY)) emit({ progress: `read ${bytes + value.byteLength} bytes` });
+      bytes += value.byteLength;
+    }
+    emit({ progress: `stream ended after ${bytes} bytes` });
+    const seconds = (performance.now() - first) / 1000;
+    const processCpuPct = cpuPercent(cpu, seconds);
+    const writer = bi.writable.getWriter();
+    const count = new Uint8Array(8);
+    new DataView(count.buffer).setBigUint64(0, BigInt(bytes));
+    await writer.write(count);
+    // The sender closes the connection as soon as it has the count, possibly before our FIN's
+    // acknowledgment gets back: that is not a failure here.
+    await writer.close().catch(() => undefined);
+    // The sender closes the connection once it has the count.
+    if (conn.closed) await withTimeout(conn.closed, 5000, 'connection close').catch(() => undefined);
+    await closeEndpoint(server);
+    finish({ bytes, seconds: round(seconds, 2), MBps: round(bytes / seconds / 1e6, 1), processCpuPct, stats: statsOf(conn) });
+  }
+  throw new Error('server endpoint stopped accepting before a connection arrived');
+}
+
+async function bulkSend(E: EndpointClass, ticket: string, total: number, chunk: number): Promise<void> {
+  const client = await bindClient(E);
+  emit({ progress: 'bound, connecting' });
+  const conn = await connectWithin(client, EndpointTicket.parse(ticket).addr);
+  emit({ progress: 'connected' });
+  const data = new Uint8Array(chunk).fill(0x61);
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const { readable, writable } = await conn.openBi();
+  const writer = writable.getWriter();
+  for (let written = 0; written < total; ) {
+    await writer.ready; // backpressure
+    const n = Math.min(chunk, total - written);
+    // Errors surface through writer.ready / writer.close().
+    writer.write(n === chunk ? data : data.subarray(0, n)).catch(() => undefined);
+    if (Math.floor((written + n) / PROGRESS_EVERY) !== Math.floor(written / PROGRESS_EVERY)) emit({ progress: `wrote ${written + n} bytes` });
+    written += n;
+  }
+  await writer.close();
+  emit({ progress: 'writer closed, waiting for the receiver’s count' });
+  const answer = await readAtLeast(readable.getReader(), 8);
+  const seconds = (performance.now() - t0) / 1000;
+  const processCpuPct = cpuPercent(cpu, seconds);
+  if (answer.byteLength < 8) throw new Error(`receiver answered ${answer.byteLength} bytes, not a count`);
+  const received = Number(new DataView(answer.buffer, answer.byteOffset, 8).getBigUint64(0));
+  if (received !== total) throw new Error(`receiver got ${received} bytes, sent ${total}`);
+  const stats = statsOf(conn);
+  conn.close(0, 'done');
+  await closeEndpoint(client);
+  finish({ bytes: total, chunk, seconds: round(seconds, 2), MBps: round(total / seconds / 1e6, 1), processCpuPct, stats });
+}
+
+/** Connects from `client` to `addr`, each followed by a 1-byte echo on a new bi stream. */
+async function timeConnects(client: Endpoint, addr: EndpointAddr, n: number, warmup: number): Promise<Record<string, number>> {
+  const connectMs: number[] = [];
+  const echoMs: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    const t0 = performance.now();
+    const conn = await connectWithin(client, addr);
+    const t1 = performance.now();
+    const { readable, writable } = await conn.openBi();
+    const writer = writable.getWriter();
+    await writer.write(Uint8Array.of(7));
+    const echoed = await withTimeout(readAtLeast(readable.getReader(), 1), CONNECT_TIMEOUT_MS, 'first-stream echo');
+    const t2 = performance.now();
+    if (echoed.byteLength !== 1 || echoed[0] !== 7) throw new Error('first-stream echo returned the wrong bytes');
+    conn.close(0, 'done');
+    if (i >= warmup) {
+      connectMs.push(t1 - t0);
+      echoMs.push(t2 - t1);
+    }
+  }
+  return latencySummary(connectMs, echoMs);
+}
+
+/** Answer the first bytes of each connection's first bi stream with the same bytes. */
+function serveEcho(server: Endpoint): void {
+  void (async () => {
+    for await (const incoming of server.accept()) {
+      void (async () => {
+        const conn = await incoming.accept();
+        const bi = await conn.acceptBi();
+        const data = await readAtLeast(bi.readable.getReader(), 1);
+        const writer = bi.writable.getWriter();
+        await writer.write(data);
+        await writer.close();
+      })().catch(() => undefined);
+    }
+  })().catch(() => undefined);
+}
+
+async function connectTs(E: EndpointClass, n: number, warmup: number): Promise<void> {
+  const server = await bindServer(E);
+  const client = await bindClient(E);
+  serveEcho(server);
+  const figures = await timeConnects(client, server.addr(), n, warmup);
+  await closeEndpoint(client);
+  await closeEndpoint(server);
+  finish(figures);
+}
+
+async function connectIroh(E: EndpointClass, n: number, warmup: number): Promise<void> {
+  const { bindIroh, closeIroh, irohLoopbackAddr, serveIrohEcho } = await import('./iroh-helpers.ts');
+  const server = await bindIroh([ALPN]);
+  serveIrohEcho(server);
+  const addr = EndpointAddr.from({ id: PublicKey.fromBytes(Uint8Array.from(server.id().toBytes())), directAddresses: [irohLoopbackAddr(server)] });
+  const client = await bindClient(E);
+  const figures = await timeConnects(client, addr, n, warmup);
+  await closeEndpoint(client);
+  await closeIroh(server);
+  finish(figures);
+}
+
+runMain(async () => {
+  const [mode, a, b, c] = process.argv.slice(2);
+  if (!['bulk-recv', 'bulk-send', 'connect', 'connect-iroh'].includes(mode ?? '')) throw new Error(`unknown mode ${mode}`);
+  const E = await loadEndpoint();
+  if (mode === 'bulk-recv') await bulkReceive(E);
+  else if (mode === 'bulk-send') await bulkSend(E, a!, Number(b ?? 256 << 20), Number(c ?? 65536));
+  else if (mode === 'connect') await connectTs(E, Number(a ?? 20), Number(b ?? 2));
+  else await connectIroh(E, Number(a ?? 20), Number(b ?? 2));
+});
