@@ -132,7 +132,7 @@ export class SimNetwork {
     const copies = this.rng.next() < link.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       // Each delivery gets its own buffer: receivers own (and modify) what they are given.
-      let bytes = data.slice();
+      const bytes = data.slice();
       if (this.rng.next() < link.corrupt) {
         bytes[this.rng.int(bytes.length)]! ^= 1 + this.rng.int(255);
       }
