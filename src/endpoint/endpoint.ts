@@ -17,6 +17,7 @@ import type { PathAddr } from '../transport/quic/connection/types.ts';
 import { QuicEndpoint } from '../transport/quic/endpoint.ts';
 import { EndpointDriver } from '../transport/io/driver.ts';
 import { UdpPath, UdpSocket } from '../transport/io/udp.ts';
+import { keyLogWriter } from '../transport/io/keylog.ts';
 import { SdnetError } from '../util/errors.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
 
@@ -94,9 +95,11 @@ export class Endpoint {
   static async bind(options: EndpointOptions = {}): Promise<Endpoint> {
     const secretKey = options.secretKey ?? SecretKey.generate();
     const provider = options.provider ?? defaultCryptoProvider;
+    const keyLog = keyLogWriter();
     const quic = new QuicEndpoint({
       provider,
       secretKey: secretKey.toBytes(),
+      ...(keyLog ? { keyLog } : {}),
       alpns: (options.alpns ?? []).map(encodeAlpn),
       ...(options.settings ? { settings: options.settings } : {}),
     });

@@ -52,3 +52,38 @@ describe('TS ↔ TS over real UDP', () => {
     await server.close();
   });
 });
+
+describe('SSLKEYLOGFILE', () => {
+  it('writes the four traffic secrets of each handshake in NSS key-log format', async () => {
+    const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'sdnet-keylog-'));
+    const file = join(dir, 'keys.log');
+    process.env.SSLKEYLOGFILE = file;
+    try {
+      const server = await Endpoint.bind({ alpns: ['k/1'], bindAddr: '127.0.0.1:0' });
+      const client = await Endpoint.bind({ bindAddr: '127.0.0.1:0' });
+      void (async () => {
+        for await (const i of server.accept()) await i.accept();
+      })();
+      const conn = await client.connect(server.addr(), 'k/1');
+      conn.close();
+      await client.close();
+      await server.close();
+      const lines = (await readFile(file, 'utf8')).trim().split('\n');
+      const labels = lines.map((l) => l.split(' ')[0]);
+      for (const label of ['CLIENT_HANDSHAKE_TRAFFIC_SECRET', 'SERVER_HANDSHAKE_TRAFFIC_SECRET', 'CLIENT_TRAFFIC_SECRET_0', 'SERVER_TRAFFIC_SECRET_0']) {
+        // Both ends logged it, with the same client random and secret.
+        const matching = lines.filter((l) => l.startsWith(`${label} `));
+        expect(matching).toHaveLength(2);
+        expect(matching[0]).toBe(matching[1]);
+        expect(matching[0]).toMatch(/^[A-Z_0]+ [0-9a-f]{64} [0-9a-f]{64,96}$/);
+      }
+      expect(labels).toHaveLength(8);
+    } finally {
+      delete process.env.SSLKEYLOGFILE;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -30,6 +30,8 @@ export interface QuicEndpointOptions {
   readonly statelessResetKey?: Uint8Array;
   /** Cipher suites in preference order (default 0x1301, 0x1302, 0x1303). */
   readonly cipherSuites?: readonly number[];
+  /** NSS key-log sink (SSLKEYLOGFILE). */
+  readonly keyLog?: (line: string) => void;
 }
 
 export interface ConnectOptions {
@@ -60,6 +62,7 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #cidLength: number;
   readonly #resetKey: Uint8Array;
   readonly #cipherSuites: readonly number[] | undefined;
+  readonly #keyLog: ((line: string) => void) | undefined;
   readonly #byCid = new Map<string, Connection>();
   readonly #connections: Connection[] = [];
   readonly #incoming: Connection[] = [];
@@ -77,6 +80,7 @@ export class QuicEndpoint implements ConnectionHost {
     this.#cidLength = options.cidLength ?? 8;
     this.#resetKey = options.statelessResetKey ?? options.provider.randomBytes(32);
     this.#cipherSuites = options.cipherSuites;
+    this.#keyLog = options.keyLog;
     if (this.#cidLength < 4 || this.#cidLength > 20) throw new RangeError('Connection ID length must be 4..20');
   }
 
@@ -129,6 +133,7 @@ export class QuicEndpoint implements ConnectionHost {
           expectedServerKey: options.serverKey,
           ...(options.serverName !== undefined ? { serverName: options.serverName } : {}),
           ...(options.sendEmptyKeyShare ? { sendEmptyKeyShare: true } : {}),
+          ...(this.#keyLog ? { keyLog: this.#keyLog } : {}),
           ...((options.cipherSuites ?? this.#cipherSuites) ? { cipherSuites: options.cipherSuites ?? this.#cipherSuites! } : {}),
         }),
     });
@@ -205,6 +210,7 @@ export class QuicEndpoint implements ConnectionHost {
           alpnProtocols: this.#alpns,
           transportParameters: this.#encodeParams(params),
           ...(this.#cipherSuites ? { cipherSuites: this.#cipherSuites } : {}),
+          ...(this.#keyLog ? { keyLog: this.#keyLog } : {}),
         }),
     });
     this.#connections.push(connection);

@@ -99,6 +99,7 @@ export class TlsClientSession extends TlsSessionBase {
       compressionMethods: Uint8Array.of(0),
       extensions: this.#helloExtensions(),
     };
+    this.clientRandom = this.#hello.random;
     this.#helloRaw = encodeClientHello(this.#hello);
     this.transcriptAdd(this.#helloRaw);
     this.send('initial', this.#helloRaw);

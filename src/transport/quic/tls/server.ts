@@ -196,6 +196,7 @@ export class TlsServerSession extends TlsSessionBase {
     const shared = keyPair.deriveSharedSecret(share.keyExchange);
 
     this.negotiatedAlpn = alpn.slice();
+    this.clientRandom = ch.random.slice();
     if (params !== undefined) this.peerParams = params.slice();
     this.selectSuite(suite);
     this.transcriptAdd(msg.raw);

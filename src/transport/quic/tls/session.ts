@@ -49,6 +49,11 @@ export interface TlsCommonConfig {
    * against node:tls).
    */
   readonly transportParameters?: Uint8Array;
+  /**
+   * Receives every traffic secret as an NSS key-log line (`LABEL <client random> <secret>`,
+   * hex), for SSLKEYLOGFILE so captures can be decrypted. Never set it in production.
+   */
+  readonly keyLog?: (line: string) => void;
 }
 
 /** What a session exposes once the handshake has got far enough. */
@@ -200,8 +205,19 @@ export abstract class TlsSessionBase implements CryptoSession {
     this.#output.push({ level, data });
   }
 
+  /** The ClientHello random (the key-log lines are keyed by it). */
+  protected clientRandom: Uint8Array | undefined;
+
   protected installSecrets(s: TrafficSecrets): void {
     this.#secrets.push(s);
+    const log = this.config.keyLog;
+    if (log && this.clientRandom) {
+      const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+      const [c, sv] = this.side === 'client' ? [s.local, s.remote] : [s.remote, s.local];
+      const base = s.level === 'handshake' ? ['CLIENT_HANDSHAKE_TRAFFIC_SECRET', 'SERVER_HANDSHAKE_TRAFFIC_SECRET'] : ['CLIENT_TRAFFIC_SECRET_0', 'SERVER_TRAFFIC_SECRET_0'];
+      log(`${base[0]} ${hex(this.clientRandom)} ${hex(c)}`);
+      log(`${base[1]} ${hex(this.clientRandom)} ${hex(sv)}`);
+    }
   }
 
   protected unexpected(level: EncryptionLevel, type: number): TlsAlertError {
