@@ -17,6 +17,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ConnectionError, Endpoint, StreamResetError, type Connection, type Incoming } from '../endpoint/index.ts';
 import { EndpointTicket, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
+import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
 import { concatBytes, equalBytes, utf8 } from '../util/bytes.ts';
 import { SdnetError } from '../util/errors.ts';
 import { UsageError, type CliIo } from './io.ts';
@@ -176,7 +177,7 @@ async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<num
       conn = await ep.connect(ticket.addr, DUMBPIPE_ALPN, { signal: io.signal, ...(timeout !== undefined ? { settings: { handshakeTimeout: timeout } } : {}) });
     } catch (err) {
       if (io.signal.aborted) throw failure(err, io.signal);
-      throw new SdnetError('ERR_PIPE_UNREACHABLE', `cannot reach ${peer.fmtShort()}: ${unreachableReason(err, timeout ?? 10_000)}`, { cause: err });
+      throw new SdnetError('ERR_PIPE_UNREACHABLE', `cannot reach ${peer.fmtShort()}: ${unreachableReason(err, timeout ?? DEFAULT_CONNECTION_SETTINGS.handshakeTimeout)}`, { cause: err });
     }
     let session: Session;
     try {

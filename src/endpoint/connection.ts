@@ -8,7 +8,7 @@ import type { Connection as CoreConnection } from '../transport/quic/connection/
 import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr } from '../transport/quic/connection/types.ts';
 import type { EndpointDriver } from '../transport/io/driver.ts';
 import { PublicKey } from '../identity/keys.ts';
-import { readableFor, writableFor, type BiStream } from './streams.ts';
+import { StreamResetError, readableFor, writableFor, type BiStream } from './streams.ts';
 
 type WaitKind = 'readable' | 'writable' | 'finished';
 
@@ -60,8 +60,10 @@ export class ConnectionHandle {
         this.#wake(e.id, 'finished');
         break;
       case 'stream-stopped':
+        // Writers notice the stop (they check it before each write); a pending close() fails:
+        // the peer will not read what we sent.
         this.#wake(e.id, 'writable');
-        this.#wake(e.id, 'finished');
+        this.#fail(e.id, 'finished', new StreamResetError('ERR_STREAM_STOPPED', e.code));
         break;
       case 'streams-available':
         for (const w of this.#openWaiters[e.dir].splice(0)) w();
@@ -92,6 +94,14 @@ export class ConnectionHandle {
     if (list === undefined) return;
     this.#waiters.delete(key);
     for (const w of list) w.resolve();
+  }
+
+  #fail(id: number, kind: WaitKind, error: unknown): void {
+    const key = `${id}:${kind}`;
+    const list = this.#waiters.get(key);
+    if (list === undefined) return;
+    this.#waiters.delete(key);
+    for (const w of list) w.reject(error);
   }
 
   /** Wait for a stream event (rejects if the connection closes first). */

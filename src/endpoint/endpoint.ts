@@ -219,14 +219,23 @@ export class Endpoint {
     return { ...this.#quic.stats, internalErrors: this.#driver.internalErrors, sendErrors: this.#sockets.reduce((n, s) => n + s.sendErrors, 0) };
   }
 
-  /** Close every connection (code 0) and the sockets. */
-  async close(): Promise<void> {
+  /**
+   * Close every connection (code 0, unless already closed) and then the sockets. Waits for
+   * the connections' closing periods (so a lost CONNECTION_CLOSE can be repeated) for at most
+   * `graceMs` (default 1 s).
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const h of this.#handles) h.core.close(this.#driver.clock.now(), 0, 'endpoint closed');
     this.#driver.drain();
     for (const w of this.#incomingWaiters.splice(0)) w();
-    // Let the CONNECTION_CLOSE datagrams leave before the sockets go.
+    const grace = options.graceMs ?? 1000;
+    const deadline = Date.now() + grace;
+    while (this.#quic.connections.some((c) => !c.isClosed) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Let the last datagrams leave before the sockets go.
     await new Promise((r) => setImmediate(r));
     this.#driver.close();
     await Promise.all(this.#sockets.map((s) => s.close()));

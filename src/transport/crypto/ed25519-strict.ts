@@ -87,13 +87,26 @@ export function hasSmallOrder(encoded: Uint8Array): boolean {
  */
 export function isValidEd25519PublicKey(publicKey: Uint8Array): boolean {
   if (publicKey.length !== 32 || !isCanonicalPointEncoding(publicKey) || hasSmallOrder(publicKey)) return false;
+  // Decompressing the point costs ~60 µs; the same few keys (peers, relays) come back
+  // again and again, so remember recent answers.
+  const key = toHex(publicKey);
+  const known = VALIDITY_CACHE.get(key);
+  if (known !== undefined) return known;
+  let valid: boolean;
   try {
     ed25519.Point.fromBytes(publicKey, false);
-    return true;
+    valid = true;
   } catch {
-    return false;
+    valid = false;
   }
+  if (VALIDITY_CACHE.size >= VALIDITY_CACHE_SIZE) VALIDITY_CACHE.delete(VALIDITY_CACHE.keys().next().value!);
+  VALIDITY_CACHE.set(key, valid);
+  return valid;
 }
+
+/** Bounded memo of point-validity answers (insertion order = eviction order). */
+const VALIDITY_CACHE_SIZE = 1024;
+const VALIDITY_CACHE = new Map<string, boolean>();
 
 /**
  * The checks of `verify_strict` that come before the curve equation: the signature has 64

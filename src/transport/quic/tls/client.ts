@@ -7,6 +7,7 @@
  * @module
  */
 import type { X25519KeyPair } from '../../crypto/provider.ts';
+import type { Ed25519Verifier } from '../../crypto/provider.ts';
 import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { tlsAlert } from './alerts.ts';
 import {
@@ -85,6 +86,7 @@ export class TlsClientSession extends TlsSessionBase {
   #handshake: HandshakeSecrets | undefined;
   #certificateRequested: Uint8Array | undefined;
   #serverKey: Uint8Array | undefined;
+  #serverKeyVerifier: Ed25519Verifier | undefined;
 
   constructor(config: TlsClientConfig) {
     super(config);
@@ -301,7 +303,7 @@ export class TlsClientSession extends TlsSessionBase {
   }
 
   #onCertificate(msg: HandshakeMessage & { raw: Uint8Array }): void {
-    const { key } = this.readPeerCertificate(msg.body, new Uint8Array(0));
+    const { key, verifier } = this.readPeerCertificate(msg.body, new Uint8Array(0));
     // RFC 8446 §4.4.2.4: a server's certificate list must never be empty.
     if (key === undefined) throw tlsAlert('decode_error', 'ERR_TLS_BAD_CERTIFICATE', 'Server sent an empty certificate list');
     const expected = this.config.expectedServerKey;
@@ -312,13 +314,14 @@ export class TlsClientSession extends TlsSessionBase {
       throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', 'Server certificate was rejected');
     }
     this.#serverKey = key;
+    this.#serverKeyVerifier = verifier;
     this.transcriptAdd(msg.raw);
     this.#state = 'wait_certificate_verify';
   }
 
   #onCertificateVerify(msg: HandshakeMessage & { raw: Uint8Array }): void {
     const cv = decodeCertificateVerify(msg.body);
-    this.verifyPeerCertificateVerify(this.#serverKey!, cv.scheme, cv.signature);
+    this.verifyPeerCertificateVerify(this.#serverKeyVerifier!, cv.scheme, cv.signature);
     this.peerKey = this.#serverKey;
     this.transcriptAdd(msg.raw);
     this.#state = 'wait_finished';

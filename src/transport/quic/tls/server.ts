@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Ed25519Verifier } from '../../crypto/provider.ts';
 import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { tlsAlert } from './alerts.ts';
 import {
@@ -64,6 +65,7 @@ export class TlsServerSession extends TlsSessionBase {
   #handshake: HandshakeSecrets | undefined;
   #retrySuite: CipherSuite | undefined;
   #clientKey: Uint8Array | undefined;
+  #clientKeyVerifier: Ed25519Verifier | undefined;
   /** The server name the client sent, if any (informational only). */
   serverName: string | undefined;
 
@@ -262,20 +264,21 @@ export class TlsServerSession extends TlsSessionBase {
   }
 
   #onCertificate(msg: HandshakeMessage & { raw: Uint8Array }): void {
-    const { key } = this.readPeerCertificate(msg.body, new Uint8Array(0));
+    const { key, verifier } = this.readPeerCertificate(msg.body, new Uint8Array(0));
     // RFC 8446 §4.4.2.4: an empty client certificate when one is required → certificate_required.
     if (key === undefined) throw tlsAlert('certificate_required', 'ERR_TLS_CERTIFICATE_REQUIRED', 'Client sent no certificate');
     if (!this.rawKeys && this.config.verifyClientKey && !this.config.verifyClientKey(key, this.peerCertificates)) {
       throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', 'Client certificate was rejected');
     }
     this.#clientKey = key;
+    this.#clientKeyVerifier = verifier;
     this.transcriptAdd(msg.raw);
     this.#state = 'wait_certificate_verify';
   }
 
   #onCertificateVerify(msg: HandshakeMessage & { raw: Uint8Array }): void {
     const cv = decodeCertificateVerify(msg.body);
-    this.verifyPeerCertificateVerify(this.#clientKey!, cv.scheme, cv.signature);
+    this.verifyPeerCertificateVerify(this.#clientKeyVerifier!, cv.scheme, cv.signature);
     this.transcriptAdd(msg.raw);
     this.#state = 'wait_finished';
   }

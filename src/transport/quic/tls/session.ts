@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { CryptoProvider, Ed25519Signer, Hasher } from '../../crypto/provider.ts';
+import type { CryptoProvider, Ed25519Signer, Ed25519Verifier, Hasher } from '../../crypto/provider.ts';
 import { CryptoError, DecodeError } from '../../../util/errors.ts';
 import { MAX_TLS_CERTIFICATE_ENTRIES, MAX_TLS_HANDSHAKE_MESSAGE_BYTES } from '../limits.ts';
 import { TlsAlertError, tlsAlert } from './alerts.ts';
@@ -54,6 +54,8 @@ export interface TlsCommonConfig {
    * hex), for SSLKEYLOGFILE so captures can be decrypted. Never set it in production.
    */
   readonly keyLog?: (line: string) => void;
+  /** A ready signer for `certificate.secretKey` (saves re-importing the key per connection). */
+  readonly signer?: Ed25519Signer;
 }
 
 /** What a session exposes once the handshake has got far enough. */
@@ -125,7 +127,7 @@ export abstract class TlsSessionBase implements CryptoSession {
     for (const p of config.alpnProtocols) if (p.length === 0 || p.length > 255) throw new RangeError('ALPN protocols must be 1..255 bytes');
     this.config = config;
     this.provider = config.provider;
-    this.signer = config.provider.ed25519Signer(config.certificate.secretKey);
+    this.signer = config.signer ?? config.provider.ed25519Signer(config.certificate.secretKey);
     const ids = config.cipherSuites ?? CIPHER_SUITES.map((s) => s.id);
     this.suites = ids.map((id) => {
       const s = cipherSuiteById(id);
@@ -284,12 +286,12 @@ export abstract class TlsSessionBase implements CryptoSession {
    * Read the peer's Certificate and return its Ed25519 public key. Raw-key mode accepts
    * exactly one entry holding an Ed25519 SPKI; X.509 mode takes the leaf's SPKI.
    */
-  protected readPeerCertificate(body: Uint8Array, expectedContext: Uint8Array): { key: Uint8Array | undefined; message: Certificate } {
+  protected readPeerCertificate(body: Uint8Array, expectedContext: Uint8Array): { key: Uint8Array | undefined; verifier: Ed25519Verifier | undefined; message: Certificate } {
     const message = decodeCertificate(body, MAX_TLS_CERTIFICATE_ENTRIES);
     if (message.context.length !== expectedContext.length || message.context.some((b, i) => b !== expectedContext[i])) {
       throw tlsAlert('illegal_parameter', 'ERR_TLS_ILLEGAL_PARAMETER', 'Certificate request context does not match');
     }
-    if (message.entries.length === 0) return { key: undefined, message };
+    if (message.entries.length === 0) return { key: undefined, verifier: undefined, message };
     let spki: Uint8Array;
     if (this.rawKeys) {
       // iroh-wire §2: exactly one certificate entry, no intermediates.
@@ -306,25 +308,26 @@ export abstract class TlsSessionBase implements CryptoSession {
       this.peerCertificates = message.entries.map((e) => e.data.slice());
     }
     let key: Uint8Array;
+    let verifier: Ed25519Verifier;
     try {
       key = decodeEd25519SpkiBytes(spki);
       // Rejects keys off the curve or of small order before any signature is checked.
-      this.provider.ed25519Verifier(key);
+      verifier = this.provider.ed25519Verifier(key);
     } catch (err) {
       throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', `Peer certificate is not a valid Ed25519 key: ${(err as Error).message}`);
     }
-    return { key, message };
+    return { key, verifier, message };
   }
 
   /** Verify the peer's CertificateVerify (RFC 8446 §4.4.3) against `key` and the transcript so far. */
-  protected verifyPeerCertificateVerify(key: Uint8Array, scheme: number, signature: Uint8Array): void {
+  protected verifyPeerCertificateVerify(verifier: Ed25519Verifier, scheme: number, signature: Uint8Array): void {
     // RFC 8446 §4.4.3: the scheme MUST be one we offered; we offer Ed25519 only.
     if (scheme !== SignatureScheme.ed25519) {
       throw tlsAlert('illegal_parameter', 'ERR_TLS_SIGNATURE_SCHEME', `CertificateVerify uses scheme 0x${scheme.toString(16)}, not Ed25519`);
     }
     const peerSide = this.side === 'client' ? 'server' : 'client';
     const content = certificateVerifyContent(peerSide, this.transcriptHash());
-    if (!this.provider.ed25519Verifier(key).verify(content, signature)) {
+    if (!verifier.verify(content, signature)) {
       throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_SIGNATURE', 'CertificateVerify signature is invalid');
     }
   }
