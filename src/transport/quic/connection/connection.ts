@@ -176,6 +176,8 @@ type State = 'handshaking' | 'established' | 'closing' | 'draining' | 'closed';
 const MIN_DATAGRAM = 1200;
 /** RFC 9002 §6.1.1: kPacketThreshold. */
 const PACKET_THRESHOLD = 3;
+/** Size of the buffers outgoing datagrams are cut from. */
+const SLAB_SIZE = 64 * 1024;
 /** Largest packet number we will use (RFC 9000 §12.3: 2^62 − 1; we stop at 2^53). */
 const MAX_PN = Number.MAX_SAFE_INTEGER;
 
@@ -1922,7 +1924,7 @@ export class Connection {
       if (budget < MIN_DATAGRAM) return undefined;
       limit = Math.min(limit, budget);
     }
-    const out = new Uint8Array(Math.max(limit, MIN_DATAGRAM));
+    const out = this.#datagramBuffer(Math.max(limit, MIN_DATAGRAM));
     let pos = 0;
     let containsInitial = false;
     let ackElicitingInitial = false;
@@ -1997,8 +1999,28 @@ export class Connection {
     path.bytesSent += total;
     if (appElicit) this.#pacer.onSent(total);
     this.#setLossTimer();
+    // Give the unused tail of the reservation back to the slab.
+    this.#slabPos -= out.length - total;
     return { path: path.addr, data: out.subarray(0, total) };
   }
+
+  /**
+   * A zeroed buffer for one outgoing datagram, carved from a larger slab: allocating a
+   * typed array per packet was the single largest cost of the send path. A slab lives until
+   * every datagram cut from it has been sent and dropped.
+   */
+  #datagramBuffer(size: number): Uint8Array {
+    if (this.#slab.length - this.#slabPos < size) {
+      this.#slab = new Uint8Array(Math.max(SLAB_SIZE, size));
+      this.#slabPos = 0;
+    }
+    const out = this.#slab.subarray(this.#slabPos, this.#slabPos + size);
+    this.#slabPos += size;
+    return out;
+  }
+
+  #slab: Uint8Array = new Uint8Array(0);
+  #slabPos = 0;
 
   #hasAppData(): boolean {
     if (this.#state !== 'established' && !(this.side === 'server' && this.#spaces[SPACE_APP].keys)) return false;

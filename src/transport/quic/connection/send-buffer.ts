@@ -93,17 +93,23 @@ export class SendBuffer {
   /** [offset, offset + length) was acknowledged: release what is now contiguous from the base. */
   onAck(offset: number, length: number): void {
     if (length === 0 || offset + length <= this.base) return;
-    this.#acked.insert(Math.max(offset, this.base), offset + length);
     // A range acknowledged after being declared lost need not be resent.
-    this.#lost.remove(offset, offset + length);
-    const first = this.#acked.first();
-    if (first !== undefined && first[0] === this.base) {
+    if (!this.#lost.isEmpty) this.#lost.remove(offset, offset + length);
+    if (offset <= this.base && this.#acked.isEmpty) {
+      // In-order acknowledgment (the common case): just move the base.
+      this.base = offset + length;
+    } else {
+      this.#acked.insert(Math.max(offset, this.base), offset + length);
+      const first = this.#acked.first();
+      if (first === undefined || first[0] !== this.base) return;
       this.base = first[1];
       this.#acked.removeBelow(this.base);
-      while (this.#chunks.length > 0 && this.#starts[0]! + this.#chunks[0]!.length <= this.base) {
-        this.#chunks.shift();
-        this.#starts.shift();
-      }
+    }
+    let drop = 0;
+    while (drop < this.#chunks.length && this.#starts[drop]! + this.#chunks[drop]!.length <= this.base) drop++;
+    if (drop > 0) {
+      this.#chunks.splice(0, drop);
+      this.#starts.splice(0, drop);
     }
   }
 
