@@ -33,6 +33,8 @@ export class UdpPath implements PathAddr {
 }
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
+/** Source addresses remembered per socket (oldest forgotten first). */
+const PATH_CACHE_SIZE = 4096;
 
 export interface UdpSocketOptions {
   /** `ip:port` or `[ipv6]:port` to bind. */
@@ -71,12 +73,19 @@ export class UdpSocket {
     } catch {
       // Not allowed on this system: the defaults work, just with more loss under load.
     }
+    // Parsing the source address for every datagram is costly; peers are few, so remember them.
+    const paths = new Map<string, UdpPath>();
     socket.on('message', (msg, rinfo) => {
-      let from: UdpPath;
-      try {
-        from = UdpPath.from(rinfo.address, rinfo.port);
-      } catch {
-        return; // a zoned IPv6 source we do not track
+      const key = `${rinfo.address}|${rinfo.port}`;
+      let from = paths.get(key);
+      if (from === undefined) {
+        try {
+          from = UdpPath.from(rinfo.address, rinfo.port);
+        } catch {
+          return; // a zoned IPv6 source we do not track
+        }
+        if (paths.size >= PATH_CACHE_SIZE) paths.delete(paths.keys().next().value!);
+        paths.set(key, from);
       }
       options.onDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), from);
     });

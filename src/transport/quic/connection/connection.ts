@@ -488,6 +488,7 @@ export class Connection {
     if (send === undefined || send.resetCode !== undefined || send.state === 'data-recvd') return;
     send.resetCode = code;
     send.resetPending = true;
+    this.#streamControlDirty = true;
     send.state = 'reset-sent';
     send.buffer.clear();
   }
@@ -498,6 +499,7 @@ export class Connection {
     if (recv === undefined || recv.finished || recv.stopSendingCode !== undefined) return;
     recv.stopSendingCode = code;
     recv.stopSendingPending = true;
+    this.#streamControlDirty = true;
     // Discard what is buffered and give the credit back, so the peer is not blocked on it.
     this.#readTotal += recv.buffer.buffered;
     recv.buffer.clear();
@@ -1217,7 +1219,10 @@ export class Connection {
           break;
         case 'max_stream_data': {
           const recv = this.#streams.get(f.id)?.recv;
-          if (recv && !recv.finished && recv.finalSize === undefined) recv.maxDataPending = true;
+          if (recv && !recv.finished && recv.finalSize === undefined) {
+            recv.maxDataPending = true;
+            this.#streamControlDirty = true;
+          }
           break;
         }
         case 'max_streams':
@@ -1228,12 +1233,18 @@ export class Connection {
           break;
         case 'reset_stream': {
           const send = this.#streams.get(f.id)?.send;
-          if (send && send.state === 'reset-sent') send.resetPending = true;
+          if (send && send.state === 'reset-sent') {
+            send.resetPending = true;
+            this.#streamControlDirty = true;
+          }
           break;
         }
         case 'stop_sending': {
           const recv = this.#streams.get(f.id)?.recv;
-          if (recv && recv.stopSendingCode !== undefined && recv.resetCode === undefined) recv.stopSendingPending = true;
+          if (recv && recv.stopSendingCode !== undefined && recv.resetCode === undefined) {
+            recv.stopSendingPending = true;
+            this.#streamControlDirty = true;
+          }
           break;
         }
         case 'new_cid': {
@@ -1380,6 +1391,7 @@ export class Connection {
       recv.lastWindowUpdate = now;
       recv.maxData = recv.buffer.readOffset + recv.window;
       recv.maxDataPending = true;
+      this.#streamControlDirty = true;
     }
     this.#maybeUpdateConnectionWindow();
     void id;
@@ -2043,11 +2055,19 @@ export class Connection {
   }
 
   #hasStreamControl(): boolean {
+    if (!this.#streamControlDirty) return false;
     for (const s of this.#streams.values()) {
-      if (s.send?.resetPending || s.recv?.stopSendingPending || s.recv?.maxDataPending) return true;
+      if (s.send?.resetPending || s.recv?.stopSendingPending || s.recv?.maxDataPending || s.send?.blockedAt !== undefined) return true;
     }
+    this.#streamControlDirty = false;
     return false;
   }
+
+  /**
+   * Set whenever a stream may owe a control frame (MAX_STREAM_DATA, RESET_STREAM,
+   * STOP_SENDING, STREAM_DATA_BLOCKED), so the per-packet scan of all streams only runs then.
+   */
+  #streamControlDirty = false;
 
   /** Start a packet in `space` at `out[start]`: header written, payload begins after it. */
   #beginPacket(out: Uint8Array, start: number, spaceId: SpaceId, end: number): PacketDraft | undefined {
@@ -2215,7 +2235,8 @@ export class Connection {
       }
     }
     if (this.#dataBlockedAt !== undefined && put({ type: 'data_blocked', limit: this.#dataBlockedAt }, { k: 'data_blocked' })) this.#dataBlockedAt = undefined;
-    for (const s of this.#streams.values()) {
+    let stillPending = false;
+    for (const s of this.#streamControlDirty ? this.#streams.values() : []) {
       const recv = s.recv;
       if (recv?.maxDataPending && put({ type: 'max_stream_data', id: s.id, max: recv.maxData }, { k: 'max_stream_data', id: s.id })) recv.maxDataPending = false;
       if (recv?.stopSendingPending && recv.stopSendingCode !== undefined && put({ type: 'stop_sending', id: s.id, code: recv.stopSendingCode }, { k: 'stop_sending', id: s.id })) {
@@ -2226,7 +2247,9 @@ export class Connection {
         send.resetPending = false;
       }
       if (send?.blockedAt !== undefined && put({ type: 'stream_data_blocked', id: s.id, limit: send.blockedAt }, { k: 'stream_data_blocked', id: s.id })) send.blockedAt = undefined;
+      if (recv?.maxDataPending || recv?.stopSendingPending || send?.resetPending || send?.blockedAt !== undefined) stillPending = true;
     }
+    if (this.#streamControlDirty && !stillPending) this.#streamControlDirty = false;
     for (const c of this.#localCids.values()) {
       if (c.pending && put({ type: 'new_connection_id', seq: c.seq, retirePriorTo: 0, cid: c.cid, resetToken: c.resetToken }, { k: 'new_cid', seq: c.seq })) c.pending = false;
     }
@@ -2280,7 +2303,10 @@ export class Connection {
         }
       }
       // Blocked by flow control? Say so (RFC 9000 §4.1: SHOULD send *_BLOCKED).
-      if (send.buffer.unsent < send.buffer.end && send.buffer.unsent >= send.maxData) send.blockedAt = send.maxData;
+      if (send.buffer.unsent < send.buffer.end && send.buffer.unsent >= send.maxData) {
+        send.blockedAt = send.maxData;
+        this.#streamControlDirty = true;
+      }
       if (send.buffer.unsent < send.buffer.end && connCredit <= 0) this.#dataBlockedAt = this.#peerMaxData;
       const more = send.buffer.hasSendable(newLimit) || (send.fin && !send.finSent);
       if (more) this.#queueStream(id);
