@@ -67,7 +67,7 @@ interface InFlight {
 
 export class SimNode {
   readonly endpoint: QuicEndpoint;
-  readonly addr: PathAddr;
+  addr: PathAddr;
   constructor(endpoint: QuicEndpoint, addr: PathAddr) {
     this.endpoint = endpoint;
     this.addr = addr;
@@ -100,6 +100,23 @@ export class SimNetwork {
     const node = new SimNode(new QuicEndpoint({ ...options, provider: this.provider() }), { key: name });
     this.nodes.set(name, node);
     return node;
+  }
+
+  /**
+   * The node's address changes (NAT rebinding): from now on it sends from `newName`, and
+   * datagrams still addressed to the old name are lost.
+   */
+  rebind(name: string, newName: string): void {
+    const node = this.nodes.get(name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    this.nodes.delete(name);
+    node.addr = { key: newName };
+    this.nodes.set(newName, node);
+    for (const [k, v] of [...this.links]) {
+      const [a, b] = k.split('>');
+      if (a === name) this.links.set(`${newName}>${b}`, v);
+      if (b === name) this.links.set(`${a}>${newName}`, v);
+    }
   }
 
   setLink(from: string, to: string, conditions: Partial<LinkConditions>): void {

@@ -15,6 +15,7 @@ import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_
 import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
 import { encodeTransportParameters, type TransportParameters } from './wire/transport-params.ts';
+import { retryIntegrityTag } from './protection/retry.ts';
 
 export interface QuicEndpointOptions {
   readonly provider: CryptoProvider;
@@ -31,7 +32,15 @@ export interface QuicEndpointOptions {
   readonly cipherSuites?: readonly number[];
   /** NSS key-log sink (SSLKEYLOGFILE). */
   readonly keyLog?: (line: string) => void;
+  /**
+   * Validate client addresses with a Retry round trip before any handshake work
+   * (RFC 9000 §8.1.2): costs one RTT, stops spoofed-source floods from creating state.
+   */
+  readonly retry?: boolean;
 }
+
+/** How long a Retry token stays valid (µs). */
+const RETRY_TOKEN_LIFETIME = 10_000_000;
 
 export interface ConnectOptions {
   /** The server's Ed25519 public key (the EndpointId dialled). */
@@ -51,6 +60,7 @@ export interface EndpointStats {
   dropped: Record<string, number>;
   statelessResets: number;
   versionNegotiations: number;
+  retries: number;
 }
 
 /** A Map key for a connection ID: one char per byte (much cheaper than hex, per datagram). */
@@ -69,6 +79,9 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #keyLog: ((line: string) => void) | undefined;
   /** One signer for every connection (importing the key costs ~45 µs). */
   readonly #signer: Ed25519Signer;
+  readonly #retry: boolean;
+  /** Seals Retry tokens (a key only this endpoint knows). */
+  readonly #tokenKey: Uint8Array;
   readonly #byCid = new Map<string, Connection>();
   readonly #connections: Connection[] = [];
   readonly #incoming: Connection[] = [];
@@ -76,7 +89,7 @@ export class QuicEndpoint implements ConnectionHost {
   #cursor = 0;
   #resetWindow = { start: 0, count: 0 };
   #vnWindow = { start: 0, count: 0 };
-  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0 };
+  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0 };
 
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
@@ -88,6 +101,8 @@ export class QuicEndpoint implements ConnectionHost {
     this.#cipherSuites = options.cipherSuites;
     this.#keyLog = options.keyLog;
     this.#signer = options.provider.ed25519Signer(options.secretKey);
+    this.#retry = options.retry ?? false;
+    this.#tokenKey = options.provider.randomBytes(16);
     if (this.#cidLength < 4 || this.#cidLength > 20) throw new RangeError('Connection ID length must be 4..20');
   }
 
@@ -188,10 +203,66 @@ export class QuicEndpoint implements ConnectionHost {
     const conn = this.#byCid.get(cidKey(header.dcid));
     if (conn) return conn.handleDatagram(now, path, data);
     if (header.form !== 'long' || header.type !== 'initial') return this.#drop('unknown-connection');
+    if (this.#retry) {
+      if (header.token.length === 0) return this.#sendRetry(now, path, data, header.dcid, header.scid);
+      const odcid = this.#openRetryToken(now, path, header.token);
+      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN); we drop.
+      if (odcid === undefined) return this.#drop('invalid-token');
+      return this.#accept(now, path, data, header.dcid, header.scid, odcid);
+    }
     this.#accept(now, path, data, header.dcid, header.scid);
   }
 
-  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array): void {
+  /** RFC 9000 §17.2.5: a Retry with a token binding the client's address and original DCID. */
+  #sendRetry(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array): void {
+    if (this.#alpns.length === 0) return this.#drop('not-accepting');
+    if (data.length < 1200) return this.#drop('short-initial');
+    if (dcid.length < 8) return this.#drop('short-dcid');
+    const newScid = this.#provider.randomBytes(this.#cidLength);
+    const token = this.#sealRetryToken(now, path, dcid);
+    const body = new Uint8Array(7 + scid.length + newScid.length + token.length);
+    let p = 0;
+    body[p++] = 0xf0 | (this.#provider.randomBytes(1)[0]! & 0x0f);
+    new DataView(body.buffer).setUint32(p, QUIC_V1);
+    p += 4;
+    body[p++] = scid.length;
+    body.set(scid, p);
+    p += scid.length;
+    body[p++] = newScid.length;
+    body.set(newScid, p);
+    p += newScid.length;
+    body.set(token, p);
+    const tag = retryIntegrityTag(this.#provider, dcid, body);
+    const out = new Uint8Array(body.length + tag.length);
+    out.set(body);
+    out.set(tag, body.length);
+    this.#stats.retries++;
+    this.#stateless.push({ path, data: out });
+  }
+
+  /** Token = nonce[12] ‖ AES-GCM(time ‖ odcid, aad = path key). */
+  #sealRetryToken(now: number, path: PathAddr, odcid: Uint8Array): Uint8Array {
+    const nonce = this.#provider.randomBytes(12);
+    const plain = new Uint8Array(8 + odcid.length);
+    new DataView(plain.buffer).setFloat64(0, now);
+    plain.set(odcid, 8);
+    const sealed = this.#provider.aead('aes-128-gcm', this.#tokenKey).seal(nonce, new TextEncoder().encode(path.key), plain);
+    const out = new Uint8Array(12 + sealed.length);
+    out.set(nonce);
+    out.set(sealed, 12);
+    return out;
+  }
+
+  #openRetryToken(now: number, path: PathAddr, token: Uint8Array): Uint8Array | undefined {
+    if (token.length < 12 + 16 + 8 + 8 || token.length > 12 + 16 + 8 + 20) return undefined;
+    const plain = this.#provider.aead('aes-128-gcm', this.#tokenKey).open(token.subarray(0, 12), new TextEncoder().encode(path.key), token.subarray(12));
+    if (plain === null) return undefined;
+    const issued = new DataView(plain.buffer, plain.byteOffset).getFloat64(0);
+    if (!(now - issued >= 0 && now - issued < RETRY_TOKEN_LIFETIME)) return undefined;
+    return plain.slice(8);
+  }
+
+  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, retriedFrom?: Uint8Array): void {
     if (this.#alpns.length === 0) return this.#drop('not-accepting');
     // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
     if (data.length < 1200) return this.#drop('short-initial');
@@ -208,6 +279,7 @@ export class QuicEndpoint implements ConnectionHost {
       host: this,
       originalDcid: dcid.slice(),
       peerCid: scid.slice(),
+      ...(retriedFrom ? { retriedFrom } : {}),
       path,
       now,
       cidLength: this.#cidLength,

@@ -78,6 +78,12 @@ export interface ConnectionOptions {
   readonly originalDcid: Uint8Array;
   /** Server: the client's SCID from its first Initial. */
   readonly peerCid?: Uint8Array;
+  /**
+   * Server, after a Retry: the client's first DCID (carried in the token). `originalDcid` is
+   * then the DCID the client used after the Retry (our Retry's SCID), which keys Initial
+   * protection (RFC 9001 §5.2) and becomes retry_source_connection_id (RFC 9000 §7.3).
+   */
+  readonly retriedFrom?: Uint8Array;
   readonly path: PathAddr;
   readonly now: number;
   /** Length of the connection IDs this endpoint issues. */
@@ -311,9 +317,10 @@ export class Connection {
     this.#pacer = new Pacer(MIN_DATAGRAM);
     this.#lastActivity = options.now;
     this.#handshakeDeadline = options.now + options.settings.handshakeTimeout * 1000;
-    this.#path = this.#newPath(options.path, options.side === 'client');
-    // RFC 9000 §8.1: a client's address is validated by the server; the client trusts the server.
-    this.#addressValidated = options.side === 'client';
+    this.#path = this.#newPath(options.path, options.side === 'client' || options.retriedFrom !== undefined);
+    // RFC 9000 §8.1: a client's address is validated by the server (a Retry token already
+    // proved it, §8.1.2); the client trusts the server.
+    this.#addressValidated = options.side === 'client' || options.retriedFrom !== undefined;
     this.#peerCompletedAddressValidation = options.side === 'server';
     this.#localMaxData = options.settings.receiveWindow;
     this.#localDataWindow = options.settings.receiveWindow;
@@ -348,7 +355,13 @@ export class Connection {
       activeConnectionIdLimit: ACTIVE_CONNECTION_ID_LIMIT,
       initialSourceConnectionId: localCid.cid,
       maxDatagramFrameSize: s.maxDatagramFrameSize,
-      ...(options.side === 'server' ? { originalDestinationConnectionId: options.originalDcid, statelessResetToken: localCid.resetToken } : {}),
+      ...(options.side === 'server'
+        ? {
+            originalDestinationConnectionId: options.retriedFrom ?? options.originalDcid,
+            ...(options.retriedFrom ? { retrySourceConnectionId: options.originalDcid } : {}),
+            statelessResetToken: localCid.resetToken,
+          }
+        : {}),
     };
     this.#tls = options.tls(params);
     this.#pumpTls();
@@ -574,13 +587,29 @@ export class Connection {
     this.#enterClosing(now, { type: 'connection_close', app: true, code, frameType: 0, reason: reasonBytes }, new ConnectionError({ code: 'ERR_QUIC_LOCALLY_CLOSED', kind: 'local', remote: false, applicationCode: code, reason }));
   }
 
-  /** Start a key update now (RFC 9001 §6.1). False if one is not allowed yet. */
+  /**
+   * Update the 1-RTT keys (RFC 9001 §6.1): now if allowed, else as soon as a packet of the
+   * current phase has been acknowledged (a PING makes sure one is). False only before the
+   * handshake is confirmed or after close.
+   */
   initiateKeyUpdate(): boolean {
+    if (!this.#handshakeConfirmed || this.#state !== 'established') return false;
+    if (this.#tryKeyUpdate()) return true;
+    this.#keyUpdateWanted = true;
+    this.#pingPending = true;
+    return true;
+  }
+
+  #keyUpdateWanted = false;
+
+  /** Perform the update if RFC 9001 §6.1 allows it now. */
+  #tryKeyUpdate(): boolean {
     // RFC 9001 §6.1: not before the handshake is confirmed, and not again before a packet of
     // the current phase was acknowledged (nor while the peer has not followed the last one).
     if (!this.#handshakeConfirmed || !this.#phaseAcked || this.#keyPhase !== this.#remotePhase || this.#state !== 'established') return false;
     const app = this.#spaces[SPACE_APP];
     if (app.keys === undefined) return false;
+    this.#keyUpdateWanted = false;
     app.keys = { local: app.keys.local.next(), remote: app.keys.remote };
     this.#keyPhase ^= 1;
     this.#firstPnInPhase = app.nextPn;
@@ -1098,7 +1127,10 @@ export class Connection {
 
   #onPacketAcked(p: SentPacket, spaceId: SpaceId): void {
     const space = this.#spaces[spaceId];
-    if (spaceId === SPACE_APP && p.pn >= this.#firstPnInPhase) this.#phaseAcked = true;
+    if (spaceId === SPACE_APP && p.pn >= this.#firstPnInPhase) {
+      this.#phaseAcked = true;
+      if (this.#keyUpdateWanted) this.#tryKeyUpdate();
+    }
     if (this.#mtuProbe && p.mtuProbe && p.pn === this.#mtuProbe.pn) {
       this.#path.mtu = this.#mtuProbe.size;
       this.#cc.onMtuChange(this.#path.mtu);
