@@ -175,9 +175,12 @@ export class Endpoint {
   async connect(addr: EndpointAddr, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
     options.signal?.throwIfAborted();
-    const target = addr.directAddresses.find((a) => this.#sockets.some((s) => s.family === a.family));
-    if (target === undefined) throw new SdnetError('ERR_NO_ADDRESS', `No direct address of ${addr.id.fmtShort()} is reachable from our sockets`);
-    const core = this.#quic.connect(this.#driver.clock.now(), new UdpPath(target), {
+    // Every direct address we have a socket family for: the first flight goes to all of them
+    // and the connection keeps to whichever answers first (iroh-wire §3.5).
+    const targets = addr.directAddresses.filter((a) => this.#sockets.some((s) => s.family === a.family)).map((a) => new UdpPath(a));
+    if (targets.length === 0) throw new SdnetError('ERR_NO_ADDRESS', `No direct address of ${addr.id.fmtShort()} is reachable from our sockets`);
+    const core = this.#quic.connect(this.#driver.clock.now(), targets[0]!, {
+      alternativePaths: targets.slice(1),
       serverKey: addr.id.toBytes(),
       alpn: encodeAlpn(alpn),
       serverName: tlsServerName(addr.id),

@@ -87,3 +87,26 @@ describe('SSLKEYLOGFILE', () => {
     }
   });
 });
+
+describe('dialling several addresses', () => {
+  it('connects when only a later address in the ticket works, and over IPv6', async () => {
+    const server = await Endpoint.bind({ alpns: ['m/1'], bindAddr: ['127.0.0.1:0', '[::1]:0'] });
+    const client = await Endpoint.bind({ bindAddr: ['127.0.0.1:0', '[::1]:0'] });
+    void (async () => {
+      for await (const i of server.accept()) await i.accept().catch(() => undefined);
+    })();
+    const { EndpointAddr, SocketAddr } = await import('../../src/identity/index.ts');
+    const dgram = await import('node:dgram');
+    // A dead address first: a UDP socket that swallows everything.
+    const sink = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sink.bind(0, '127.0.0.1', r));
+    const v6 = server.boundSockets.find((a) => a.family === 6)!;
+    const addr = EndpointAddr.from({ id: server.id, directAddresses: [SocketAddr.parse(`127.0.0.1:${sink.address().port}`), v6] });
+    const conn = await client.connect(addr, 'm/1');
+    expect(conn.path.key).toBe(`udp:[::1]:${v6.port}`);
+    conn.close();
+    sink.close();
+    await client.close();
+    await server.close();
+  });
+});

@@ -43,6 +43,8 @@ export interface QuicEndpointOptions {
 const RETRY_TOKEN_LIFETIME = 10_000_000;
 
 export interface ConnectOptions {
+  /** Further paths to the same server; the first flight goes to all (iroh-wire §3.5). */
+  readonly alternativePaths?: readonly PathAddr[];
   /** The server's Ed25519 public key (the EndpointId dialled). */
   readonly serverKey: Uint8Array;
   readonly alpn: Uint8Array;
@@ -144,6 +146,7 @@ export class QuicEndpoint implements ConnectionHost {
       host: this,
       originalDcid: dcid,
       path,
+      ...(options.alternativePaths ? { alternativePaths: options.alternativePaths } : {}),
       now,
       cidLength: this.#cidLength,
       tls: (params) =>

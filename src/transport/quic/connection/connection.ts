@@ -85,6 +85,12 @@ export interface ConnectionOptions {
    */
   readonly retriedFrom?: Uint8Array;
   readonly path: PathAddr;
+  /**
+   * Client: further paths to the same server (other addresses, relays). Until the server
+   * answers, every datagram also goes to each of them; the path the first answer arrives on
+   * becomes the connection's path (iroh-wire §3.5).
+   */
+  readonly alternativePaths?: readonly PathAddr[];
   readonly now: number;
   /** Length of the connection IDs this endpoint issues. */
   readonly cidLength: number;
@@ -214,6 +220,9 @@ export class Connection {
   // ---- paths
   #path: PathState;
   readonly #otherPaths = new Map<string, PathState>();
+  /** Client, before the first answer: the extra paths every datagram is copied to. */
+  #dialPaths: PathAddr[] = [];
+  #dialCopies: Transmit[] = [];
   #addressValidated: boolean;
   #largestPnOnPath = -1;
 
@@ -318,6 +327,11 @@ export class Connection {
     this.#lastActivity = options.now;
     this.#handshakeDeadline = options.now + options.settings.handshakeTimeout * 1000;
     this.#path = this.#newPath(options.path, options.side === 'client' || options.retriedFrom !== undefined);
+    for (const alt of options.side === 'client' ? (options.alternativePaths ?? []) : []) {
+      if (alt.key === options.path.key || this.#otherPaths.has(alt.key)) continue;
+      this.#otherPaths.set(alt.key, this.#newPath(alt, true));
+      this.#dialPaths.push(alt);
+    }
     // RFC 9000 §8.1: a client's address is validated by the server (a Retry token already
     // proved it, §8.1.2); the client trusts the server.
     this.#addressValidated = options.side === 'client' || options.retriedFrom !== undefined;
@@ -750,7 +764,7 @@ export class Connection {
     if (phaseChange) this.#onPeerKeyUpdate(pn);
     this.#packetsReceived++;
 
-    if (header.form === 'long') this.#onLongHeaderAccepted(header);
+    if (header.form === 'long') this.#onLongHeaderAccepted(header, path);
     // RFC 9000 §8.1: a Handshake packet from the client proves its address.
     if (this.side === 'server' && spaceId === SPACE_HANDSHAKE) {
       this.#addressValidated = true;
@@ -811,9 +825,20 @@ export class Connection {
     this.#keyDiscardPending = true;
   }
 
-  #onLongHeaderAccepted(header: LongHeader): void {
+  #onLongHeaderAccepted(header: LongHeader, path: PathAddr): void {
     if (this.side === 'client' && !this.#receivedFirstServerPacket) {
       this.#receivedFirstServerPacket = true;
+      // Dialled on several paths: keep to the one the server answered on.
+      this.#dialPaths = [];
+      this.#dialCopies = [];
+      if (path.key !== this.#path.addr.key) {
+        const answered = this.#otherPaths.get(path.key);
+        if (answered) {
+          this.#otherPaths.delete(path.key);
+          this.#otherPaths.set(this.#path.addr.key, this.#path);
+          this.#path = answered;
+        }
+      }
       // RFC 9000 §7.2: switch to the server's chosen connection ID.
       this.#peerInitialScid = header.scid;
       this.#remoteCid = { seq: 0, cid: header.scid, resetToken: undefined };
@@ -1871,6 +1896,8 @@ export class Connection {
       this.#keyDiscardPending = false;
       this.#keyDiscardAt = now + 3 * this.#rtt.pto(this.#peerMaxAckDelay);
     }
+    const copy = this.#dialCopies.shift();
+    if (copy) return copy;
     if (this.#state === 'closing') return this.#transmitClose(now);
     // Owed PATH_RESPONSEs / challenges on other paths go first, in their own datagrams.
     for (const p of this.#otherPaths.values()) {
@@ -2045,7 +2072,9 @@ export class Connection {
     this.#setLossTimer();
     // Give the unused tail of the reservation back to the slab.
     this.#slabPos -= out.length - total;
-    return { path: path.addr, data: out.subarray(0, total) };
+    const data = out.subarray(0, total);
+    for (const alt of this.#dialPaths) this.#dialCopies.push({ path: alt, data });
+    return { path: path.addr, data };
   }
 
   /**
