@@ -2084,7 +2084,9 @@ export class Connection {
    */
   #datagramBuffer(size: number): Uint8Array {
     if (this.#slab.length - this.#slabPos < size) {
-      this.#slab = new Uint8Array(Math.max(SLAB_SIZE, size));
+      // Start small (most connections send little) and grow to full slabs for bulk senders.
+      this.#slabSize = Math.min(SLAB_SIZE, this.#slabSize * 4);
+      this.#slab = new Uint8Array(Math.max(this.#slabSize, size));
       this.#slabPos = 0;
     }
     const out = this.#slab.subarray(this.#slabPos, this.#slabPos + size);
@@ -2094,6 +2096,7 @@ export class Connection {
 
   #slab: Uint8Array = new Uint8Array(0);
   #slabPos = 0;
+  #slabSize = 1024;
 
   #hasAppData(): boolean {
     if (this.#state !== 'established' && !(this.side === 'server' && this.#spaces[SPACE_APP].keys)) return false;
