@@ -42,6 +42,9 @@ export interface ConnectOptions extends SignalOptions {
   settings?: Partial<ConnectionSettings>;
 }
 
+/** Connection attempts waiting for accept() at most; later ones are turned away. */
+const MAX_PENDING_INCOMING = 128;
+
 const encodeAlpn = (a: string | Uint8Array): Uint8Array => (typeof a === 'string' ? new TextEncoder().encode(a) : a);
 
 /** A connection attempt from a peer, before its handshake completes. */
@@ -86,7 +89,19 @@ export class Endpoint {
     this.#sockets = sockets;
     driver.onIncoming((core) => {
       const handle = this.#track(core);
-      this.#incoming.push(new Incoming(handle));
+      // An application that stops calling accept() must not make hostile attempts pile up.
+      if (this.#incoming.length >= MAX_PENDING_INCOMING) {
+        core.close(driver.clock.now(), 0x02, 'server busy');
+        driver.schedule();
+        return;
+      }
+      const incoming = new Incoming(handle);
+      this.#incoming.push(incoming);
+      // Forget it if it closes before being accepted.
+      void handle.closed.then(() => {
+        const i = this.#incoming.indexOf(incoming);
+        if (i >= 0) this.#incoming.splice(i, 1);
+      });
       for (const w of this.#incomingWaiters.splice(0)) w();
     });
   }

@@ -16,6 +16,7 @@ import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
 import { encodeTransportParameters, type TransportParameters } from './wire/transport-params.ts';
 import { retryIntegrityTag } from './protection/retry.ts';
+import { decodePacketNumber, initialKeys, unprotectHeader } from './protection/packet-keys.ts';
 
 export interface QuicEndpointOptions {
   readonly provider: CryptoProvider;
@@ -63,6 +64,7 @@ export interface EndpointStats {
   statelessResets: number;
   versionNegotiations: number;
   retries: number;
+  statelessResetsReceived: number;
 }
 
 /** A Map key for a connection ID: one char per byte (much cheaper than hex, per datagram). */
@@ -91,7 +93,7 @@ export class QuicEndpoint implements ConnectionHost {
   #cursor = 0;
   #resetWindow = { start: 0, count: 0 };
   #vnWindow = { start: 0, count: 0 };
-  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0 };
+  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0 };
 
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
@@ -118,6 +120,22 @@ export class QuicEndpoint implements ConnectionHost {
   }
 
   // ---- ConnectionHost
+
+  /** Peer reset tokens of the connection IDs our connections send with → connection. */
+  readonly #resetTokens = new Map<string, Connection>();
+  readonly #tokenOf = new Map<Connection, string>();
+
+  setPeerResetToken(connection: Connection, token: Uint8Array | undefined): void {
+    const old = this.#tokenOf.get(connection);
+    if (old !== undefined) {
+      this.#resetTokens.delete(old);
+      this.#tokenOf.delete(connection);
+    }
+    if (token === undefined) return;
+    const key = cidKey(token);
+    this.#resetTokens.set(key, connection);
+    this.#tokenOf.set(connection, key);
+  }
 
   addCid(cid: Uint8Array, connection: Connection): void {
     this.#byCid.set(cidKey(cid), connection);
@@ -190,9 +208,19 @@ export class QuicEndpoint implements ConnectionHost {
     if (data.length === 0) return this.#drop('empty');
     const first = data[0]!;
     if ((first & 0x80) === 0) {
+      // RFC 9000 §17.3.1: a short header with the fixed bit 0 is discarded.
+      if ((first & 0x40) === 0) return this.#drop('fixed-bit');
       const cid = data.subarray(1, 1 + this.#cidLength);
       const conn = cid.length === this.#cidLength ? this.#byCid.get(cidKey(cid)) : undefined;
       if (conn) return conn.handleDatagram(now, path, data);
+      // RFC 9000 §10.3.1: a datagram that matches no connection may be a stateless reset for one.
+      if (data.length >= 21) {
+        const reset = this.#resetTokens.get(cidKey(data.subarray(data.length - 16)));
+        if (reset) {
+          this.#stats.statelessResetsReceived++;
+          return reset.handleStatelessReset(now);
+        }
+      }
       return this.#maybeStatelessReset(now, path, data);
     }
     let header;
@@ -272,6 +300,9 @@ export class QuicEndpoint implements ConnectionHost {
     // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
     if (dcid.length < 8) return this.#drop('short-dcid');
     if (this.#connections.length >= MAX_CONNECTIONS) return this.#drop('too-many-connections');
+    // Only a packet that decrypts with the Initial keys earns state (as quinn does): garbage
+    // with a valid-looking header must not occupy a handshake slot.
+    if (!this.#initialDecrypts(data, dcid)) return this.#drop('undecryptable-initial');
     let handshaking = 0;
     for (const c of this.#connections) if (c.side === 'server' && c.state === 'handshaking') handshaking++;
     if (handshaking >= MAX_HANDSHAKING) return this.#drop('too-many-handshakes');
@@ -302,6 +333,24 @@ export class QuicEndpoint implements ConnectionHost {
     connection.handleDatagram(now, path, data);
     if (connection.state === 'closed') return;
     this.#incoming.push(connection);
+  }
+
+  /** Does the first packet of `data` open with the client's Initial keys for `dcid`? */
+  #initialDecrypts(data: Uint8Array, dcid: Uint8Array): boolean {
+    let header;
+    try {
+      header = parseHeader(data, 0, this.#cidLength);
+    } catch {
+      return false;
+    }
+    if (header.form !== 'long' || header.type !== 'initial') return false;
+    const keys = initialKeys(this.#provider, dcid, 'server').remote;
+    const packet = data.slice(header.start, header.end);
+    const pnOffset = header.pnOffset - header.start;
+    const hp = unprotectHeader(packet, pnOffset, keys.header);
+    if (hp === undefined) return false;
+    const pn = decodePacketNumber(-1, hp.truncatedPn, hp.pnLength * 8);
+    return keys.open(pn, packet.subarray(0, pnOffset + hp.pnLength), packet.subarray(pnOffset + hp.pnLength)) !== null;
   }
 
   #rateLimit(window: { start: number; count: number }, now: number, max: number): boolean {

@@ -65,6 +65,11 @@ export interface ConnectionHost {
   removeCid(cid: Uint8Array): void;
   /** The stateless-reset token this endpoint uses for `cid` (RFC 9000 §10.3.2). */
   resetToken(cid: Uint8Array): Uint8Array;
+  /**
+   * The peer's reset token for the connection ID we now send with changed (RFC 9000 §10.3.1:
+   * a datagram routed to no connection is checked against these).
+   */
+  setPeerResetToken(connection: Connection, token: Uint8Array | undefined): void;
 }
 
 export interface ConnectionOptions {
@@ -166,6 +171,11 @@ interface PathState {
   responses: Uint8Array[];
   bytesReceived: number;
   bytesSent: number;
+  /**
+   * The peer brought this path to us (its first Initial, a migration, a probe). Until it is
+   * validated we may send it at most three times what it sent (RFC 9000 §8, §9.3).
+   */
+  peerInitiated: boolean;
 }
 
 interface RemoteCid {
@@ -188,6 +198,8 @@ type State = 'handshaking' | 'established' | 'closing' | 'draining' | 'closed';
 const MIN_DATAGRAM = 1200;
 /** RFC 9002 §6.1.1: kPacketThreshold. */
 const PACKET_THRESHOLD = 3;
+/** Paths besides the current one a connection keeps state for. */
+const MAX_OTHER_PATHS = 8;
 /** Size of the buffers outgoing datagrams are cut from. */
 const SLAB_SIZE = 64 * 1024;
 /** Largest packet number we will use (RFC 9000 §12.3: 2^62 − 1; we stop at 2^53). */
@@ -326,10 +338,10 @@ export class Connection {
     this.#pacer = new Pacer(MIN_DATAGRAM);
     this.#lastActivity = options.now;
     this.#handshakeDeadline = options.now + options.settings.handshakeTimeout * 1000;
-    this.#path = this.#newPath(options.path, options.side === 'client' || options.retriedFrom !== undefined);
+    this.#path = this.#newPath(options.path, options.side === 'client' || options.retriedFrom !== undefined, options.side === 'server');
     for (const alt of options.side === 'client' ? (options.alternativePaths ?? []) : []) {
       if (alt.key === options.path.key || this.#otherPaths.has(alt.key)) continue;
-      this.#otherPaths.set(alt.key, this.#newPath(alt, true));
+      this.#otherPaths.set(alt.key, this.#newPath(alt, true, false));
       this.#dialPaths.push(alt);
     }
     // RFC 9000 §8.1: a client's address is validated by the server (a Retry token already
@@ -636,7 +648,7 @@ export class Connection {
   /** Send a PATH_CHALLENGE on `path` (RFC 9000 §8.2); 'path-validated' follows on success. */
   probePath(now: number, path: PathAddr): void {
     if (this.#state !== 'established') return;
-    const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, true);
+    const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, true, false);
     this.#startChallenge(now, p);
   }
 
@@ -646,7 +658,7 @@ export class Connection {
    */
   migrate(now: number, path: PathAddr): void {
     if (this.#state !== 'established' || path.key === this.#path.addr.key) return;
-    const p = this.#otherPath(path, true);
+    const p = this.#otherPath(path, true, false);
     this.#otherPaths.delete(path.key);
     this.#otherPaths.set(this.#path.addr.key, this.#path);
     this.#switchPath(now, p, true);
@@ -662,15 +674,18 @@ export class Connection {
       this.#closeSendsOwed = Math.min(this.#closeSendsOwed + 1, 1);
       return;
     }
-    const onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
-    if (onPath) onPath.bytesReceived += data.length;
+    let onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
     // Before the handshake completes the server keeps to the path it first heard from; copies of
     // the client's Initial arriving over other paths are dropped (iroh-wire §3.5).
-    else if (this.side === 'server' && this.#state === 'handshaking') return;
+    if (onPath === undefined && this.side === 'server' && this.#state === 'handshaking') return;
+    // A datagram from a path we did not know: count it, it bounds what we may send there.
+    onPath ??= this.#otherPath(path, false, true);
+    onPath.bytesReceived += data.length;
     this.#now = now;
     this.#bytesReceived += data.length;
     let offset = 0;
     let first = true;
+    let firstDcid: Uint8Array | undefined;
     while (offset < data.length) {
       let header: PacketHeader;
       try {
@@ -678,6 +693,9 @@ export class Connection {
       } catch {
         return; // RFC 9000 §12.2: an unparseable packet ends processing of the datagram.
       }
+      // RFC 9000 §12.2: coalesced packets with another DCID than the first SHOULD be ignored.
+      if (firstDcid === undefined) firstDcid = header.dcid;
+      else if (!equalBytes(header.dcid, firstDcid)) return;
       const end = header.end;
       const packet = data.subarray(offset, end);
       try {
@@ -933,15 +951,12 @@ export class Connection {
         return;
       }
       case 'max_streams':
-        return this.#onMaxStreams(frame.bidi ? 'bi' : 'uni', frame.max, wireType);
+        return this.#onMaxStreams(frame.bidi ? 'bi' : 'uni', frame.max);
       case 'data_blocked':
       case 'stream_data_blocked':
       case 'streams_blocked':
         // Informational; our window updates are driven by consumption (RFC 9000 §4.1).
         if (frame.type === 'stream_data_blocked') this.#checkStreamFrame(frame.id, 'recv', wireType);
-        if (frame.type === 'streams_blocked' && frame.limit > 2 ** 60) {
-          throw new TransportError(TransportErrorCode.STREAM_LIMIT_ERROR, 'STREAMS_BLOCKED above 2^60', wireType);
-        }
         return;
       case 'new_token':
         // RFC 9000 §19.7: a server receiving NEW_TOKEN → PROTOCOL_VIOLATION. Clients ignore it (no 0-RTT).
@@ -952,7 +967,7 @@ export class Connection {
       case 'retire_connection_id':
         return this.#onRetireConnectionId(frame.seq, wireType);
       case 'path_challenge': {
-        const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false);
+        const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false, true);
         // RFC 9000 §8.2.2: answer with PATH_RESPONSE on the path the challenge came from.
         if (p.responses.length < 4) p.responses.push(frame.data);
         return;
@@ -1054,7 +1069,7 @@ export class Connection {
     if (this.side === 'client') {
       if (mismatch(p.originalDestinationConnectionId, this.originalDcid)) throw new TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, 'original_destination_connection_id does not match');
       if (mismatch(p.retrySourceConnectionId, this.#retrySourceCid)) throw new TransportError(TransportErrorCode.TRANSPORT_PARAMETER_ERROR, 'retry_source_connection_id does not match');
-      if (p.statelessResetToken) this.#remoteCid = { ...this.#remoteCid, resetToken: p.statelessResetToken };
+      if (p.statelessResetToken) this.#useRemoteCid({ ...this.#remoteCid, resetToken: p.statelessResetToken });
       this.#remoteCids.set(0, this.#remoteCid);
     }
     this.#peerParams = p;
@@ -1429,9 +1444,7 @@ export class Connection {
     if (send.resetCode === undefined && send.state !== 'data-recvd') this.resetStream(id, code);
   }
 
-  #onMaxStreams(dir: Dir, max: number, wireType: number): void {
-    // RFC 9000 §19.11: more than 2^60 → FRAME_ENCODING_ERROR.
-    if (max > 2 ** 60) throw new TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, 'MAX_STREAMS above 2^60', wireType);
+  #onMaxStreams(dir: Dir, max: number): void {
     if (max > this.#peerMaxStreams[dir]) {
       this.#peerMaxStreams[dir] = max;
       this.#events.push({ type: 'streams-available', dir });
@@ -1540,7 +1553,7 @@ export class Connection {
       }
       if (this.#remoteCid.seq < f.retirePriorTo) {
         const next = [...this.#remoteCids.values()].sort((a, b) => a.seq - b.seq)[0];
-        if (next) this.#remoteCid = next;
+        if (next) this.#useRemoteCid(next);
       }
     }
     // RFC 9000 §5.1.1: more than our active_connection_id_limit → CONNECTION_ID_LIMIT_ERROR.
@@ -1562,35 +1575,50 @@ export class Connection {
     if (this.#state === 'established') this.#issueCids();
   }
 
+  /** Switch the connection ID we send with, and tell the endpoint its reset token. */
+  #useRemoteCid(c: RemoteCid): void {
+    this.#remoteCid = c;
+    this.#host.setPeerResetToken(this, c.resetToken);
+  }
+
   #isStatelessReset(datagram: Uint8Array): boolean {
-    // RFC 9000 §10.3.1: the last 16 bytes of a datagram that fails to decrypt.
+    // RFC 9000 §10.3.1: the last 16 bytes of a datagram that fails to decrypt, compared with
+    // the token of the connection ID in use — never with tokens of unused IDs.
     if (datagram.length < 21) return false;
-    const tail = datagram.subarray(datagram.length - 16);
-    for (const c of this.#remoteCids.values()) {
-      if (c.resetToken && equalBytesConstantTime(c.resetToken, tail)) return true;
-    }
-    return false;
+    const token = this.#remoteCid.resetToken;
+    return token !== undefined && equalBytesConstantTime(token, datagram.subarray(datagram.length - 16));
+  }
+
+  /** The endpoint matched a datagram to our peer's reset token (RFC 9000 §10.3.1). */
+  handleStatelessReset(now: number): void {
+    if (this.#state === 'established' || this.#state === 'handshaking' || this.#state === 'closing') this.#onStatelessReset(now);
   }
 
   #onStatelessReset(now: number): void {
     this.#closeError = new ConnectionError({ code: 'ERR_QUIC_STATELESS_RESET', kind: 'stateless-reset', remote: true, reason: '' });
     this.#state = 'draining';
     this.#closeDeadline = now + 3 * this.#rtt.pto(this.#peerMaxAckDelay);
+    this.#emitClosed();
   }
 
   // ---------------------------------------------------------------- paths (RFC 9000 §8, §9)
 
-  #newPath(addr: PathAddr, validated: boolean): PathState {
-    return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, responses: [], bytesReceived: 0, bytesSent: 0 };
+  #newPath(addr: PathAddr, validated: boolean, peerInitiated: boolean): PathState {
+    return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, responses: [], bytesReceived: 0, bytesSent: 0, peerInitiated };
   }
 
-  #otherPath(addr: PathAddr, create: boolean): PathState {
+  #otherPath(addr: PathAddr, create: boolean, peerInitiated: boolean): PathState {
     let p = this.#otherPaths.get(addr.key);
     if (p === undefined) {
-      p = this.#newPath(addr, false);
-      if (create || this.#otherPaths.size < 4) this.#otherPaths.set(addr.key, p);
+      p = this.#newPath(addr, false, peerInitiated);
+      if (create || this.#otherPaths.size < MAX_OTHER_PATHS) this.#otherPaths.set(addr.key, p);
     }
     return p;
+  }
+
+  /** Bytes we may still send on `p` (RFC 9000 §8, §9.3: three times what it sent until validated). */
+  #pathBudget(p: PathState): number {
+    return p.validated || !p.peerInitiated ? Infinity : 3 * p.bytesReceived - p.bytesSent;
   }
 
   #startChallenge(now: number, p: PathState): void {
@@ -1622,7 +1650,7 @@ export class Connection {
     void ackEliciting;
     if (addr.key === this.#path.addr.key || this.#lastPacketProbingOnly) return;
     if (this.side === 'client' || this.#state !== 'established' || !this.#handshakeConfirmed) return;
-    const p = this.#otherPath(addr, true);
+    const p = this.#otherPath(addr, true, true);
     this.#otherPaths.delete(addr.key);
     this.#otherPaths.set(this.#path.addr.key, this.#path);
     this.#switchPath(now, p, !p.validated);
@@ -1635,7 +1663,7 @@ export class Connection {
     if (fresh) {
       this.#queueRetire(this.#remoteCid.seq);
       this.#remoteCids.delete(this.#remoteCid.seq);
-      this.#remoteCid = fresh;
+      this.#useRemoteCid(fresh);
     }
     // RFC 9000 §9.4: reset congestion control and RTT for a new path.
     this.#cc = createCongestionController(this.#settings.congestion, p.mtu);
@@ -1694,6 +1722,7 @@ export class Connection {
     this.#emitClosed();
     for (const c of this.#localCids.values()) this.#host.removeCid(c.cid);
     if (this.side === 'server') this.#host.removeCid(this.originalDcid);
+    this.#host.setPeerResetToken(this, undefined);
   }
 
   // ================================================================== timers
@@ -1880,8 +1909,7 @@ export class Connection {
   }
 
   #amplificationBudget(): number {
-    // RFC 9000 §8.1: before validation, at most three times the bytes received.
-    return 3 * this.#path.bytesReceived - this.#path.bytesSent;
+    return this.#pathBudget(this.#path);
   }
 
   // ================================================================== output
@@ -1921,8 +1949,10 @@ export class Connection {
       p.challengePending = false;
       return undefined;
     }
-    // RFC 9000 §8.2.1: PATH_CHALLENGE datagrams are padded to 1200 bytes (within the amplification limit).
-    const size = MIN_DATAGRAM;
+    // RFC 9000 §8.2.1, §8.2.2: PATH_CHALLENGE/PATH_RESPONSE datagrams are padded to 1200
+    // bytes unless the anti-amplification limit of the path does not allow that much.
+    const size = Math.min(MIN_DATAGRAM, this.#pathBudget(p));
+    if (size < 64) return undefined;
     const out = new Uint8Array(size);
     const draft = this.#beginPacket(out, 0, SPACE_APP, size);
     if (draft === undefined) return undefined;
@@ -1989,10 +2019,11 @@ export class Connection {
   #transmit(now: number): Transmit | undefined {
     const path = this.#path;
     let limit = path.mtu;
-    if (this.side === 'server' && !this.#addressValidated) {
-      // RFC 9000 §8.1: before validation, at most three times the bytes received.
-      const budget = this.#amplificationBudget();
-      if (budget < MIN_DATAGRAM) return undefined;
+    const budget = this.#pathBudget(path);
+    if (budget < Infinity) {
+      // RFC 9000 §8.1, §9.3: before validation, at most three times the bytes received. During
+      // the handshake a server datagram needs room for a full padded Initial.
+      if (budget < (this.#state === 'handshaking' ? MIN_DATAGRAM : 64)) return undefined;
       limit = Math.min(limit, budget);
     }
     const out = this.#datagramBuffer(Math.max(limit, MIN_DATAGRAM));

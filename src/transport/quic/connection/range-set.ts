@@ -112,6 +112,25 @@ export class RangeSet {
     return this.#r.length === 0 ? undefined : [this.#r[0]!, this.#r[1]!];
   }
 
+  /**
+   * The parts of [start, end) not in the set, in order, as [start, end) pairs. Finds the
+   * first overlapping range by binary search, so it costs O(log n + k).
+   */
+  gaps(start: number, end: number): [number, number][] {
+    const out: [number, number][] = [];
+    const r = this.#r;
+    let pos = start;
+    for (let i = this.#lowerBound(start + 1); i < r.length / 2 && pos < end; i++) {
+      const s = r[2 * i]!;
+      const e = r[2 * i + 1]!;
+      if (s >= end) break;
+      if (s > pos) out.push([pos, s]);
+      if (e > pos) pos = e;
+    }
+    if (pos < end) out.push([pos, end]);
+    return out;
+  }
+
   /** Ranges from highest to lowest, as [start, end). */
   *descending(): Generator<[number, number]> {
     for (let i = this.#r.length / 2 - 1; i >= 0; i--) yield [this.#r[2 * i]!, this.#r[2 * i + 1]!];

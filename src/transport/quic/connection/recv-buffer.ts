@@ -35,16 +35,7 @@ export class RecvBuffer {
       return data.length;
     }
     let added = 0;
-    let pos = Math.max(offset, this.readOffset);
-    const gaps: [number, number][] = [];
-    for (const [s, e] of this.#received.ascending()) {
-      if (e <= pos) continue;
-      if (s >= end) break;
-      if (s > pos) gaps.push([pos, s]);
-      pos = Math.max(pos, e);
-    }
-    if (pos < end) gaps.push([pos, end]);
-    for (const [s, e] of gaps) {
+    for (const [s, e] of this.#received.gaps(Math.max(offset, this.readOffset), end)) {
       this.#store(s, data.subarray(s - offset, e - offset));
       this.#received.insert(s, e);
       added += e - s;
@@ -60,10 +51,16 @@ export class RecvBuffer {
 
   #store(offset: number, data: Uint8Array): void {
     const segs = this.#segments;
-    // Insert keeping order; segments never overlap because only gaps are stored.
-    let i = segs.length;
-    while (i > 0 && segs[i - 1]!.offset > offset) i--;
-    segs.splice(i, 0, { offset, data });
+    // Insert keeping order (binary search); segments never overlap because only gaps are stored.
+    let lo = 0;
+    let hi = segs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (segs[mid]!.offset < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === segs.length) segs.push({ offset, data });
+    else segs.splice(lo, 0, { offset, data });
   }
 
   /** Segments stored and not yet read (bounded by the caller). */

@@ -119,14 +119,7 @@ export class SendBuffer {
     const end = offset + length;
     if (end <= start) return;
     // Only the parts not acknowledged since.
-    let pos = start;
-    for (const [s, e] of this.#acked.ascending()) {
-      if (e <= pos) continue;
-      if (s >= end) break;
-      if (s > pos) this.#lost.insert(pos, s);
-      pos = Math.max(pos, e);
-    }
-    if (pos < end) this.#lost.insert(pos, end);
+    for (const [s, e] of this.#acked.gaps(start, end)) this.#lost.insert(s, e);
   }
 
   /** True once every written byte has been acknowledged. */

@@ -9,7 +9,7 @@
  */
 import { ByteReader } from './reader.ts';
 import type { FixedWriter } from './fixed-writer.ts';
-import { varintLength } from './varint.ts';
+import { VARINT_MAX, varintLength } from './varint.ts';
 import { TransportError, TransportErrorCode } from '../errors.ts';
 import { DecodeError } from '../../../util/errors.ts';
 
@@ -73,8 +73,8 @@ export type Frame =
 
 /** The largest value a 62-bit varint field can carry that we hold exactly. */
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-/** RFC 9000 §4.5: stream offsets and final sizes are at most 2^62 − 1; we cap at 2^53 − 1. */
-const MAX_OFFSET = MAX_SAFE;
+/** RFC 9000 §4.6: stream counts are at most 2^60. */
+const MAX_STREAM_COUNT = 2n ** 60n;
 
 function encodingError(reason: string, frameType: number): TransportError {
   return new TransportError(TransportErrorCode.FRAME_ENCODING_ERROR, reason, frameType);
@@ -116,18 +116,20 @@ function decodeBody(r: ByteReader, t: number): Frame {
       return { type: 'ping' };
     case FrameType.ACK:
     case FrameType.ACK_ECN: {
-      const largest = r.varint('ACK largest');
-      const delay = r.varint('ACK delay');
-      const count = r.varint('ACK range count');
+      // Above 2^53 − 1, packet numbers saturate: no such packet was sent, so the connection
+      // reports PROTOCOL_VIOLATION (RFC 9000 §13.1) rather than an encoding error.
+      const largest = r.varintSat('ACK largest');
+      const delay = r.varintSat('ACK delay');
+      const count = r.varintSat('ACK range count');
       // Each further range takes at least 2 bytes: bound the count before building the array.
       if (count > r.remaining / 2) throw encodingError('ACK range count exceeds the frame', t);
-      const first = r.varint('ACK first range');
+      const first = r.varintSat('ACK first range');
       if (first > largest) throw encodingError('ACK first range below packet number 0', t);
       const ranges: AckRange[] = [{ start: largest - first, end: largest }];
       let smallest = largest - first;
       for (let i = 0; i < count; i++) {
-        const gap = r.varint('ACK gap');
-        const len = r.varint('ACK range length');
+        const gap = r.varintSat('ACK gap');
+        const len = r.varintSat('ACK range length');
         // RFC 9000 §19.3.1: largest of the next range = smallest − gap − 2.
         const end = smallest - gap - 2;
         const start = end - len;
@@ -136,24 +138,24 @@ function decodeBody(r: ByteReader, t: number): Frame {
         smallest = start;
       }
       if (t === FrameType.ACK_ECN) {
-        const ect0 = r.varint('ECT0');
-        const ect1 = r.varint('ECT1');
-        const ce = r.varint('CE');
+        const ect0 = r.varintSat('ECT0');
+        const ect1 = r.varintSat('ECT1');
+        const ce = r.varintSat('CE');
         return { type: 'ack', largest, delay, ranges, ecn: { ect0, ect1, ce } };
       }
       return { type: 'ack', largest, delay, ranges };
     }
     case FrameType.RESET_STREAM:
-      return { type: 'reset_stream', id: r.varint('stream id'), code: r.varint('error code'), finalSize: r.varint('final size') };
+      return { type: 'reset_stream', id: readStreamId(r), code: r.varintSat('error code'), finalSize: r.varintSat('final size') };
     case FrameType.STOP_SENDING:
-      return { type: 'stop_sending', id: r.varint('stream id'), code: r.varint('error code') };
+      return { type: 'stop_sending', id: readStreamId(r), code: r.varintSat('error code') };
     case FrameType.CRYPTO: {
-      const offset = r.varint('CRYPTO offset');
+      const offset = r.varintBig('CRYPTO offset');
       const len = r.varint('CRYPTO length');
       const data = r.bytes(len, 'CRYPTO data');
-      // RFC 9000 §19.6: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR (we cap lower).
-      if (offset + len > MAX_OFFSET) throw encodingError('CRYPTO data beyond the maximum offset', t);
-      return { type: 'crypto', offset, data };
+      // RFC 9000 §19.6: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR.
+      if (offset + BigInt(len) > VARINT_MAX) throw encodingError('CRYPTO data beyond the maximum offset', t);
+      return { type: 'crypto', offset: saturate(offset), data };
     }
     case FrameType.NEW_TOKEN: {
       const len = r.varint('token length');
@@ -162,22 +164,30 @@ function decodeBody(r: ByteReader, t: number): Frame {
       return { type: 'new_token', token: r.bytes(len, 'token') };
     }
     case FrameType.MAX_DATA:
-      return { type: 'max_data', max: readCredit(r) };
+      return { type: 'max_data', max: r.varintSat('credit') };
     case FrameType.MAX_STREAM_DATA:
-      return { type: 'max_stream_data', id: r.varint('stream id'), max: readCredit(r) };
+      return { type: 'max_stream_data', id: readStreamId(r), max: r.varintSat('credit') };
     case FrameType.MAX_STREAMS_BIDI:
-    case FrameType.MAX_STREAMS_UNI:
-      return { type: 'max_streams', bidi: t === FrameType.MAX_STREAMS_BIDI, max: readCredit(r) };
+    case FrameType.MAX_STREAMS_UNI: {
+      const max = r.varintBig('MAX_STREAMS');
+      // RFC 9000 §19.11: more than 2^60 streams → FRAME_ENCODING_ERROR.
+      if (max > MAX_STREAM_COUNT) throw encodingError('MAX_STREAMS above 2^60', t);
+      return { type: 'max_streams', bidi: t === FrameType.MAX_STREAMS_BIDI, max: Number(max) };
+    }
     case FrameType.DATA_BLOCKED:
-      return { type: 'data_blocked', limit: readCredit(r) };
+      return { type: 'data_blocked', limit: r.varintSat('credit') };
     case FrameType.STREAM_DATA_BLOCKED:
-      return { type: 'stream_data_blocked', id: r.varint('stream id'), limit: readCredit(r) };
+      return { type: 'stream_data_blocked', id: readStreamId(r), limit: r.varintSat('credit') };
     case FrameType.STREAMS_BLOCKED_BIDI:
-    case FrameType.STREAMS_BLOCKED_UNI:
-      return { type: 'streams_blocked', bidi: t === FrameType.STREAMS_BLOCKED_BIDI, limit: readCredit(r) };
+    case FrameType.STREAMS_BLOCKED_UNI: {
+      const limit = r.varintBig('STREAMS_BLOCKED');
+      // RFC 9000 §19.14: more than 2^60 → STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR.
+      if (limit > MAX_STREAM_COUNT) throw encodingError('STREAMS_BLOCKED above 2^60', t);
+      return { type: 'streams_blocked', bidi: t === FrameType.STREAMS_BLOCKED_BIDI, limit: Number(limit) };
+    }
     case FrameType.NEW_CONNECTION_ID: {
-      const seq = r.varint('sequence number');
-      const retirePriorTo = r.varint('retire prior to');
+      const seq = r.varintSat('sequence number');
+      const retirePriorTo = r.varintSat('retire prior to');
       const len = r.u8('connection id length');
       // RFC 9000 §19.15: length 1..20, else FRAME_ENCODING_ERROR; retire_prior_to ≤ seq likewise.
       if (len < 1 || len > 20) throw encodingError('NEW_CONNECTION_ID length outside 1..20', t);
@@ -185,7 +195,7 @@ function decodeBody(r: ByteReader, t: number): Frame {
       return { type: 'new_connection_id', seq, retirePriorTo, cid: r.bytes(len).slice(), resetToken: r.bytes(16, 'reset token').slice() };
     }
     case FrameType.RETIRE_CONNECTION_ID:
-      return { type: 'retire_connection_id', seq: r.varint('sequence number') };
+      return { type: 'retire_connection_id', seq: r.varintSat('sequence number') };
     case FrameType.PATH_CHALLENGE:
       return { type: 'path_challenge', data: r.bytes(8, 'challenge').slice() };
     case FrameType.PATH_RESPONSE:
@@ -193,8 +203,8 @@ function decodeBody(r: ByteReader, t: number): Frame {
     case FrameType.CONNECTION_CLOSE:
     case FrameType.CONNECTION_CLOSE_APP: {
       const app = t === FrameType.CONNECTION_CLOSE_APP;
-      const code = r.varint('error code');
-      const frameType = app ? 0 : r.varint('frame type');
+      const code = r.varintSat('error code');
+      const frameType = app ? 0 : r.varintSat('frame type');
       const len = r.varint('reason length');
       return { type: 'connection_close', app, code, frameType, reason: r.bytes(len, 'reason') };
     }
@@ -206,12 +216,13 @@ function decodeBody(r: ByteReader, t: number): Frame {
       return { type: 'datagram', data: r.bytes(r.varint('datagram length'), 'datagram') };
     default: {
       if (t >= 0x08 && t <= 0x0f) {
-        const id = r.varint('stream id');
-        const offset = t & 0x04 ? r.varint('STREAM offset') : 0;
+        const id = readStreamId(r);
+        const offset = t & 0x04 ? r.varintBig('STREAM offset') : 0n;
         const data = t & 0x02 ? r.bytes(r.varint('STREAM length'), 'STREAM data') : r.bytes(r.remaining);
-        // RFC 9000 §19.8: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR (we cap at 2^53 − 1).
-        if (offset + data.length > MAX_OFFSET) throw encodingError('STREAM data beyond the maximum offset', t);
-        return { type: 'stream', id, offset, data, fin: (t & 0x01) !== 0 };
+        // RFC 9000 §19.8: offset + length beyond 2^62 − 1 → FRAME_ENCODING_ERROR. Offsets above
+        // 2^53 − 1 saturate and fail flow control (FLOW_CONTROL_ERROR) instead.
+        if (offset + BigInt(data.length) > VARINT_MAX) throw encodingError('STREAM data beyond the maximum offset', t);
+        return { type: 'stream', id, offset: saturate(offset), data, fin: (t & 0x01) !== 0 };
       }
       // RFC 9000 §12.4: an unknown frame type → FRAME_ENCODING_ERROR.
       throw encodingError(`unknown frame type 0x${t.toString(16)}`, t);
@@ -219,19 +230,15 @@ function decodeBody(r: ByteReader, t: number): Frame {
   }
 }
 
-/** A credit (MAX_DATA, MAX_STREAMS, ...): up to 2^62 − 1 on the wire, clamped to 2^53 − 1. */
-function readCredit(r: ByteReader): number {
-  const first = r.buf[r.pos];
-  if (first !== undefined && first >> 6 === 3 && r.remaining >= 8) {
-    // An 8-byte varint: compute without losing the bound check.
-    const hi = ((first & 0x3f) * 2 ** 24 + (r.buf[r.pos + 1]! << 16) + (r.buf[r.pos + 2]! << 8) + r.buf[r.pos + 3]!) >>> 0;
-    if (hi >= 0x200000) {
-      r.pos += 8;
-      return MAX_SAFE;
-    }
-  }
-  return r.varint('credit');
+/** A stream id; ids beyond 2^53 − 1 keep their type bits and become an index beyond any limit. */
+function readStreamId(r: ByteReader): number {
+  const v = r.varintSat('stream id');
+  if (v !== MAX_SAFE) return v;
+  // RFC 9000 §2.1: the two low bits are the type; the last byte of the varint holds them.
+  return MAX_SAFE - 3 + (r.buf[r.pos - 1]! & 0x03);
 }
+
+const saturate = (v: bigint): number => (v > BigInt(MAX_SAFE) ? MAX_SAFE : Number(v));
 
 // ---------------------------------------------------------------- encoding
 

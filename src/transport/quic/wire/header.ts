@@ -61,6 +61,8 @@ export function parseHeader(datagram: Uint8Array, offset: number, shortDcidLengt
   const r = new ByteReader(datagram, offset);
   const first = r.u8('first byte');
   if ((first & 0x80) === 0) {
+    // RFC 9000 §17.3.1: the fixed bit MUST be 1 (we never negotiate grease_quic_bit).
+    if ((first & 0x40) === 0) throw new DecodeError('Cannot decode short header: fixed bit is 0');
     // A view, not a copy: this runs for every 1-RTT datagram.
     const dcid = r.bytes(shortDcidLength, 'short header DCID');
     return { form: 'short', dcid, pnOffset: r.pos, start: offset, end: datagram.length };

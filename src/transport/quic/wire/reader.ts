@@ -8,7 +8,7 @@
  * @module
  */
 import { DecodeError } from '../../../util/errors.ts';
-import { VARINT_TOO_LARGE, VARINT_TRUNCATED, readVarint } from './varint.ts';
+import { VARINT_TOO_LARGE, VARINT_TRUNCATED, readVarint, readVarintBig } from './varint.ts';
 
 export class ByteReader {
   readonly buf: Uint8Array;
@@ -66,6 +66,26 @@ export class ByteReader {
     if (v === VARINT_TOO_LARGE) throw new DecodeError(`Cannot decode ${what}: value exceeds 2^53 - 1`);
     this.pos += len;
     return v;
+  }
+
+  /**
+   * A QUIC varint saturated at 2^53 − 1: for fields (offsets, credits, codes, sequence
+   * numbers) where any value that large is simply "too big" for the checks that follow, so
+   * those checks produce the RFC's error code instead of a decoding error.
+   */
+  varintSat(what = 'varint'): number {
+    const [v, len] = readVarint(this.buf.subarray(0, this.end), this.pos);
+    if (v === VARINT_TRUNCATED) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
+    this.pos += len;
+    return v === VARINT_TOO_LARGE ? Number.MAX_SAFE_INTEGER : v;
+  }
+
+  /** A QUIC varint as a bigint (full 62-bit range). */
+  varintBig(what = 'varint'): bigint {
+    const r = readVarintBig(this.buf.subarray(0, this.end), this.pos);
+    if (r === undefined) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
+    this.pos += r[1];
+    return r[0];
   }
 
   /** `n` bytes as a view into the input (no copy). */
