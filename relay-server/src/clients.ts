@@ -83,7 +83,10 @@ export class ClientRegistry<C extends RegisteredConn> {
     old.sendStatus(StatusCode.SameEndpointIdConnected);
     entry.inactive.push(old);
     while (entry.inactive.length > this.#maxInactive) {
-      entry.inactive.shift()!.evict('too many connections with the same endpoint id');
+      // Removed here, so its later unregister() finds it nowhere and counts nothing twice.
+      const oldest = entry.inactive.shift()!;
+      this.#connections--;
+      oldest.evict('too many connections with the same endpoint id');
     }
   }
 

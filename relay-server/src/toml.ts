@@ -32,6 +32,11 @@ export class TomlError extends Error {
 
 const BARE_KEY = /[A-Za-z0-9_-]/;
 
+/** Set an own property even for names like `__proto__` (assignment would change the prototype). */
+function define(table: TomlTable, key: string, value: TomlValue): void {
+  Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 class Parser {
   readonly #src: string;
   #pos = 0;
@@ -118,10 +123,11 @@ class Parser {
   tableAt(root: TomlTable, path: string[]): TomlTable {
     let t = root;
     for (const k of path) {
-      const existing = t[k];
+      // Own properties only: a key named "constructor" or "__proto__" is just a key.
+      const existing = Object.hasOwn(t, k) ? t[k] : undefined;
       if (existing === undefined) {
         const fresh: TomlTable = {};
-        t[k] = fresh;
+        define(t, k, fresh);
         t = fresh;
       } else if (typeof existing === 'object' && !Array.isArray(existing)) {
         t = existing;
@@ -140,8 +146,8 @@ class Parser {
     const value = this.parseValue();
     const last = path.pop()!;
     const target = this.tableAt(table, path);
-    if (Object.prototype.hasOwnProperty.call(target, last)) this.fail(`key ${[...path, last].join('.')} defined twice`);
-    Object.defineProperty(target, last, { value, enumerable: true, writable: true, configurable: true });
+    if (Object.hasOwn(target, last)) this.fail(`key ${[...path, last].join('.')} defined twice`);
+    define(target, last, value);
   }
 
   parseKeyPath(): string[] {

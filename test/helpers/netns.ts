@@ -299,6 +299,8 @@ export class NetnsLab {
  */
 export class JsonLines {
   readonly objects: Array<Record<string, unknown>> = [];
+  /** Every stdout line, JSON or not. */
+  readonly lines: string[] = [];
   stderr = '';
   #buf = '';
   #exit: number | null | undefined;
@@ -311,6 +313,7 @@ export class JsonLines {
       while ((nl = this.#buf.indexOf('\n')) >= 0) {
         const line = this.#buf.slice(0, nl).trim();
         this.#buf = this.#buf.slice(nl + 1);
+        this.lines.push(line);
         if (!line.startsWith('{')) continue;
         try {
           this.objects.push(JSON.parse(line) as Record<string, unknown>);
@@ -333,14 +336,23 @@ export class JsonLines {
     for (const w of [...this.#waiters]) w();
   }
 
+  /** The first stdout line matching `pattern`; waits for it up to `timeoutMs`. */
+  waitText(pattern: RegExp, timeoutMs: number, what = String(pattern)): Promise<string> {
+    return this.#waitFor(() => this.lines.find((l) => pattern.test(l)), timeoutMs, what);
+  }
+
   /** The first collected object (in order) matching `match`; waits for it up to `timeoutMs`. */
   wait<T = Record<string, unknown>>(match: (obj: Record<string, unknown>) => boolean, timeoutMs: number, what = 'a line'): Promise<T> {
+    return this.#waitFor(() => this.objects.find(match) as T | undefined, timeoutMs, what);
+  }
+
+  #waitFor<T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        const hit = this.objects.find(match);
+        const hit = find();
         if (hit !== undefined) {
           done();
-          resolve(hit as T);
+          resolve(hit);
         } else if (this.#exit !== undefined) {
           done();
           reject(new Error(`child exited (${this.#exit}) before ${what}; stderr: ${this.stderr}`));

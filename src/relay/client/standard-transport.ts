@@ -115,7 +115,8 @@ export function standardWebSocketTransport(WebSocketCtor?: StandardWebSocketCtor
       ws.addEventListener('close', (e) => fail(new RelayError('ERR_RELAY_CLOSED', `Relay WebSocket closed during the upgrade (${e.code ?? 1006})`)));
       ws.addEventListener('open', () => {
         if (settled) return;
-        // iroh-wire §1.2: a 101 without a known subprotocol is refused (browsers accept a missing one).
+        // iroh-wire §1.2: a 101 without a known subprotocol is refused. (The WHATWG algorithm
+        // already fails a missing one; an unexpected one is checked here.)
         if (versionOfSubprotocol(ws.protocol) === undefined) {
           fail(new RelayError('ERR_RELAY_HANDSHAKE', `Relay chose no known subprotocol (got ${JSON.stringify(ws.protocol)})`));
           return;

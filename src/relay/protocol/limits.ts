@@ -101,9 +101,10 @@ export const SERVER_WRITE_TIMEOUT_MS = 2_000;
  * How many peers one client may have sent to that the relay remembers, to tell them
  * `EndpointGone` when it leaves. iroh's set is unbounded; a client spraying thousands of
  * connected ids would grow it without limit. Past the bound the oldest entry is forgotten
- * (its EndpointGone is best effort anyway).
+ * (its EndpointGone is best effort anyway). At ~100 bytes an entry this caps the bookkeeping
+ * at ~100 KiB per client.
  */
-export const MAX_SENT_TO_PER_CLIENT = 4096;
+export const MAX_SENT_TO_PER_CLIENT = 1024;
 
 /**
  * Older connections kept per EndpointId when the same id connects again (iroh keeps all of
