@@ -30,6 +30,8 @@ export interface EndpointEntry<C extends RegisteredConn> {
   inactive: C[];
   /** Peers this endpoint sent to, by key id, in insertion order. */
   sentTo: Set<string>;
+  /** Set when the entry left the registry (so cached references to it can tell). */
+  removed: boolean;
 }
 
 export class ClientRegistry<C extends RegisteredConn> {
@@ -74,7 +76,7 @@ export class ClientRegistry<C extends RegisteredConn> {
     this.#connections++;
     const entry = this.#entries.get(keyId);
     if (entry === undefined) {
-      this.#entries.set(keyId, { key: conn.publicKey, active: conn, inactive: [], sentTo: new Set() });
+      this.#entries.set(keyId, { key: conn.publicKey, active: conn, inactive: [], sentTo: new Set(), removed: false });
       return;
     }
     const old = entry.active;
@@ -110,6 +112,7 @@ export class ClientRegistry<C extends RegisteredConn> {
       return;
     }
     this.#entries.delete(keyId);
+    entry.removed = true;
     // iroh-wire §1.8: every peer it had sent to learns it is gone.
     for (const peerId of entry.sentTo) this.#entries.get(peerId)?.active.sendEndpointGone(entry.key);
   }

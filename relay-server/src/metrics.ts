@@ -41,6 +41,14 @@ export class Counter {
     this.#values.set(key, (this.#values.get(key) ?? 0) + amount);
   }
 
+  /** A handle for one label set, resolved once (for hot paths). */
+  labelled(labels: Labels): { inc(amount?: number): void } {
+    const key = labelKey(labels);
+    if (!this.#values.has(key)) this.#values.set(key, 0);
+    const values = this.#values;
+    return { inc: (amount = 1) => void values.set(key, values.get(key)! + amount) };
+  }
+
   /** The value for `labels` (or the unlabelled one). */
   get(labels?: Labels): number {
     return labels === undefined ? this.#plain : (this.#values.get(labelKey(labels)) ?? 0);

@@ -26,7 +26,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { PublicKey } from '../../src/identity/keys.ts';
 import { defaultCryptoProvider, type CryptoProvider } from '../../src/transport/crypto/index.ts';
 import { RelayError } from '../../src/relay/protocol/errors.ts';
-import { encodeForwardedFrame } from '../../src/relay/protocol/frames.ts';
+import { forwardedFrameLength, writeForwardedFrame } from '../../src/relay/protocol/frames.ts';
 import {
   CLIENT_AUTH_HEADER,
   decodeClientAuthHeader,
@@ -56,6 +56,12 @@ import { TokenBucket } from './rate-limit.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 
 const now = (): number => performance.now();
+
+/**
+ * A clock updated by the server tick, for bookkeeping on the per-datagram path where a
+ * quarter-second resolution is plenty (write progress against a 2 s timeout).
+ */
+let coarseNow = now();
 
 /** A snapshot of the server's counters (the same numbers as `/metrics`). */
 export interface RelayServerStats {
@@ -140,9 +146,11 @@ class ClientConn implements RegisteredConn {
   closed = false;
   terminateTimer: NodeJS.Timeout | undefined;
   readonly #server: RelayServerImpl;
+  /** The last destination this client sent to, to skip the lookup for the next datagram. */
+  lastDst: { bytes: Uint8Array; id: string; entry: EndpointEntry<ClientConn> } | undefined;
   readonly onSent = (): void => {
     this.pending--;
-    this.lastProgress = now();
+    this.lastProgress = coarseNow;
   };
 
   constructor(server: RelayServerImpl, init: { ws: WebSocket; socket: Socket; conn: RelayServerConnection; remoteAddress: string | undefined; token: string | undefined; version: ProtocolVersion; headerKey: PublicKey | undefined }) {
@@ -215,6 +223,9 @@ class RelayServerImpl implements RelayServerHandle {
   port = 0;
 
   readonly #metrics = new MetricsRegistry();
+  readonly #dropNoRecipient: { inc(n?: number): void };
+  readonly #dropQueueFull: { inc(n?: number): void };
+  readonly #dropClosed: { inc(n?: number): void };
   readonly #m: {
     accepted: Counter;
     handshakes: Counter;
@@ -276,6 +287,9 @@ class RelayServerImpl implements RelayServerHandle {
     m.gauge('process_resident_memory_bytes', 'Resident set size', () => process.memoryUsage.rss());
     m.gauge('nodejs_heap_used_bytes', 'V8 heap in use', () => process.memoryUsage().heapUsed);
 
+    this.#dropNoRecipient = this.#m.drops.labelled({ reason: 'no_recipient' });
+    this.#dropQueueFull = this.#m.drops.labelled({ reason: 'queue_full' });
+    this.#dropClosed = this.#m.drops.labelled({ reason: 'closed' });
     this.#tls = options.tls !== undefined;
     const httpOptions = {
       maxHeaderSize: this.#limits.maxHeaderBytes,
@@ -525,9 +539,10 @@ class RelayServerImpl implements RelayServerHandle {
       const waitMs = c.bucket.consume(data.length, t);
       if (waitMs > 0) this.#throttle(c, waitMs);
     }
-    // A plain Uint8Array view (no copy): Buffer's slice() aliases instead of copying, and the
-    // codecs below rely on slice() making copies.
-    c.conn.handleFrame(t, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    // Datagram frames go through as they are. Anything else as a plain Uint8Array view (no
+    // copy): Buffer's slice() aliases instead of copying, and the decoders rely on copies.
+    const first = data[0];
+    c.conn.handleFrame(t, first === 4 || first === 5 ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     this.flush(c);
   }
 
@@ -622,27 +637,35 @@ class RelayServerImpl implements RelayServerHandle {
 
   #forward(src: ClientConn, frame: Uint8Array, typeLength: number, batch: boolean, dst: Uint8Array, contentLength: number): void {
     this.#m.bytesReceived.inc(contentLength);
-    const dstId = keyId(dst);
-    const entry = this.#registry.get(dstId);
-    if (entry === undefined) {
-      // iroh-wire §1.8: no such client, dropped silently (and counted).
-      this.#m.drops.incLabelled({ reason: 'no_recipient' });
-      return;
+    // Senders mostly send many datagrams to the same peer: remember the last lookup.
+    let cached = src.lastDst;
+    if (cached === undefined || cached.entry.removed || !sameKey(cached.bytes, dst)) {
+      const dstId = keyId(dst);
+      const entry = this.#registry.get(dstId);
+      if (entry === undefined) {
+        // iroh-wire §1.8: no such client, dropped silently (and counted).
+        this.#dropNoRecipient.inc();
+        return;
+      }
+      cached = { bytes: dst.slice(), id: dstId, entry };
+      src.lastDst = cached;
     }
-    const target = entry.active;
+    const target = cached.entry.active;
     if (target.closing || target.closed || target.ws.readyState !== 1) {
-      this.#m.drops.incLabelled({ reason: 'closed' });
+      this.#dropClosed.inc();
       return;
     }
     // iroh PER_CLIENT_SEND_QUEUE_DEPTH: a full queue drops instead of blocking the sender.
     if (target.pending >= this.#limits.sendQueueDepth || target.ws.bufferedAmount >= this.#limits.sendQueueBytes) {
-      this.#m.drops.incLabelled({ reason: 'queue_full' });
+      this.#dropQueueFull.inc();
       return;
     }
-    const out = encodeForwardedFrame(frame, typeLength, batch, src.publicKey.bytes);
-    if (target.pending === 0) target.lastProgress = now();
+    // allocUnsafe: pooled and not zero-filled; every byte is written just below.
+    const out = writeForwardedFrame(Buffer.allocUnsafe(forwardedFrameLength(frame.length, typeLength)), frame, typeLength, batch, src.publicKey.bytes);
+    if (target.pending === 0) target.lastProgress = coarseNow;
     target.pending++;
     if (!target.socket.writableCorked) {
+      // Coalesce everything written to this socket in this tick into one writev.
       target.socket.cork();
       this.#corked.push(target);
       if (!this.#uncorkScheduled) {
@@ -651,7 +674,7 @@ class RelayServerImpl implements RelayServerHandle {
       }
     }
     target.ws.send(out, target.onSent);
-    if (src.entry !== undefined) this.#registry.recordSentTo(src.entry, dstId);
+    if (src.entry !== undefined) this.#registry.recordSentTo(src.entry, cached.id);
     this.#m.framesRelayed.inc();
     this.#m.bytesRelayed.inc(contentLength);
     let datagrams = 1;
@@ -730,6 +753,7 @@ class RelayServerImpl implements RelayServerHandle {
   readonly #onTick = (): void => {
     this.#guard('tick', () => {
       const t = now();
+      coarseNow = t;
       const hsDeadline = t - this.#limits.handshakeTimeoutMs;
       for (const [socket, acceptedAt] of this.#unestablished) {
         if (acceptedAt <= hsDeadline) {
@@ -892,6 +916,12 @@ class RelayServerImpl implements RelayServerHandle {
     this.#wss.close();
     this.#log.info('relay stopped');
   }
+}
+
+/** Equality of 32 key bytes (not secret: both are public keys). */
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function toBuffer(pem: string | Uint8Array): Buffer {

@@ -326,22 +326,30 @@ export function encodeDatagramFrame(
   return out;
 }
 
+/** Length of the frame a relay sends for a received datagram frame (see {@link writeForwardedFrame}). */
+export function forwardedFrameLength(frameLength: number, typeLength: number): number {
+  return frameLength - typeLength + 1;
+}
+
 /**
  * What a relay sends when it forwards a client's datagram frame: the same frame with type 4→6
- * or 5→7 and the destination key replaced by the source's (iroh-wire §1.8). One copy.
+ * or 5→7 and the destination key replaced by the source's (iroh-wire §1.8), written into
+ * `out` (exactly {@link forwardedFrameLength} bytes), so the caller chooses the allocator.
  *
  * @param frame a datagram frame already accepted by {@link decodeClientToRelayFrame}
  * @param typeLength length of its type varint (1 unless the client used a longer encoding)
  * @param batch whether it is a batch (type 5)
  */
-export function encodeForwardedFrame(frame: Uint8Array, typeLength: number, batch: boolean, src: Uint8Array): Uint8Array {
-  const type = batch ? FrameType.RelayToClientDatagramBatch : FrameType.RelayToClientDatagram;
-  const rest = frame.subarray(typeLength + 32);
-  const out = new Uint8Array(1 + 32 + rest.length);
-  out[0] = type;
+export function writeForwardedFrame(out: Uint8Array, frame: Uint8Array, typeLength: number, batch: boolean, src: Uint8Array): Uint8Array {
+  out[0] = batch ? FrameType.RelayToClientDatagramBatch : FrameType.RelayToClientDatagram;
   out.set(src, 1);
-  out.set(rest, 33);
+  out.set(frame.subarray(typeLength + 32), 33);
   return out;
+}
+
+/** {@link writeForwardedFrame} into a new array. */
+export function encodeForwardedFrame(frame: Uint8Array, typeLength: number, batch: boolean, src: Uint8Array): Uint8Array {
+  return writeForwardedFrame(new Uint8Array(forwardedFrameLength(frame.length, typeLength)), frame, typeLength, batch, src);
 }
 
 /** `EndpointGone`: `08 ‖ id[32]`. */
