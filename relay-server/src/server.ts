@@ -96,8 +96,11 @@ export interface RelayServerHandle {
   stats(): RelayServerStats;
   /** Prometheus text of `/metrics`. */
   metricsText(): string;
-  /** Replace the allow-list/tokens; connections that no longer qualify are closed. */
-  updateAccess(policy: AccessPolicy): Promise<void>;
+  /**
+   * Replace the allow-list/tokens; connections that no longer qualify are closed at once
+   * (iroh `tests/runtime_auth.rs`). Throws, keeping the old policy, on a malformed EndpointId.
+   */
+  updateAccess(policy: AccessPolicy): void;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -284,6 +287,11 @@ class RelayServerImpl implements RelayServerHandle {
     m.gauge('relay_endpoints', 'Distinct EndpointIds connected', () => this.#registry.endpoints);
     m.gauge('relay_handshaking', 'Relay connections still in the handshake', () => this.#conns.size - this.#registry.connections);
     m.gauge('relay_tcp_connections', 'Open TCP connections on the relay listener', () => this.#tcpConnections);
+    m.gauge('relay_send_queue_frames_max', 'Datagram frames queued towards the most backed-up client', () => {
+      let max = 0;
+      for (const c of this.#conns) if (c.pending > max) max = c.pending;
+      return max;
+    });
     m.gauge('process_resident_memory_bytes', 'Resident set size', () => process.memoryUsage.rss());
     m.gauge('nodejs_heap_used_bytes', 'V8 heap in use', () => process.memoryUsage().heapUsed);
 
@@ -855,7 +863,7 @@ class RelayServerImpl implements RelayServerHandle {
     return this.#metrics.render();
   }
 
-  async updateAccess(policy: AccessPolicy): Promise<void> {
+  updateAccess(policy: AccessPolicy): void {
     this.#accessList.update(policy);
     if (this.#accessHook !== undefined) return;
     for (const c of [...this.#conns]) {
@@ -955,7 +963,8 @@ function closeServer(server: HttpServer, force = false): Promise<void> {
 }
 
 /**
- * Start a relay server. Resolves once it accepts connections.
+ * Start a relay server. Resolves once it accepts connections. `signal` aborts the start, and
+ * aborting it afterwards closes the server gracefully.
  *
  * ```ts
  * const relay = await startRelayServer({ port: 0, metrics: { port: 0 } });
@@ -963,13 +972,18 @@ function closeServer(server: HttpServer, force = false): Promise<void> {
  * await relay.close();
  * ```
  */
-export async function startRelayServer(options: RelayServerOptions = {}): Promise<RelayServerHandle> {
+export async function startRelayServer(options: RelayServerOptions & { signal?: AbortSignal } = {}): Promise<RelayServerHandle> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   const server = new RelayServerImpl(options);
   try {
     await server.listen();
+    signal?.throwIfAborted();
   } catch (err) {
     await server.close({ graceful: false }).catch(() => undefined);
     throw err;
   }
+  // The signal stays the server's off switch: aborting it later shuts it down gracefully.
+  signal?.addEventListener('abort', () => void server.close({ graceful: true }), { once: true });
   return server;
 }

@@ -232,7 +232,7 @@ describe('access control (reliability.md §4)', () => {
     await Promise.all([keep.connect(), revoked.connect()]);
     const gone = nextEvent(revoked, 'disconnected');
     const denied = nextEvent(revoked, 'disconnected', (e) => e.error.code === 'ERR_RELAY_DENIED');
-    await r.updateAccess({ tokens: ['t1'] });
+    r.updateAccess({ tokens: ['t1'] });
     expect((await gone).wasConnected).toBe(true);
     await denied;
     expect(keep.state).toBe('connected');

@@ -12,6 +12,8 @@
  * const lab = await NetnsLab.create(['relay', 'a', 'b']);
  * try {
  *   await lab.switchFilter('meta l4proto udp counter drop'); // no UDP between any hosts
+ *   const h = await lab.addRule('switch', 'bridge', 'lab', 'filter_forward', 'meta l4proto tcp drop');
+ *   await lab.deleteRule('switch', 'bridge', 'lab', 'filter_forward', h);  // blackhole over
  *   const child = lab.spawn('relay', [process.execPath, 'server.js']);
  *   await lab.exec('a', ['ip', 'addr']);
  * } finally {
@@ -240,6 +242,26 @@ export class NetnsLab {
     if (r.code !== 0) throw new Error(`nft on the switch failed: ${r.stderr.trim()}`);
   }
 
+  #nsOf(host: string): string {
+    return host === 'switch' ? this.switchNetns : this.#host(host).netns;
+  }
+
+  /**
+   * Add one rule to an existing chain of a host (`'switch'` for the switch) and return its
+   * handle, e.g. to open a blackhole window and close it again with {@link deleteRule}.
+   */
+  async addRule(host: string, family: string, table: string, chain: string, rule: string): Promise<number> {
+    const out = await must(IP, ['netns', 'exec', this.#nsOf(host), NFT, '--echo', '--handle', 'add', 'rule', family, table, chain, rule]);
+    const m = /# handle (\d+)/.exec(out);
+    if (m === null) throw new Error(`nft did not report a handle: ${out}`);
+    return Number(m[1]);
+  }
+
+  /** Delete a rule by the handle {@link addRule} returned. */
+  async deleteRule(host: string, family: string, table: string, chain: string, handle: number): Promise<void> {
+    await must(IP, ['netns', 'exec', this.#nsOf(host), NFT, 'delete', 'rule', family, table, chain, 'handle', String(handle)]);
+  }
+
   /** Remove the switch filter. */
   async clearSwitchFilter(): Promise<void> {
     await run(IP, ['netns', 'exec', this.switchNetns, NFT, 'delete', 'table', 'bridge', 'lab']);
@@ -247,8 +269,7 @@ export class NetnsLab {
 
   /** The ruleset of a host (`'switch'` for the switch), with counters. */
   async nftList(host: string | 'switch'): Promise<string> {
-    const ns = host === 'switch' ? this.switchNetns : this.#host(host).netns;
-    return must(IP, ['netns', 'exec', ns, NFT, 'list', 'ruleset']);
+    return must(IP, ['netns', 'exec', this.#nsOf(host), NFT, 'list', 'ruleset']);
   }
 
   /** Kill every child and delete every namespace of the lab. Safe to call twice. */

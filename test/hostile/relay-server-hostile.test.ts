@@ -39,7 +39,8 @@ async function honestPair(r: RelayServerHandle): Promise<{ a: RelayClient; b: Re
   const a = testClient(r.url);
   const b = testClient(r.url);
   cleanups.push(() => a.close(), () => b.close());
-  await Promise.all([a.connect(), b.connect()]);
+  // Bounded, so a failure shows as an error instead of a hung test.
+  await Promise.all([a.connect({ signal: AbortSignal.timeout(15_000) }), b.connect({ signal: AbortSignal.timeout(15_000) })]);
   let n = 0;
   const got = new Set<number>();
   b.on('datagrams', (d) => got.add(d.datagrams[0]![0]!));
@@ -173,7 +174,8 @@ describe('hostile clients (reliability.md §5.G)', () => {
   });
 
   it('slowloris: a TCP connection that never sends a request is cut at the establish deadline', async () => {
-    const r = await relay({ limits: { handshakeTimeoutMs: 200 } });
+    // Short, but long enough for honest handshakes on a loaded CI machine.
+    const r = await relay({ limits: { handshakeTimeoutMs: 800 } });
     const honest = await honestPair(r);
     const s = await rawSocket(r.port);
     const closed = new Promise((res) => s.once('close', res));
@@ -183,7 +185,7 @@ describe('hostile clients (reliability.md §5.G)', () => {
   });
 
   it('slowloris: request headers dripped a byte at a time are cut at the establish deadline', async () => {
-    const r = await relay({ limits: { handshakeTimeoutMs: 300 } });
+    const r = await relay({ limits: { handshakeTimeoutMs: 800 } });
     const s = await rawSocket(r.port);
     let closed = false;
     s.once('close', () => (closed = true));
@@ -198,7 +200,7 @@ describe('hostile clients (reliability.md §5.G)', () => {
   });
 
   it('slowloris: an upgraded connection that never answers the challenge is closed at the deadline', async () => {
-    const r = await relay({ limits: { handshakeTimeoutMs: 300 } });
+    const r = await relay({ limits: { handshakeTimeoutMs: 800 } });
     const honest = await honestPair(r);
     const bad = raw(r);
     expect((await bad.frame(1))[0]).toBe(FrameType.ServerChallenge);

@@ -46,6 +46,27 @@ describe('real iroh through the sdnet relay', () => {
     expect(iroh.EndpointId.fromString(a.id().toString()).equals(a.id())).toBe(true);
   });
 
+  it('sends the bearer token of its RelayConfig, which our access control checks (iroh-wire §1.2)', async () => {
+    const relay = await startTestRelay({ access: { tokens: ['fleet-token'] } });
+    cleanups.push(() => relay.close({ graceful: false }));
+    const withToken = async (authToken?: string): Promise<iroh.Endpoint> => {
+      const b = iroh.Endpoint.builder();
+      iroh.presetMinimal(b);
+      const map = iroh.RelayMap.empty();
+      map.insert(authToken === undefined ? { url: relay.url } : { url: relay.url, authToken });
+      b.relayMode(iroh.RelayMode.custom(map));
+      return b.bind();
+    };
+    const member = await withToken('fleet-token');
+    const stranger = await withToken();
+    cleanups.push(() => member.close(), () => stranger.close());
+    await member.online();
+    // The stranger is turned away with ServerDeniesAuth (and keeps retrying with backoff).
+    const { until } = await import('../helpers/relay-test-utils.ts');
+    await until(async () => (parsePrometheusText(relay.metricsText()).get('relay_auth_failures_total{reason="denied"}') ?? 0) >= 1, 'a denied iroh node', 10_000);
+    expect(relay.stats().endpoints).toBe(1);
+  });
+
   const netns = privateNetnsPrefix();
   if ('reason' in netns) console.log(`[skip] real iroh 8 MiB relayed: ${netns.reason}`);
 

@@ -70,6 +70,9 @@ describe.skipIf(reason !== undefined)('relay-only in network namespaces (root)',
     expect(metrics.get('relay_bytes_relayed_total')).toBeGreaterThanOrEqual(EIGHT_MIB);
     // Both iroh nodes authenticated with it (the dialer has left by now).
     expect(metrics.get('relay_handshakes_total{mechanism="challenge"}')).toBe(2);
+    // The deployable default rate limit (2 MiB/s per client) was in force and engaged; iroh
+    // 1.0.2 tolerated the Status(RateLimited) notice and the back-pressure.
+    expect(metrics.get('relay_rate_limited_total')).toBeGreaterThan(0);
     // iroh did try direct UDP across the switch, and nftables dropped it.
     const dropped = /counter packets (\d+)/.exec(await l.nftList('switch'));
     expect(Number(dropped?.[1])).toBeGreaterThan(0);
@@ -88,6 +91,23 @@ describe.skipIf(reason !== undefined)('relay-only in network namespaces (root)',
     // Structured logs on stderr, one JSON object per line.
     const logs = out.stderr.trim().split('\n').map((line) => JSON.parse(line) as { msg: string });
     expect(logs.map((x) => x.msg)).toEqual(['relay listening', 'relay shutting down', 'relay stopped']);
+  });
+
+  it('the lab helper adds and deletes a switch rule by handle (a blackhole window for UDP)', async () => {
+    const l = await lab(['x', 'y']);
+    await l.switchFilter();
+    const udpRoundTrip = async (): Promise<boolean> => {
+      const rx = l.spawn('y', [process.execPath, '-e', "const d=require('dgram').createSocket('udp4');d.bind(5555,()=>console.log('{\"ready\":1}'));d.on('message',()=>{console.log('{\"got\":1}');process.exit(0)});setTimeout(()=>process.exit(0),800)"]);
+      const out = new JsonLines(rx);
+      await out.wait((o) => o.ready === 1, 5_000, 'receiver ready');
+      await l.exec('x', [process.execPath, '-e', `const d=require('dgram').createSocket('udp4');d.send('hi',5555,'${l.hosts.y!.addr}',()=>d.close())`]);
+      return out.wait((o) => o.got === 1, 2_000, 'datagram').then(() => true, () => false);
+    };
+    expect(await udpRoundTrip()).toBe(true);
+    const handle = await l.addRule('switch', 'bridge', 'lab', 'filter_forward', 'meta l4proto udp drop');
+    expect(await udpRoundTrip()).toBe(false);
+    await l.deleteRule('switch', 'bridge', 'lab', 'filter_forward', handle);
+    expect(await udpRoundTrip()).toBe(true);
   });
 
   it('the lab helper removes its namespaces when destroyed', async () => {

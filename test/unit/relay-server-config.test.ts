@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SecretKey } from '../../src/identity/index.ts';
-import { Backoff } from '../../src/relay/client/index.ts';
+import { Backoff, RelayClient } from '../../src/relay/client/index.ts';
 import { parseToml, TomlError } from '../../relay-server/src/toml.ts';
 import { ConfigError, parseCli } from '../../relay-server/src/config.ts';
 import { TokenBucket } from '../../relay-server/src/rate-limit.ts';
@@ -18,6 +18,7 @@ import { MetricsRegistry, parsePrometheusText } from '../../relay-server/src/met
 import { ClientRegistry, type RegisteredConn } from '../../relay-server/src/clients.ts';
 import { AccessList } from '../../relay-server/src/access.ts';
 import { JsonLines } from '../helpers/netns.ts';
+import { TEST_CA_PEM, TEST_LEAF_CERT_PEM, TEST_LEAF_KEY_PEM } from '../helpers/relay-tls-fixture.ts';
 
 describe('TOML subset', () => {
   it('parses tables, dotted keys, strings, numbers, booleans, arrays and inline tables', () => {
@@ -245,6 +246,27 @@ describe('the sdnet-relay binary', () => {
     const logs = out.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string; url?: string });
     expect(logs[0]).toMatchObject({ level: 'info', msg: 'relay listening', url });
     expect(logs.at(-1)).toMatchObject({ msg: 'relay stopped' });
+  });
+
+  it('serves HTTPS from --tls-cert/--tls-key files; a client trusting the CA authenticates with the TLS header', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sdnet-relay-tls-'));
+    writeFileSync(join(dir, 'cert.pem'), TEST_LEAF_CERT_PEM);
+    writeFileSync(join(dir, 'key.pem'), TEST_LEAF_KEY_PEM, { mode: 0o600 });
+    const child = spawn(process.execPath, [bin, '--port', '0', '--metrics-port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = new JsonLines(child);
+    try {
+      const url = await out.waitText(/^http/, 15_000, 'the URL line');
+      expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
+      const client = new RelayClient({ url, secretKey: SecretKey.generate(), tls: { ca: TEST_CA_PEM } });
+      await client.connect({ signal: AbortSignal.timeout(10_000) });
+      await client.close();
+      const listening = JSON.parse(out.stderr.split('\n')[0]!) as { metrics: string; tls: boolean };
+      expect(listening.tls).toBe(true);
+      const metrics = parsePrometheusText(await (await fetch(listening.metrics)).text());
+      expect(metrics.get('relay_handshakes_total{mechanism="keying-material"}')).toBe(1);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('exits 2 with one line on stderr for a bad flag, and 0 for --help', async () => {

@@ -23,9 +23,6 @@ export const MAX_PACKET_SIZE = 64 * 1024;
  */
 export const MAX_FRAME_SIZE = 1024 * 1024;
 
-/** A frame type is a QUIC varint; 8 bytes is the longest one can be (RFC 9000 §16). */
-export const MAX_FRAME_TYPE_LENGTH = 8;
-
 /** Length of the random challenge in `ServerChallenge` (iroh-wire §1.5). */
 export const CHALLENGE_LENGTH = 16;
 
