@@ -655,7 +655,9 @@ class RelayServerImpl implements RelayServerHandle {
         this.#dropNoRecipient.inc();
         return;
       }
-      cached = { bytes: dst.slice(), id: dstId, entry };
+      // A real copy: dst is a Buffer view into a 64 KiB socket read (Buffer's slice() would
+      // alias it and pin that whole chunk for as long as the cache lives).
+      cached = { bytes: new Uint8Array(dst), id: dstId, entry };
       src.lastDst = cached;
     }
     const target = cached.entry.active;

@@ -158,6 +158,20 @@ describe('iroh-wire Appendix A handshake vector', () => {
     expect(verifyChallengeSignature(decoded.publicKey, decoded.signature, challenge, defaultCryptoProvider)).toBe(true);
   });
 
+  it('decodes a ClientAuth handed over as a Buffer view into a larger buffer (as ws does) without aliasing or corrupting it', () => {
+    const frame = signChallenge(secret, challenge, defaultCryptoProvider);
+    const big = Buffer.alloc(500, 0xee);
+    big.set(frame, 100);
+    const view = big.subarray(100, 100 + frame.length);
+    const decoded = decodeClientToRelayFrame(view);
+    if (decoded.type !== FrameType.ClientAuth) throw new Error('wrong type');
+    expect(verifyChallengeSignature(decoded.publicKey, decoded.signature, challenge, defaultCryptoProvider)).toBe(true);
+    // The input is untouched and the decoded values do not share its memory.
+    expect(toHex(view)).toBe(toHex(frame));
+    expect(decoded.publicKey.bytes.buffer).not.toBe(big.buffer);
+    expect(decoded.signature.buffer).not.toBe(big.buffer);
+  });
+
   it('rejects the vector signature for another challenge (replay of another session)', () => {
     const other = new Uint8Array(16);
     other[15] = 1;

@@ -89,7 +89,9 @@ async function openTls(url: URL, tls: NodeTlsOptions, signal: AbortSignal): Prom
 class WsRelaySocket implements RelaySocket {
   readonly #ws: WebSocket;
   readonly #early = new EarlyMessages();
-  onClose: ((info: RelaySocketClose) => void) | undefined;
+  #onClose: ((info: RelaySocketClose) => void) | undefined;
+  /** Set once closed; a handler attached later still hears about it. */
+  #closeInfo: RelaySocketClose | undefined;
   #error: RelayError | undefined;
   #closed = false;
 
@@ -107,8 +109,18 @@ class WsRelaySocket implements RelaySocket {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.#closed) return;
       this.#closed = true;
-      this.onClose?.({ code, reason: reason.toString('utf8'), error: this.#error });
+      this.#closeInfo = { code, reason: reason.toString('utf8'), error: this.#error };
+      this.#onClose?.(this.#closeInfo);
     });
+  }
+
+  get onClose(): ((info: RelaySocketClose) => void) | undefined {
+    return this.#onClose;
+  }
+
+  set onClose(handler: ((info: RelaySocketClose) => void) | undefined) {
+    this.#onClose = handler;
+    if (handler !== undefined && this.#closeInfo !== undefined) handler(this.#closeInfo);
   }
 
   get onMessage(): ((data: Uint8Array) => void) | undefined {

@@ -29,7 +29,9 @@ class StandardRelaySocket implements RelaySocket {
   readonly #ws: StandardWebSocket;
   readonly #maxMessageBytes: number;
   readonly #early = new EarlyMessages();
-  onClose: ((info: RelaySocketClose) => void) | undefined;
+  #onClose: ((info: RelaySocketClose) => void) | undefined;
+  /** Set once closed; a handler attached later still hears about it. */
+  #closeInfo: RelaySocketClose | undefined;
   #error: RelayError | undefined;
   #closed = false;
 
@@ -51,8 +53,18 @@ class StandardRelaySocket implements RelaySocket {
       this.#closed = true;
       const code = e.code ?? 1006;
       const error = this.#error ?? (code === 1000 || code === 1001 ? undefined : new RelayError('ERR_RELAY_CLOSED', `Relay WebSocket closed abnormally (${code})`));
-      this.onClose?.({ code, reason: e.reason ?? '', error });
+      this.#closeInfo = { code, reason: e.reason ?? '', error };
+      this.#onClose?.(this.#closeInfo);
     });
+  }
+
+  get onClose(): ((info: RelaySocketClose) => void) | undefined {
+    return this.#onClose;
+  }
+
+  set onClose(handler: ((info: RelaySocketClose) => void) | undefined) {
+    this.#onClose = handler;
+    if (handler !== undefined && this.#closeInfo !== undefined) handler(this.#closeInfo);
   }
 
   get onMessage(): ((data: Uint8Array) => void) | undefined {

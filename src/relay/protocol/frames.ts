@@ -107,6 +107,15 @@ export function readFrameType(frame: Uint8Array): [type: FrameType, length: numb
   return [value as FrameType, length];
 }
 
+/**
+ * A plain `Uint8Array` view of the input (no copy). Node's `Buffer` is a `Uint8Array` whose
+ * `slice()` aliases instead of copying; the decoders copy with `slice()`, so a Buffer (e.g.
+ * from a WebSocket library) is viewed as a plain array first.
+ */
+function plain(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function checkBodySize(bodyLength: number): void {
   // iroh-wire §1.6 "Sizes": receivers reject a frame whose bytes after the type exceed 65536.
   if (bodyLength > MAX_PACKET_SIZE) throw new DecodeError(`Cannot decode relay frame: frame too large (${bodyLength} bytes after the type, limit ${MAX_PACKET_SIZE})`);
@@ -134,7 +143,8 @@ function datagramBody(frame: Uint8Array, offset: number, batch: boolean, name: s
  *
  * @throws {DecodeError} for any frame a relay may not send, or a malformed one
  */
-export function decodeRelayToClientFrame(frame: Uint8Array, version: ProtocolVersion, keys: KeyCache): RelayToClientFrame {
+export function decodeRelayToClientFrame(input: Uint8Array, version: ProtocolVersion, keys: KeyCache): RelayToClientFrame {
+  const frame = plain(input);
   const [type, offset] = readFrameType(frame);
   checkBodySize(frame.length - offset);
   switch (type) {
@@ -192,7 +202,8 @@ export function decodeRelayToClientFrame(frame: Uint8Array, version: ProtocolVer
  *
  * @throws {DecodeError} for any frame a client may not send, or a malformed one
  */
-export function decodeClientToRelayFrame(frame: Uint8Array): ClientToRelayFrame {
+export function decodeClientToRelayFrame(input: Uint8Array): ClientToRelayFrame {
+  const frame = plain(input);
   const [type, offset] = readFrameType(frame);
   checkBodySize(frame.length - offset);
   switch (type) {
@@ -220,7 +231,7 @@ export function decodeClientToRelayFrame(frame: Uint8Array): ClientToRelayFrame 
  * @throws {DecodeError} if malformed or the key is not a valid Ed25519 point
  */
 export function decodeClientAuthBody(body: Uint8Array): { publicKey: PublicKey; signature: Uint8Array } {
-  const r = new PostcardReader(body);
+  const r = new PostcardReader(plain(body));
   const publicKey = PublicKey.fromBytes(r.fixed(32));
   const sigLength = r.length(64, 'ClientAuth signature');
   if (sigLength !== 64) throw new DecodeError(`Cannot decode ClientAuth: signature must be 64 bytes, got ${sigLength}`);

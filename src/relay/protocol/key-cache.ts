@@ -56,7 +56,8 @@ export class KeyCache {
       this.#keys.set(id, hit);
       return hit;
     }
-    const key = PublicKey.fromBytes(bytes.subarray(offset, offset + 32));
+    // A plain copy: PublicKey keeps what it is given, and a Buffer view would pin its source.
+    const key = PublicKey.fromBytes(new Uint8Array(bytes.subarray(offset, offset + 32)));
     this.#put(id, key);
     return key;
   }
