@@ -241,6 +241,39 @@ describe('hostile clients (reliability.md §5.G)', () => {
     await honest.check();
   });
 
+  it('spraying thousands of random EndpointIds costs only counted drops; sending to itself is delivered back (§5.G.3)', async () => {
+    const r = await relay();
+    const honest = await honestPair(r);
+    const sprayer = raw(r);
+    await sprayer.authenticate();
+    const n = 5_000;
+    for (let i = 0; i < n; i++) sprayer.send(encodeDatagramFrame(4, SecretKey.generate().public().bytes, 0, 0, Uint8Array.of(1)));
+    // A key that is no curve point at all is just as unknown: dropped, not parsed.
+    sprayer.send(encodeDatagramFrame(4, new Uint8Array(32).fill(0xff), 0, 0, Uint8Array.of(1)));
+    sprayer.send(encodeDatagramFrame(4, sprayer.secretKey.public().bytes, 0, 0, Uint8Array.of(42)));
+    const echoed = await sprayer.frame(sprayer.received.length + 1);
+    expect(echoed[0]).toBe(FrameType.RelayToClientDatagram);
+    expect(Array.from(echoed.subarray(1, 33))).toEqual(Array.from(sprayer.secretKey.public().bytes));
+    await until(() => r.stats().dropsNoRecipient === n + 1, 'every sprayed frame dropped and counted');
+    // Nothing was remembered for EndpointGone about ids that were never connected.
+    expect(r.stats().sentToEntries).toBe(1); // only "sprayer sent to itself"
+    await honest.check();
+  });
+
+  it('a ping flood is answered only as fast as the client’s byte rate allows (§5.G.4)', async () => {
+    const r = await relay({ rateLimit: { bytesPerSecond: 16 * 1024, burstBytes: 8 * 1024 } });
+    const honest = await honestPair(r);
+    const flooder = raw(r);
+    await flooder.authenticate();
+    const before = flooder.received.length;
+    for (let i = 0; i < 20_000; i++) flooder.send(encodePingPong(FrameType.Ping, new Uint8Array(8)));
+    await until(async () => (await metric(r, 'relay_rate_limited_total')) > 0, 'the rate limiter to engage');
+    await honest.check();
+    // 20,000 pings are 180 KB: at 16 KiB/s most are still unread, so most pongs are not sent.
+    expect(flooder.received.length - before).toBeLessThan(10_000);
+    expect(flooder.closeCode).toBeUndefined();
+  });
+
   it('a client that never reads is disconnected by the write timeout; the queue never grows without bound (§5.G.6)', async () => {
     const r = await relay({ limits: { writeTimeoutMs: 300, sendQueueDepth: 64 } });
     const sink = raw(r);
