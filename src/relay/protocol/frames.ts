@@ -15,7 +15,7 @@ import { PublicKey } from '../../identity/keys.ts';
 import { DecodeError } from '../../util/errors.ts';
 import { PostcardReader, PostcardWriter } from '../../util/postcard.ts';
 import { decodeUtf8, utf8 } from '../../util/bytes.ts';
-import { readVarint, VARINT_TOO_LARGE, VARINT_TRUNCATED, writeVarint } from '../../transport/quic/wire/varint.ts';
+import { readVarint, VARINT_TOO_LARGE, VARINT_TRUNCATED } from '../../transport/quic/wire/varint.ts';
 import type { KeyCache } from './key-cache.ts';
 import type { ProtocolVersion } from './version.ts';
 import { CHALLENGE_LENGTH, MAX_DENY_REASON_BYTES, MAX_PACKET_SIZE, PING_DATA_LENGTH } from './limits.ts';
@@ -446,9 +446,4 @@ export function encodeClientToRelayFrame(frame: ClientToRelayFrame): Uint8Array 
     case FrameType.Pong:
       return encodePingPong(frame.type, frame.data);
   }
-}
-
-/** Write a frame type varint (exported for tests that build non-minimal encodings). */
-export function writeFrameType(out: Uint8Array, offset: number, type: number, length?: 1 | 2 | 4 | 8): number {
-  return writeVarint(out, offset, type, length);
 }
