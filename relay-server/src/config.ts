@@ -1,0 +1,396 @@
+/**
+ * Options of the relay server and how the `sdnet-relay` command builds them from flags and an
+ * optional config file (JSON, or TOML when the file name ends in `.toml`). Flags override the
+ * file; unknown keys in the file are errors, so a typo cannot silently disable a limit.
+ *
+ * @module
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { CryptoProvider } from '../../src/transport/crypto/provider.ts';
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_FRAME_SIZE,
+  MAX_INACTIVE_PER_ENDPOINT,
+  MAX_SENT_TO_PER_CLIENT,
+  PER_CLIENT_SEND_QUEUE_BYTES,
+  PER_CLIENT_SEND_QUEUE_DEPTH,
+  PING_INTERVAL_MS,
+  PONG_TIMEOUT_MS,
+  SERVER_PING_JITTER_MAX_MS,
+  SERVER_PING_JITTER_MIN_MS,
+  SERVER_WRITE_TIMEOUT_MS,
+} from '../../src/relay/protocol/limits.ts';
+import type { AccessHook, AccessPolicy } from './access.ts';
+import {
+  DEFAULT_HOST,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_PORT,
+  DEFAULT_RATE_LIMIT_BURST_BYTES,
+  DEFAULT_RATE_LIMIT_BYTES_PER_SECOND,
+  DEFAULT_RESTART_RECONNECT_IN_MS,
+  DEFAULT_RESTART_TRY_FOR_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+  DEFAULT_TICK_MS,
+  MAX_CONFIG_FILE_BYTES,
+  MAX_HEADER_BYTES,
+} from './defaults.ts';
+import { LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
+import { parseToml, TomlError } from './toml.ts';
+
+/** Limits on what clients can make the relay hold. */
+export interface RelayServerLimits {
+  /** Relay connections at once (handshaking or connected); more get 503. */
+  maxClients: number;
+  /** Concurrent TCP connections per source IP; 0 = unlimited. */
+  maxConnectionsPerIp: number;
+  /** From TCP accept to `ServerConfirmsAuth` (iroh `ESTABLISH_TIMEOUT`). */
+  handshakeTimeoutMs: number;
+  /** Largest HTTP request head; larger gets 431. */
+  maxHeaderBytes: number;
+  /** Largest WebSocket message (iroh `MAX_FRAME_SIZE`). */
+  maxFrameBytes: number;
+  /** Datagram frames queued towards one client (iroh `PER_CLIENT_SEND_QUEUE_DEPTH`). */
+  sendQueueDepth: number;
+  /** Bytes queued towards one client. */
+  sendQueueBytes: number;
+  /** A client whose queue makes no progress this long is dropped (iroh `SERVER_WRITE_TIMEOUT`). */
+  writeTimeoutMs: number;
+  /** Older connections kept per EndpointId. */
+  maxInactivePerEndpoint: number;
+  /** Peers remembered per client for `EndpointGone`. */
+  maxSentToPerClient: number;
+}
+
+/** Timers; tests shorten them. */
+export interface RelayServerTiming {
+  /** How often deadlines are checked. */
+  tickMs: number;
+  pingIntervalMs: number;
+  pingJitterMinMs: number;
+  pingJitterMaxMs: number;
+  pongTimeoutMs: number;
+  /** What `Restarting` advises on graceful shutdown. */
+  restartReconnectInMs: number;
+  restartTryForMs: number;
+  /** How long a graceful shutdown waits for clients to close. */
+  shutdownGraceMs: number;
+}
+
+export interface RateLimitOptions {
+  bytesPerSecond: number;
+  /** Defaults to max(bytesPerSecond, 1 MiB): at least one maximal frame. */
+  burstBytes?: number;
+}
+
+/** Options of {@link startRelayServer}. */
+export interface RelayServerOptions {
+  /** Listen address. Default `127.0.0.1`. */
+  host?: string;
+  /** Listen port; 0 picks a free one. Default 0 programmatically, 3340 from the command line. */
+  port?: number;
+  /** Serve HTTPS with this PEM certificate chain and key. */
+  tls?: { cert: string | Uint8Array; key: string | Uint8Array };
+  /** With TLS, also serve `/generate_204` on this plain-HTTP port (iroh serves it on port 80). */
+  captivePortalPort?: number;
+  /** Prometheus `/metrics` on its own listener; off unless given. */
+  metrics?: { host?: string; port?: number } | false;
+  access?: AccessPolicy;
+  /** Replaces the built-in allow-list/token policy. */
+  accessHook?: AccessHook;
+  /** Per-client receive limit; `false` turns it off. Default 2 MiB/s, burst 2 MiB. */
+  rateLimit?: RateLimitOptions | false;
+  limits?: Partial<RelayServerLimits>;
+  timing?: Partial<RelayServerTiming>;
+  logger?: Logger;
+  crypto?: CryptoProvider;
+}
+
+export const DEFAULT_LIMITS: RelayServerLimits = {
+  maxClients: DEFAULT_MAX_CLIENTS,
+  maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  maxHeaderBytes: MAX_HEADER_BYTES,
+  maxFrameBytes: MAX_FRAME_SIZE,
+  sendQueueDepth: PER_CLIENT_SEND_QUEUE_DEPTH,
+  sendQueueBytes: PER_CLIENT_SEND_QUEUE_BYTES,
+  writeTimeoutMs: SERVER_WRITE_TIMEOUT_MS,
+  maxInactivePerEndpoint: MAX_INACTIVE_PER_ENDPOINT,
+  maxSentToPerClient: MAX_SENT_TO_PER_CLIENT,
+};
+
+export const DEFAULT_TIMING: RelayServerTiming = {
+  tickMs: DEFAULT_TICK_MS,
+  pingIntervalMs: PING_INTERVAL_MS,
+  pingJitterMinMs: SERVER_PING_JITTER_MIN_MS,
+  pingJitterMaxMs: SERVER_PING_JITTER_MAX_MS,
+  pongTimeoutMs: PONG_TIMEOUT_MS,
+  restartReconnectInMs: DEFAULT_RESTART_RECONNECT_IN_MS,
+  restartTryForMs: DEFAULT_RESTART_TRY_FOR_MS,
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+};
+
+export const DEFAULT_RATE_LIMIT: Required<RateLimitOptions> = {
+  bytesPerSecond: DEFAULT_RATE_LIMIT_BYTES_PER_SECOND,
+  burstBytes: DEFAULT_RATE_LIMIT_BURST_BYTES,
+};
+
+/** Bad flags or a bad config file; the command prints the message and exits with status 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function positiveInt(value: unknown, what: string, allowZero = false): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || (!allowZero && n === 0)) {
+    throw new ConfigError(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function port(value: unknown, what: string): number {
+  const n = positiveInt(value, what, true);
+  if (n > 65535) throw new ConfigError(`${what} must be at most 65535, got ${n}`);
+  return n;
+}
+
+function str(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`${what} must be a non-empty string`);
+  return value;
+}
+
+function strList(value: unknown, what: string): string[] {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new ConfigError(`${what} must be a list of strings`);
+  return value as string[];
+}
+
+function table(value: unknown, what: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${what} must be a table`);
+  for (const k of Object.keys(value)) if (!keys.includes(k)) throw new ConfigError(`Unknown key ${what === 'config' ? k : `${what}.${k}`} (known: ${keys.join(', ')})`);
+  return value as Record<string, unknown>;
+}
+
+/** What the command line asks for. */
+export interface CliConfig {
+  help: boolean;
+  version: boolean;
+  logLevel: LogLevel;
+  /** File paths of the TLS certificate and key (read by the command). */
+  tlsFiles?: { cert: string; key: string };
+  options: RelayServerOptions;
+}
+
+export const USAGE = `Usage: sdnet-relay [options]
+
+Runs an iroh-compatible relay server. With no options it listens on
+http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics.
+
+  --config FILE                  JSON or TOML (*.toml) config file; flags override it
+  --host ADDR                    listen address (default ${DEFAULT_HOST})
+  --port N                       listen port (default ${DEFAULT_PORT}; 0 = any free port)
+  --tls-cert FILE --tls-key FILE serve HTTPS with this PEM certificate chain and key
+  --captive-portal-port N        with TLS, serve /generate_204 over plain HTTP on this port
+  --metrics-host ADDR            metrics listen address (default: --host)
+  --metrics-port N               Prometheus /metrics port (default ${DEFAULT_METRICS_PORT}; 0 = any free port)
+  --no-metrics                   no metrics listener
+  --allow-endpoint ID            admit this EndpointId (repeatable)
+  --token TOKEN                  admit clients presenting this bearer token (repeatable)
+  --rate-limit BYTES_PER_SEC     per-client receive limit (default ${DEFAULT_RATE_LIMIT_BYTES_PER_SECOND}; 0 = off)
+  --rate-burst BYTES             per-client burst (default ${DEFAULT_RATE_LIMIT_BURST_BYTES})
+  --max-clients N                relay connections at once (default ${DEFAULT_MAX_CLIENTS})
+  --max-connections-per-ip N     TCP connections per source IP (default 0 = unlimited)
+  --handshake-timeout-ms N       accept-to-authenticated deadline (default ${HANDSHAKE_TIMEOUT_MS})
+  --log-level LEVEL              debug, info, warn, error or silent (default info)
+  --help, --version
+
+With --allow-endpoint and/or --token the relay admits only listed ids or token holders.
+Logs are JSON lines on stderr; the relay URL is printed on stdout once it accepts connections.
+SIGINT/SIGTERM shut down gracefully (clients are told Restarting).`;
+
+/** Read and parse a config file (JSON, or TOML for `*.toml`). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    throw new ConfigError(`Cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  if (size > MAX_CONFIG_FILE_BYTES) throw new ConfigError(`Config file ${path} is larger than ${MAX_CONFIG_FILE_BYTES} bytes`);
+  const text = readFileSync(path, 'utf8');
+  try {
+    if (path.endsWith('.toml')) return parseToml(text);
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`Config file ${path} must hold a JSON object`);
+    return v as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    if (err instanceof TomlError || err instanceof SyntaxError) throw new ConfigError(`Cannot parse config file ${path}: ${err.message}`);
+    throw err;
+  }
+}
+
+const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'access', 'rate_limit', 'limits', 'timing'] as const;
+
+/** Apply a parsed config file onto a {@link CliConfig}. */
+function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
+  const root = table(file, 'config', TOP_KEYS);
+  const o = cfg.options;
+  if (root.host !== undefined) o.host = str(root.host, 'host');
+  if (root.port !== undefined) o.port = port(root.port, 'port');
+  if (root.log_level !== undefined) cfg.logLevel = level(root.log_level);
+  if (root.tls !== undefined) {
+    const t = table(root.tls, 'tls', ['cert_file', 'key_file']);
+    cfg.tlsFiles = { cert: str(t.cert_file, 'tls.cert_file'), key: str(t.key_file, 'tls.key_file') };
+  }
+  if (root.captive_portal_port !== undefined) o.captivePortalPort = port(root.captive_portal_port, 'captive_portal_port');
+  if (root.metrics !== undefined) {
+    const m = table(root.metrics, 'metrics', ['enabled', 'host', 'port']);
+    if (m.enabled === false) o.metrics = false;
+    else {
+      if (m.enabled !== undefined && m.enabled !== true) throw new ConfigError('metrics.enabled must be true or false');
+      o.metrics = {
+        host: m.host === undefined ? undefined : str(m.host, 'metrics.host'),
+        port: m.port === undefined ? DEFAULT_METRICS_PORT : port(m.port, 'metrics.port'),
+      };
+    }
+  }
+  if (root.access !== undefined) {
+    const a = table(root.access, 'access', ['allow_endpoints', 'tokens']);
+    o.access = {
+      allowEndpoints: a.allow_endpoints === undefined ? undefined : strList(a.allow_endpoints, 'access.allow_endpoints'),
+      tokens: a.tokens === undefined ? undefined : strList(a.tokens, 'access.tokens'),
+    };
+  }
+  if (root.rate_limit !== undefined) {
+    const r = table(root.rate_limit, 'rate_limit', ['bytes_per_second', 'burst_bytes']);
+    const bps = positiveInt(r.bytes_per_second, 'rate_limit.bytes_per_second', true);
+    o.rateLimit = bps === 0 ? false : { bytesPerSecond: bps, burstBytes: r.burst_bytes === undefined ? undefined : positiveInt(r.burst_bytes, 'rate_limit.burst_bytes') };
+  }
+  if (root.limits !== undefined) {
+    const keys = {
+      max_clients: 'maxClients',
+      max_connections_per_ip: 'maxConnectionsPerIp',
+      handshake_timeout_ms: 'handshakeTimeoutMs',
+      max_header_bytes: 'maxHeaderBytes',
+      max_frame_bytes: 'maxFrameBytes',
+      send_queue_depth: 'sendQueueDepth',
+      send_queue_bytes: 'sendQueueBytes',
+      write_timeout_ms: 'writeTimeoutMs',
+      max_inactive_per_endpoint: 'maxInactivePerEndpoint',
+      max_sent_to_per_client: 'maxSentToPerClient',
+    } as const;
+    const l = table(root.limits, 'limits', Object.keys(keys));
+    const out: Partial<RelayServerLimits> = {};
+    for (const [k, name] of Object.entries(keys)) if (l[k] !== undefined) out[name] = positiveInt(l[k], `limits.${k}`, name === 'maxConnectionsPerIp');
+    o.limits = out;
+  }
+  if (root.timing !== undefined) {
+    const keys = {
+      ping_interval_ms: 'pingIntervalMs',
+      pong_timeout_ms: 'pongTimeoutMs',
+      tick_ms: 'tickMs',
+      shutdown_grace_ms: 'shutdownGraceMs',
+      restart_reconnect_in_ms: 'restartReconnectInMs',
+      restart_try_for_ms: 'restartTryForMs',
+    } as const;
+    const t = table(root.timing, 'timing', Object.keys(keys));
+    const out: Partial<RelayServerTiming> = {};
+    for (const [k, name] of Object.entries(keys)) if (t[k] !== undefined) out[name] = positiveInt(t[k], `timing.${k}`, name.startsWith('restart'));
+    o.timing = out;
+  }
+}
+
+function level(value: unknown): LogLevel {
+  if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}`);
+  return value as LogLevel;
+}
+
+/**
+ * Build the configuration from command-line arguments (without `node` and the script).
+ *
+ * @throws {ConfigError} on bad usage or a bad config file
+ */
+export function parseCli(argv: readonly string[]): CliConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'captive-portal-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'no-metrics': { type: 'boolean' },
+        'allow-endpoint': { type: 'string', multiple: true },
+        token: { type: 'string', multiple: true },
+        'rate-limit': { type: 'string' },
+        'rate-burst': { type: 'string' },
+        'max-clients': { type: 'string' },
+        'max-connections-per-ip': { type: 'string' },
+        'handshake-timeout-ms': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const v = parsed.values;
+  const cfg: CliConfig = {
+    help: v.help === true,
+    version: v.version === true,
+    logLevel: 'info',
+    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { port: DEFAULT_METRICS_PORT } },
+  };
+  if (v.config !== undefined) applyFile(readConfigFile(v.config), cfg);
+  const o = cfg.options;
+  if (v.host !== undefined) o.host = str(v.host, '--host');
+  if (v.port !== undefined) o.port = port(v.port, '--port');
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
+  if (v['tls-cert'] !== undefined) cfg.tlsFiles = { cert: v['tls-cert'], key: v['tls-key']! };
+  if (v['captive-portal-port'] !== undefined) o.captivePortalPort = port(v['captive-portal-port'], '--captive-portal-port');
+  if (v['no-metrics'] === true) {
+    if (v['metrics-port'] !== undefined || v['metrics-host'] !== undefined) throw new ConfigError('--no-metrics conflicts with --metrics-port/--metrics-host');
+    o.metrics = false;
+  } else if (v['metrics-port'] !== undefined || v['metrics-host'] !== undefined) {
+    const prev = o.metrics === false || o.metrics === undefined ? { port: DEFAULT_METRICS_PORT } : o.metrics;
+    o.metrics = {
+      host: v['metrics-host'] ?? prev.host,
+      port: v['metrics-port'] !== undefined ? port(v['metrics-port'], '--metrics-port') : prev.port,
+    };
+  }
+  if (v['allow-endpoint'] !== undefined || v.token !== undefined) {
+    o.access = {
+      allowEndpoints: v['allow-endpoint'] ?? o.access?.allowEndpoints,
+      tokens: v.token ?? o.access?.tokens,
+    };
+  }
+  if (v['rate-limit'] !== undefined) {
+    const bps = positiveInt(v['rate-limit'], '--rate-limit', true);
+    o.rateLimit = bps === 0 ? false : { bytesPerSecond: bps, burstBytes: o.rateLimit ? o.rateLimit.burstBytes : undefined };
+  }
+  if (v['rate-burst'] !== undefined) {
+    const burst = positiveInt(v['rate-burst'], '--rate-burst');
+    if (o.rateLimit === false) throw new ConfigError('--rate-burst needs a rate limit');
+    o.rateLimit = { bytesPerSecond: o.rateLimit?.bytesPerSecond ?? DEFAULT_RATE_LIMIT_BYTES_PER_SECOND, burstBytes: burst };
+  }
+  const limits: Partial<RelayServerLimits> = { ...o.limits };
+  if (v['max-clients'] !== undefined) limits.maxClients = positiveInt(v['max-clients'], '--max-clients');
+  if (v['max-connections-per-ip'] !== undefined) limits.maxConnectionsPerIp = positiveInt(v['max-connections-per-ip'], '--max-connections-per-ip', true);
+  if (v['handshake-timeout-ms'] !== undefined) limits.handshakeTimeoutMs = positiveInt(v['handshake-timeout-ms'], '--handshake-timeout-ms');
+  o.limits = limits;
+  if (v['log-level'] !== undefined) cfg.logLevel = level(v['log-level']);
+  return cfg;
+}

@@ -1,0 +1,11 @@
+/**
+ * `sdnet-relay`: an iroh-compatible relay server to deploy for your own fleet, and to embed
+ * (tests, demos, an endpoint that carries its own relay).
+ *
+ * @module
+ */
+export { startRelayServer, type RelayServerHandle, type RelayServerStats } from './server.ts';
+export type { RelayServerOptions, RelayServerLimits, RelayServerTiming, RateLimitOptions } from './config.ts';
+export type { AccessDecision, AccessHook, AccessPolicy, AccessRequest } from './access.ts';
+export { jsonLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
+export { parsePrometheusText } from './metrics.ts';
