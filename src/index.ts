@@ -4,6 +4,8 @@
  * @module
  */
 export * from './identity/index.ts';
+export * from './endpoint/index.ts';
+export { RelayClient, RelayError, type RelayClientEvents, type RelayClientOptions, type RelayDatagrams } from './relay/index.ts';
 export {
   defaultCryptoProvider,
   nobleCryptoProvider,

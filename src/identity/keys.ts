@@ -41,7 +41,7 @@ export class Signature {
   static fromBytes(bytes: Uint8Array): Signature {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('Expected signature bytes to be a Uint8Array');
     if (bytes.length !== SIGNATURE_LENGTH) throw new DecodeError(`Cannot decode signature: expected 64 bytes, got ${bytes.length}`);
-    return new Signature(bytes.slice());
+    return new Signature(Uint8Array.from(bytes));
   }
 
   /** A copy of the 64 bytes. */
@@ -86,7 +86,7 @@ export class PublicKey {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('Expected public key bytes to be a Uint8Array');
     if (bytes.length !== KEY_LENGTH) throw new DecodeError(`Cannot decode public key: expected 32 bytes, got ${bytes.length}`);
     if (!isValidEd25519PublicKey(bytes)) throw new DecodeError('Cannot decode public key: not a valid Ed25519 point of large order');
-    return new PublicKey(bytes.slice());
+    return new PublicKey(Uint8Array.from(bytes));
   }
 
   /**
@@ -181,7 +181,7 @@ export class SecretKey {
   static fromBytes(bytes: Uint8Array, provider: CryptoProvider = defaultCryptoProvider): SecretKey {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('Expected secret key bytes to be a Uint8Array');
     if (bytes.length !== KEY_LENGTH) throw new DecodeError(`Cannot decode secret key: expected 32 bytes, got ${bytes.length}`);
-    return new SecretKey(bytes.slice(), provider);
+    return new SecretKey(Uint8Array.from(bytes), provider);
   }
 
   /** Parse hex (64 lower-case characters) or base32 (52 characters), as iroh's `FromStr`. */

@@ -116,3 +116,19 @@ describe('iroh ticket vectors (iroh-wire §5.4)', () => {
     expect(toHex(ticket.toBytes())).toBe(toHex(bytes));
   });
 });
+
+describe('Buffer inputs (whose slice() is a view)', () => {
+  it('never modifies or aliases the caller’s bytes', () => {
+    const id = SecretKey.fromBytes(fromHex('2a'.repeat(32))).public();
+    const buf = Buffer.from(id.toBytes());
+    const before = buf.toString('hex');
+    const parsed = PublicKey.fromBytes(buf);
+    expect(buf.toString('hex')).toBe(before);
+    buf[0]! ^= 0xff;
+    expect(parsed.equals(id)).toBe(true);
+    const seed = Buffer.alloc(32, 7);
+    const key = SecretKey.fromBytes(seed);
+    seed.fill(0);
+    expect(key.toBytes()).toEqual(new Uint8Array(32).fill(7));
+  });
+});

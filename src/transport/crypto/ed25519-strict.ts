@@ -33,7 +33,8 @@ function compareLE(a: Uint8Array, b: Uint8Array): number {
 
 /** The y coordinate (sign bit cleared), as little-endian bytes. */
 function yOf(encoded: Uint8Array): Uint8Array {
-  const y = encoded.slice(0, 32);
+  // A copy even for a Buffer (whose slice() is a view): the sign bit is cleared below.
+  const y = Uint8Array.from(encoded.subarray(0, 32));
   y[31]! &= 0x7f;
   return y;
 }

@@ -42,7 +42,7 @@ function nobleAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
   if (!(key instanceof Uint8Array) || key.length !== AEAD_KEY_LENGTH[algorithm]) {
     throw new RangeError(`AEAD key for ${algorithm} must be ${AEAD_KEY_LENGTH[algorithm]} bytes`);
   }
-  const own = key.slice();
+  const own = Uint8Array.from(key);
   const make = (nonce: Uint8Array, aad: Uint8Array) =>
     algorithm === 'chacha20-poly1305' ? chacha20poly1305(own, nonce, aad) : gcm(own, nonce, aad);
   return {
@@ -71,7 +71,7 @@ function nobleAead(algorithm: AeadAlgorithm, key: Uint8Array): Aead {
 function nobleHeaderProtection(algorithm: HeaderProtectionAlgorithm, key: Uint8Array): HeaderProtection {
   checkHpKey(algorithm, key, HP_KEY_LENGTH[algorithm]);
   if (algorithm !== 'chacha20') return aesHeaderProtection(algorithm, key);
-  const own = key.slice();
+  const own = Uint8Array.from(key);
   return {
     algorithm,
     // RFC 9001 §5.4.4: counter = sample[0..4] little-endian, nonce = sample[4..16].
@@ -103,7 +103,7 @@ class NobleHasher implements Hasher {
 }
 
 function x25519Pair(privateKey: Uint8Array): X25519KeyPair {
-  const priv = privateKey.slice();
+  const priv = Uint8Array.from(privateKey);
   return {
     publicKey: x25519.getPublicKey(priv),
     deriveSharedSecret(peerPublicKey) {
@@ -150,14 +150,14 @@ export const nobleCryptoProvider: CryptoProvider = {
   },
   ed25519Signer(seed) {
     if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new RangeError('Ed25519 seed must be 32 bytes');
-    const own = seed.slice();
+    const own = Uint8Array.from(seed);
     return { publicKey: ed25519.getPublicKey(own), sign: (message) => ed25519.sign(message, own) };
   },
   ed25519Verifier(publicKey) {
     if (!(publicKey instanceof Uint8Array) || !isValidEd25519PublicKey(publicKey)) {
       throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
     }
-    const own = publicKey.slice();
+    const own = Uint8Array.from(publicKey);
     return {
       publicKey: own,
       verify(message, signature) {

@@ -215,7 +215,7 @@ function ed25519Verifier(publicKey: Uint8Array): Ed25519Verifier {
   if (!(publicKey instanceof Uint8Array) || !isValidEd25519PublicKey(publicKey)) {
     throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
   }
-  const own = publicKey.slice();
+  const own = Uint8Array.from(publicKey);
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(own) }, format: 'jwk' });
   return {
     publicKey: own,

@@ -32,5 +32,5 @@ export function decodeEd25519SpkiBytes(spki: Uint8Array): Uint8Array {
   for (let i = 0; i < ED25519_SPKI_PREFIX.length; i++) {
     if (spki[i] !== ED25519_SPKI_PREFIX[i]) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: not an Ed25519 key');
   }
-  return spki.slice(ED25519_SPKI_PREFIX.length);
+  return Uint8Array.from(spki.subarray(ED25519_SPKI_PREFIX.length));
 }
