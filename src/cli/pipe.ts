@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ConnectionError, Endpoint, StreamResetError, type Connection, type Incoming } from '../endpoint/index.ts';
-import { EndpointTicket, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
+import { EndpointTicket, RelayUrl, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
 import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
 import { concatBytes, equalBytes, utf8 } from '../util/bytes.ts';
 import { SdnetError } from '../util/errors.ts';
@@ -31,7 +31,9 @@ export const DUMBPIPE_HANDSHAKE = utf8('hello');
 const CLOSE_DONE = 0;
 const CLOSE_ERROR = 1;
 
-const USAGE = 'usage: sdnet pipe listen [--key FILE] [--bind ADDR]... | sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]...';
+const USAGE = 'usage: sdnet pipe listen [--key FILE] [--bind ADDR]... [--relay URL]... | sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]... [--relay URL]...';
+/** How long `listen` waits for its home relay before printing a ticket without it. */
+const ONLINE_WAIT_MS = 10_000;
 
 /** The byte streams a pipe copies; the process's stdin/stdout unless a caller passes others. */
 export interface PipeStdio {
@@ -48,7 +50,7 @@ export async function pipe(args: string[], io: CliIo, stdio: PipeStdio = {}): Pr
 
 // ------------------------------------------------------------------ options
 
-const OPTIONS = { key: { type: 'string', short: 'k' }, bind: { type: 'string', multiple: true } } as const;
+const OPTIONS = { key: { type: 'string', short: 'k' }, bind: { type: 'string', multiple: true }, relay: { type: 'string', multiple: true } } as const;
 
 /** `--key FILE`, else `IROH_SECRET` (as dumbpipe), else a fresh key for this run. */
 async function secretKeyFor(keyPath: string | undefined, env: NodeJS.ProcessEnv): Promise<SecretKey> {
@@ -71,6 +73,26 @@ function bindAddrs(values: string[] | undefined): string[] | undefined {
   return values;
 }
 
+/**
+ * `--relay URL` (repeatable), else `SDNET_RELAY` (URLs separated by commas or spaces): the
+ * relays to choose a home relay from. Checked here so a typo is a usage error.
+ */
+function relayUrls(values: string[] | undefined, env: NodeJS.ProcessEnv): RelayUrl[] {
+  const fromEnv = env.SDNET_RELAY?.trim();
+  const list = values !== undefined && values.length > 0 ? values : fromEnv ? fromEnv.split(/[\s,]+/).filter((u) => u !== '') : [];
+  return list.map((u) => {
+    let url: RelayUrl;
+    try {
+      url = RelayUrl.parse(u);
+    } catch {
+      throw new UsageError(`not a relay URL: "${u.slice(0, 200)}"`);
+    }
+    const scheme = url.toURL().protocol;
+    if (scheme !== 'http:' && scheme !== 'https:') throw new UsageError(`a relay URL is http:// or https://, not "${u.slice(0, 200)}"`);
+    return url;
+  });
+}
+
 /** `SDNET_CONNECT_TIMEOUT_MS`: how long the QUIC handshake may take (default 10 s). */
 function handshakeTimeout(env: NodeJS.ProcessEnv): number | undefined {
   const text = env.SDNET_CONNECT_TIMEOUT_MS;
@@ -85,10 +107,12 @@ function handshakeTimeout(env: NodeJS.ProcessEnv): number | undefined {
 async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
   const { values } = parseArgs({ args, options: OPTIONS, allowPositionals: false });
   const bindAddr = bindAddrs(values.bind);
+  const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
-  const ep = await Endpoint.bind({ secretKey, alpns: [DUMBPIPE_ALPN], ...(bindAddr ? { bindAddr } : {}) });
+  const ep = await Endpoint.bind({ secretKey, alpns: [DUMBPIPE_ALPN], ...(bindAddr ? { bindAddr } : {}), relays });
   try {
+    if (relays.length > 0) await waitOnline(ep, io);
     const ticket = new EndpointTicket(ep.addr()).toString();
     // The bare ticket is the last line (scripts and dumbpipe's own tests read it there).
     io.stderr(`Listening as ${ep.id.fmtShort()} (ALPN ${DUMBPIPE_ALPN}). To connect, use:\nsdnet pipe connect ${ticket}\nTicket (dumbpipe connect takes it too):\n${ticket}\n`);
@@ -117,6 +141,21 @@ async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<numb
     return 0;
   } finally {
     await ep.close();
+  }
+}
+
+/**
+ * Wait (a while) for the home relay so the ticket carries its URL; a relay that does not
+ * answer is reported, and the ticket then holds what we have (the client keeps retrying).
+ */
+async function waitOnline(ep: Endpoint, io: CliIo): Promise<void> {
+  const signal = AbortSignal.any([io.signal, AbortSignal.timeout(ONLINE_WAIT_MS)]);
+  try {
+    await ep.online({ signal });
+  } catch (err) {
+    if (io.signal.aborted) throw failure(err, io.signal);
+    const home = ep.homeRelay;
+    io.stderr(`sdnet pipe: ${home ? `relay ${home.toString()} does not answer yet` : 'no relay answers yet'} (still trying); the ticket ${home ? 'names it anyway' : 'has direct addresses only'}\n`);
   }
 }
 
@@ -163,14 +202,15 @@ async function readHandshake(reader: ReadableStreamDefaultReader<Uint8Array>): P
 
 async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
-  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]...');
+  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]... [--relay URL]...');
   const ticket = EndpointTicket.parse(positionals[0]!.trim());
   const timeout = handshakeTimeout(io.env);
   const bindAddr = bindAddrs(values.bind);
+  const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
   const peer = ticket.addr.id;
-  const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}) });
+  const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}), relays });
   try {
     let conn: Connection;
     try {
@@ -205,7 +245,7 @@ function unreachableReason(err: unknown, timeoutMs: number): string {
     case 'ERR_TLS_NO_ALPN':
       return `the peer does not speak ${DUMBPIPE_ALPN}`;
     case 'ERR_NO_ADDRESS':
-      return 'the ticket has no direct address we can use (relays are not supported yet)';
+      return 'the ticket has no address we can use (no relay URL, and no direct address of a family we have a socket for)';
     default:
       return firstLine(err);
   }

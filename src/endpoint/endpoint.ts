@@ -1,23 +1,36 @@
 /**
- * `Endpoint`: the library's front door, in iroh's shape. Bind a UDP socket with an identity,
- * `connect()` to another endpoint by its address and an ALPN, `accept()` incoming
- * connections, `close()`.
+ * `Endpoint`: the library's front door, in iroh's shape. Bind with an identity (UDP sockets
+ * and relays), `connect()` to another endpoint by its address and an ALPN, `accept()`
+ * incoming connections, `close()`.
+ *
+ * An endpoint with relays keeps a connection to a home relay chosen by latency, so that
+ * peers can reach it by its id and that relay's URL alone; `online()` resolves once it is
+ * connected. A connection starts on whichever of the peer's paths (relays, direct addresses)
+ * answers first; between sdnet peers it then moves to a direct path when one validates and
+ * back to the relay when the direct path goes silent (iroh-wire §3.5).
  *
  * @module
  */
 import { networkInterfaces } from 'node:os';
 import { EndpointAddr } from '../identity/endpoint-addr.ts';
 import { PublicKey, SecretKey } from '../identity/keys.ts';
+import { RelayUrl } from '../identity/relay-url.ts';
 import { SocketAddr } from '../identity/socket-addr.ts';
+import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
+import type { RelayTransport } from '../relay/client/transport.ts';
 import { tlsServerName } from '../identity/tls-name.ts';
 import { defaultCryptoProvider, type CryptoProvider } from '../transport/crypto/index.ts';
 import type { ConnectionSettings } from '../transport/quic/config.ts';
 import type { Connection as CoreConnection } from '../transport/quic/connection/connection.ts';
 import type { PathAddr } from '../transport/quic/connection/types.ts';
-import { QuicEndpoint } from '../transport/quic/endpoint.ts';
+import { QuicEndpoint, type EndpointStats } from '../transport/quic/endpoint.ts';
 import { EndpointDriver } from '../transport/io/driver.ts';
-import { UdpPath, UdpSocket } from '../transport/io/udp.ts';
+import { UdpPath } from '../transport/io/udp.ts';
 import { keyLogWriter } from '../transport/io/keylog.ts';
+import { DIRECT_ADDRESS_CACHE_MS } from '../transport/paths/limits.ts';
+import { PathSocket, type PathSocketStats } from '../transport/paths/path-socket.ts';
+import type { RelayInfo } from '../transport/paths/relay-pool.ts';
+import type { DirectAddress } from '../transport/quic/wire/transport-params.ts';
 import { SdnetError } from '../util/errors.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
 
@@ -27,10 +40,30 @@ export interface EndpointOptions {
   /** ALPN protocols we accept incoming connections for (none: we only dial). */
   alpns?: readonly (string | Uint8Array)[];
   /**
-   * Where to bind: `ip:port` / `[ipv6]:port`, or several. Default: `0.0.0.0:0` and `[::]:0`
-   * (IPv6 only if the system has it).
+   * Where to bind UDP: `ip:port` / `[ipv6]:port`, or several. Default: `0.0.0.0:0` and
+   * `[::]:0` (IPv6 only if the system has it). An empty list binds no UDP socket: the
+   * endpoint then speaks through relays only.
    */
   bindAddr?: string | readonly string[];
+  /**
+   * Relays to choose a home relay from (by `/ping` latency). Without any, the endpoint has no
+   * home relay (peers need a direct address to reach it) but still reaches peers through the
+   * relays their addresses name.
+   */
+  relays?: readonly (string | URL | RelayUrl)[];
+  /** Bearer token for relays with access control. */
+  relayToken?: string;
+  /** TLS options for `https` relays (trusted CAs, server name). */
+  relayTls?: NodeTlsOptions;
+  /** WebSocket implementation for relays (default: node sockets). */
+  relayTransport?: RelayTransport;
+  /** Close relays opened to reach peers after this long idle (ms, default 60 s). */
+  relayIdleTimeoutMs?: number;
+  /**
+   * Tell connecting sdnet peers our direct addresses, so a connection that started on the
+   * relay can move to a direct path (default true).
+   */
+  advertiseDirectAddresses?: boolean;
   /** QUIC settings (windows, timeouts, congestion control). */
   settings?: Partial<ConnectionSettings>;
   /** Crypto implementation (default: node:crypto). */
@@ -76,17 +109,18 @@ export class Endpoint {
   readonly secretKey: SecretKey;
   readonly #quic: QuicEndpoint;
   readonly #driver: EndpointDriver;
-  readonly #sockets: UdpSocket[];
+  readonly #socket: PathSocket;
+  #directCache: { at: number; list: SocketAddr[] } | undefined;
   readonly #incoming: Incoming[] = [];
   readonly #incomingWaiters: (() => void)[] = [];
   readonly #handles = new Set<ConnectionHandle>();
   #closed = false;
 
-  private constructor(secretKey: SecretKey, quic: QuicEndpoint, driver: EndpointDriver, sockets: UdpSocket[]) {
+  private constructor(secretKey: SecretKey, quic: QuicEndpoint, driver: EndpointDriver, socket: PathSocket) {
     this.secretKey = secretKey;
     this.#quic = quic;
     this.#driver = driver;
-    this.#sockets = sockets;
+    this.#socket = socket;
     driver.onIncoming((core) => {
       const handle = this.#track(core);
       // An application that stops calling accept() must not make hostile attempts pile up.
@@ -111,36 +145,63 @@ export class Endpoint {
     const secretKey = options.secretKey ?? SecretKey.generate();
     const provider = options.provider ?? defaultCryptoProvider;
     const keyLog = keyLogWriter();
+    let relays: RelayUrl[];
+    let bind: SocketAddr[];
+    try {
+      relays = (options.relays ?? []).map((u) => (u instanceof RelayUrl ? u : RelayUrl.parse(u)));
+      const addrs = typeof options.bindAddr === 'string' ? [options.bindAddr] : (options.bindAddr ?? ['0.0.0.0:0', '[::]:0']);
+      bind = addrs.map((a) => SocketAddr.parse(a));
+    } catch (err) {
+      throw new SdnetError('ERR_INVALID_ARGUMENT', (err as Error).message, { cause: err });
+    }
+    // The pieces refer to each other; `self` is filled in once the endpoint exists.
+    const self: { endpoint?: Endpoint; driver?: EndpointDriver } = {};
     const quic = new QuicEndpoint({
       provider,
       secretKey: secretKey.toBytes(),
       ...(keyLog ? { keyLog } : {}),
       alpns: (options.alpns ?? []).map(encodeAlpn),
       ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.advertiseDirectAddresses === false ? {} : { directAddresses: () => (self.endpoint ? self.endpoint.#advertisedAddresses() : []) }),
+      resolvePath: (a) => (self.endpoint ? self.endpoint.#resolvePath(a) : undefined),
     });
-    const sockets: UdpSocket[] = [];
-    const sender = {
-      send: (data: Uint8Array, path: PathAddr) => {
-        if (!(path instanceof UdpPath)) return;
-        const s = sockets.find((x) => x.family === path.addr.family);
-        s?.send(data, path);
-      },
-    };
-    const driver = new EndpointDriver(quic, sender);
-    const explicit = options.bindAddr !== undefined;
-    const addrs = typeof options.bindAddr === 'string' ? [options.bindAddr] : (options.bindAddr ?? ['0.0.0.0:0', '[::]:0']);
-    for (const a of addrs) {
-      try {
-        sockets.push(await UdpSocket.bind({ bind: SocketAddr.parse(a), onDatagram: (data, from) => driver.receive(data, from) }));
-      } catch (err) {
-        if (explicit) {
-          for (const s of sockets) await s.close();
-          throw new SdnetError('ERR_BIND', `Cannot bind ${a}: ${(err as Error).message}`, { cause: err });
-        }
-      }
+    const socket = await PathSocket.bind({
+      bind,
+      strictBind: options.bindAddr !== undefined,
+      secretKey,
+      relays,
+      crypto: provider,
+      ...(options.relayTls ? { relayTls: options.relayTls } : {}),
+      ...(options.relayToken !== undefined ? { relayToken: options.relayToken } : {}),
+      ...(options.relayTransport ? { relayTransport: options.relayTransport } : {}),
+      ...(options.relayIdleTimeoutMs !== undefined ? { relayIdleTimeoutMs: options.relayIdleTimeoutMs } : {}),
+      onDatagram: (data, path) => self.driver?.receive(data, path),
+    });
+    const driver = new EndpointDriver(quic, socket);
+    self.driver = driver;
+    const endpoint = new Endpoint(secretKey, quic, driver, socket);
+    self.endpoint = endpoint;
+    return endpoint;
+  }
+
+  /** Our direct addresses as the sdnet_direct_addresses parameter carries them. */
+  #advertisedAddresses(): DirectAddress[] {
+    return this.#directAddresses().map((a) => ({ ip: a.ip, port: a.port }));
+  }
+
+  /** A direct address a server advertised, as a path we can send on (or undefined). */
+  #resolvePath(a: DirectAddress): PathAddr | undefined {
+    let addr: SocketAddr;
+    try {
+      addr = SocketAddr.fromParts(a.ip, a.port);
+    } catch {
+      return undefined;
     }
-    if (sockets.length === 0) throw new SdnetError('ERR_BIND', 'Cannot bind any UDP socket');
-    return new Endpoint(secretKey, quic, driver, sockets);
+    if (!this.#socket.hasFamily(addr.family) || addr.ip.every((b) => b === 0)) return undefined;
+    // Our own socket is not a way to the peer.
+    const text = addr.toString();
+    if (this.#directAddresses().some((l) => l.toString() === text)) return undefined;
+    return new UdpPath(addr);
   }
 
   /** Our EndpointId. */
@@ -148,16 +209,30 @@ export class Endpoint {
     return this.secretKey.public();
   }
 
-  /** The addresses the sockets are bound to. */
+  /** The addresses the UDP sockets are bound to (none for a relay-only endpoint). */
   get boundSockets(): SocketAddr[] {
-    return this.#sockets.map((s) => s.local);
+    return this.#socket.localAddresses;
   }
 
-  /** Our address: id and direct addresses (interfaces expanded when bound to 0.0.0.0 / ::). */
+  /** The home relay, once chosen (see {@link online}). */
+  get homeRelay(): RelayUrl | undefined {
+    return this.#socket.pool.home;
+  }
+
+  /**
+   * Our address: id, home relay URL (once chosen) and direct addresses (interfaces expanded
+   * when bound to 0.0.0.0 / ::).
+   */
   addr(): EndpointAddr {
+    const home = this.#socket.pool.home;
+    return EndpointAddr.from({ id: this.id, relayUrls: home ? [home] : [], directAddresses: this.#directAddresses() });
+  }
+
+  #directAddresses(): SocketAddr[] {
+    const t = performance.now();
+    if (this.#directCache && t - this.#directCache.at < DIRECT_ADDRESS_CACHE_MS) return this.#directCache.list;
     const direct: SocketAddr[] = [];
-    for (const s of this.#sockets) {
-      const local = s.local;
+    for (const local of this.#socket.localAddresses) {
       const unspecified = local.ip.every((b) => b === 0);
       if (!unspecified) {
         direct.push(local);
@@ -170,7 +245,24 @@ export class Endpoint {
         }
       }
     }
-    return EndpointAddr.from({ id: this.id, directAddresses: direct });
+    this.#directCache = { at: t, list: direct };
+    return direct;
+  }
+
+  /**
+   * Resolves with the home relay URL once the endpoint is connected to it — from then on,
+   * peers can reach us knowing only our id and that URL.
+   *
+   * @throws {SdnetError} `ERR_NO_RELAYS` when the endpoint has no relays;
+   *   `ERR_ENDPOINT_CLOSED` when it closes first; the signal's reason when it aborts
+   */
+  online(options: SignalOptions = {}): Promise<RelayUrl> {
+    return this.#socket.pool.online(options.signal);
+  }
+
+  /** The relay connections held now (home relay and relays opened to reach peers). */
+  relays(): RelayInfo[] {
+    return this.#socket.pool.relays();
   }
 
   #track(core: CoreConnection): ConnectionHandle {
@@ -190,10 +282,14 @@ export class Endpoint {
   async connect(addr: EndpointAddr, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
     options.signal?.throwIfAborted();
-    // Every direct address we have a socket family for: the first flight goes to all of them
-    // and the connection keeps to whichever answers first (iroh-wire §3.5).
-    const targets = addr.directAddresses.filter((a) => this.#sockets.some((s) => s.family === a.family)).map((a) => new UdpPath(a));
-    if (targets.length === 0) throw new SdnetError('ERR_NO_ADDRESS', `No direct address of ${addr.id.fmtShort()} is reachable from our sockets`);
+    // Every path we can use: each direct address we have a socket family for and each relay.
+    // The first flight goes to all of them and the connection keeps to whichever answers
+    // first (iroh-wire §3.5).
+    const targets: PathAddr[] = addr.directAddresses.filter((a) => this.#socket.hasFamily(a.family)).map((a) => new UdpPath(a));
+    for (const url of addr.relayUrls) targets.push(this.#socket.relayPath(url, addr.id));
+    if (targets.length === 0) {
+      throw new SdnetError('ERR_NO_ADDRESS', `No address of ${addr.id.fmtShort()} is usable: it has ${addr.relayUrls.length === 0 ? 'no relay URL' : 'relay URLs'} and no direct address our sockets can reach`);
+    }
     const core = this.#quic.connect(this.#driver.clock.now(), targets[0]!, {
       alternativePaths: targets.slice(1),
       serverKey: addr.id.toBytes(),
@@ -233,8 +329,9 @@ export class Endpoint {
   }
 
   /** Endpoint-level counters (drops by reason, resets, version negotiations). */
-  stats() {
-    return { ...this.#quic.stats, internalErrors: this.#driver.internalErrors, sendErrors: this.#sockets.reduce((n, s) => n + s.sendErrors, 0) };
+  stats(): EndpointStats & { internalErrors: number; sendErrors: number; paths: PathSocketStats } {
+    const paths = this.#socket.stats;
+    return { ...this.#quic.stats, internalErrors: this.#driver.internalErrors, sendErrors: paths.udpSendErrors, paths };
   }
 
   /**
@@ -256,6 +353,6 @@ export class Endpoint {
     // Let the last datagrams leave before the sockets go.
     await new Promise((r) => setImmediate(r));
     this.#driver.close();
-    await Promise.all(this.#sockets.map((s) => s.close()));
+    await this.#socket.close();
   }
 }

@@ -245,10 +245,26 @@ describe('sdnet pipe errors', () => {
 
   it('a ticket without a usable address exits 1', async () => {
     const id = SecretKey.generate().public();
-    const ticket = new EndpointTicket(EndpointAddr.from({ id, relayUrls: ['https://relay.example'] })).toString();
-    const p = sdnet(['pipe', 'connect', ticket]);
+    // An IPv6 address only, and we bind IPv4 only: nothing to send on.
+    const ticket = new EndpointTicket(EndpointAddr.from({ id, directAddresses: ['[::1]:9'] })).toString();
+    const p = sdnet(['pipe', 'connect', ticket, '--bind', '127.0.0.1:0']);
     expect(await p.exited).toBe(1);
-    expectOneLine(p.stderr(), new RegExp(`^sdnet pipe: cannot reach ${id.fmtShort()}: the ticket has no direct address`));
+    expectOneLine(p.stderr(), new RegExp(`^sdnet pipe: cannot reach ${id.fmtShort()}: the ticket has no address we can use`));
+  });
+
+  it('a ticket whose only relay does not answer exits 1 after the handshake timeout', async () => {
+    const id = SecretKey.generate().public();
+    // Nothing listens on port 9 of localhost: the relay connection keeps failing.
+    const ticket = new EndpointTicket(EndpointAddr.from({ id, relayUrls: ['http://127.0.0.1:9/'] })).toString();
+    const p = sdnet(['pipe', 'connect', ticket, '--bind', '127.0.0.1:0'], { env: { SDNET_CONNECT_TIMEOUT_MS: '1500' } });
+    expect(await p.exited).toBe(1);
+    expectOneLine(p.stderr(), new RegExp(`^sdnet pipe: cannot reach ${id.fmtShort()}: no answer within 1.5 s`));
+  });
+
+  it('a bad --relay is a usage error (exit 2)', async () => {
+    const p = sdnet(['pipe', 'listen', '--relay', 'ftp://relay.example']);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toMatch(/a relay URL is http:\/\/ or https:\/\//);
   });
 
   it('Ctrl-C on a waiting listener closes it cleanly (exit 1, "interrupted")', async () => {

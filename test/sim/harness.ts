@@ -74,8 +74,18 @@ export class SimNode {
   }
 }
 
+/** Datagrams addressed to `relay|<node>` reach the node through the (simulated) relay. */
+export const RELAY_PREFIX = 'relay|';
+
+/** The relayed path to `name`, as the core sees it. */
+export function relayPath(name: string): PathAddr {
+  return { key: RELAY_PREFIX + name, relayed: true, host: 'relay' };
+}
+
 export class SimNetwork {
   now = 1_000_000;
+  /** Datagrams handed to each directed link (`from>to`, relay links as `from>relay|to`), lost or not. */
+  readonly sent = new Map<string, number>();
   readonly rng: Rng;
   readonly nodes = new Map<string, SimNode>();
   readonly #queue: InFlight[] = [];
@@ -128,9 +138,14 @@ export class SimNetwork {
   }
 
   #send(from: SimNode, toKey: string, data: Uint8Array): void {
-    const to = this.nodes.get(toKey);
+    const relayed = toKey.startsWith(RELAY_PREFIX);
+    const to = this.nodes.get(relayed ? toKey.slice(RELAY_PREFIX.length) : toKey);
     if (to === undefined) return;
+    const linkKey = `${from.addr.key}>${toKey}`;
+    this.sent.set(linkKey, (this.sent.get(linkKey) ?? 0) + 1);
     const link = this.#link(from.addr.key, toKey);
+    // Through the relay, the receiver sees the sender's relayed path.
+    const source = relayed ? relayPath(from.addr.key) : from.addr;
     if (data.length > link.mtu || this.rng.next() < link.loss || link.blackholes.some(([s, e]) => this.now >= s && this.now < e)) {
       this.dropped++;
       return;
@@ -154,7 +169,7 @@ export class SimNetwork {
         bytes[this.rng.int(bytes.length)]! ^= 1 + this.rng.int(255);
       }
       const at = departure + link.latency + (link.jitter > 0 ? this.rng.int(link.jitter) : 0);
-      this.#queue.push({ at, seq: this.#seq++, to, from: from.addr, data: bytes });
+      this.#queue.push({ at, seq: this.#seq++, to, from: source, data: bytes });
     }
   }
 

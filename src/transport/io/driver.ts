@@ -14,6 +14,8 @@ import { monotonicClock, type Clock } from './clock.ts';
 /** Where the driver sends datagrams. */
 export interface DatagramSender {
   send(data: Uint8Array, path: PathAddr): void;
+  /** Called after each batch of sends (a relay sends what it gathered as one frame). */
+  flush?(): void;
 }
 
 /** Most datagrams sent in one drain before yielding to the event loop (reliability.md §5.L.5). */
@@ -86,6 +88,7 @@ export class EndpointDriver {
         break;
       }
     }
+    this.#sender.flush?.();
     for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) this.#onIncoming?.(c);
     for (const c of [...this.#listeners.keys()]) {
       const listener = this.#listeners.get(c)!;

@@ -14,7 +14,7 @@ import type { PathAddr, Transmit } from './connection/types.ts';
 import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_VERSION_NEGOTIATIONS_PER_SECOND } from './limits.ts';
 import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
-import { encodeTransportParameters, type TransportParameters } from './wire/transport-params.ts';
+import { encodeTransportParameters, type DirectAddress, type TransportParameters } from './wire/transport-params.ts';
 import { retryIntegrityTag } from './protection/retry.ts';
 import { decodePacketNumber, initialKeys, unprotectHeader } from './protection/packet-keys.ts';
 
@@ -38,6 +38,14 @@ export interface QuicEndpointOptions {
    * (RFC 9000 §8.1.2): costs one RTT, stops spoofed-source floods from creating state.
    */
   readonly retry?: boolean;
+  /**
+   * Our direct addresses, advertised to clients in the sdnet_direct_addresses transport
+   * parameter (they may upgrade a relayed connection to one). Undefined: not advertised, and
+   * clients keep to the path they started on.
+   */
+  readonly directAddresses?: () => readonly DirectAddress[];
+  /** Turns a direct address a server advertised into a path we can send on (or undefined). */
+  readonly resolvePath?: (address: DirectAddress) => PathAddr | undefined;
 }
 
 /** How long a Retry token stays valid (µs). */
@@ -84,6 +92,8 @@ export class QuicEndpoint implements ConnectionHost {
   /** One signer for every connection (importing the key costs ~45 µs). */
   readonly #signer: Ed25519Signer;
   readonly #retry: boolean;
+  readonly #directAddresses: (() => readonly DirectAddress[]) | undefined;
+  readonly #resolvePath: ((address: DirectAddress) => PathAddr | undefined) | undefined;
   /** Seals Retry tokens (a key only this endpoint knows). */
   readonly #tokenKey: Uint8Array;
   readonly #byCid = new Map<string, Connection>();
@@ -106,6 +116,8 @@ export class QuicEndpoint implements ConnectionHost {
     this.#keyLog = options.keyLog;
     this.#signer = options.provider.ed25519Signer(options.secretKey);
     this.#retry = options.retry ?? false;
+    this.#directAddresses = options.directAddresses;
+    this.#resolvePath = options.resolvePath;
     this.#tokenKey = options.provider.randomBytes(16);
     if (this.#cidLength < 4 || this.#cidLength > 20) throw new RangeError('Connection ID length must be 4..20');
   }
@@ -165,6 +177,7 @@ export class QuicEndpoint implements ConnectionHost {
       originalDcid: dcid,
       path,
       ...(options.alternativePaths ? { alternativePaths: options.alternativePaths } : {}),
+      ...(this.#resolvePath ? { resolvePath: this.#resolvePath } : {}),
       now,
       cidLength: this.#cidLength,
       tls: (params) =>
@@ -314,6 +327,7 @@ export class QuicEndpoint implements ConnectionHost {
       originalDcid: dcid.slice(),
       peerCid: scid.slice(),
       ...(retriedFrom ? { retriedFrom } : {}),
+      ...(this.#directAddresses ? { directAddresses: this.#directAddresses() } : {}),
       path,
       now,
       cidLength: this.#cidLength,

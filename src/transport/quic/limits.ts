@@ -48,3 +48,8 @@ export const MAX_HANDSHAKING = 256;
 export const MAX_STATELESS_RESETS_PER_SECOND = 64;
 /** Version Negotiation packets sent per second at most. */
 export const MAX_VERSION_NEGOTIATIONS_PER_SECOND = 64;
+
+/** Most direct addresses accepted in a peer's `sdnet_direct_addresses` parameter (and sent in ours). */
+export const MAX_PEER_DIRECT_ADDRESSES = 16;
+/** Most direct paths a client keeps trying while its connection runs over a relay. */
+export const MAX_PATH_CANDIDATES = 16;

@@ -22,6 +22,7 @@ import {
   MAX_DATAGRAM_RECV_QUEUE,
   MAX_DATAGRAM_SEND_QUEUE,
   MAX_EARLY_PACKETS,
+  MAX_PATH_CANDIDATES,
   MAX_PENDING_RETIRES,
 } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, protectHeader, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
@@ -50,12 +51,12 @@ import {
 } from '../wire/frames.ts';
 import { MAX_CID_LENGTH, QUIC_V1, parseHeader, type LongHeader, type PacketHeader } from '../wire/header.ts';
 import { ByteReader } from '../wire/reader.ts';
-import { decodeTransportParameters, type TransportParameters } from '../wire/transport-params.ts';
+import { decodeTransportParameters, type DirectAddress, type TransportParameters } from '../wire/transport-params.ts';
 import { RangeSet } from './range-set.ts';
 import { RecvBuffer } from './recv-buffer.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { Stream, StreamRecv, StreamSend, streamDir, streamId, streamIndex, streamInitiator, type Dir } from './streams.ts';
-import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type Transmit } from './types.ts';
+import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type PathChangeReason, type Transmit } from './types.ts';
 
 /** What the endpoint does for a connection: CID routing and stateless-reset tokens. */
 export interface ConnectionHost {
@@ -96,6 +97,16 @@ export interface ConnectionOptions {
    * becomes the connection's path (iroh-wire §3.5).
    */
   readonly alternativePaths?: readonly PathAddr[];
+  /**
+   * Server: our direct addresses, sent in the sdnet_direct_addresses transport parameter (the
+   * client may move the connection to one of them). Undefined: the parameter is not sent.
+   */
+  readonly directAddresses?: readonly DirectAddress[];
+  /**
+   * Client: turns a direct address the server advertised into a path we can send on, or
+   * undefined when we cannot reach it (no socket of that family, our own address).
+   */
+  readonly resolvePath?: (address: DirectAddress) => PathAddr | undefined;
   readonly now: number;
   /** Length of the connection IDs this endpoint issues. */
   readonly cidLength: number;
@@ -135,6 +146,8 @@ interface SentPacket {
   readonly mtuProbe: boolean;
   /** Key phase of 1-RTT packets (for key-update bookkeeping). */
   readonly keyPhase: number;
+  /** The path (epoch) it was sent on: packets of an old path leave congestion control (RFC 9000 §9.4). */
+  readonly epoch: number;
 }
 
 class Space {
@@ -158,6 +171,16 @@ class Space {
   probes = 0;
 }
 
+/** A direct path a client tries while its connection runs over a relay. */
+interface Candidate {
+  readonly addr: PathAddr;
+  /** Failed probes in a row. */
+  attempts: number;
+  /** When to probe it next (µs). */
+  nextAt: number;
+  probing: boolean;
+}
+
 interface PathState {
   addr: PathAddr;
   validated: boolean;
@@ -167,6 +190,9 @@ interface PathState {
   challengeSentAt: number;
   challengeDeadline: number;
   challengePending: boolean;
+  /** Sends of the current challenge so far, and when to send it again. */
+  challengeSends: number;
+  challengeResendAt: number;
   /** PATH_RESPONSEs owed on this path. */
   responses: Uint8Array[];
   bytesReceived: number;
@@ -200,6 +226,21 @@ const MIN_DATAGRAM = 1200;
 const PACKET_THRESHOLD = 3;
 /** Paths besides the current one a connection keeps state for. */
 const MAX_OTHER_PATHS = 8;
+/**
+ * A client on a direct path with a relay to fall back to sends an ack-eliciting packet at
+ * least this often (µs), so that a path gone silent shows up as PTOs even while only
+ * receiving.
+ */
+const PATH_LIVENESS_INTERVAL = 1_000_000;
+/** Consecutive PTOs on a direct path after which a client falls back to its relay path. */
+const FALLBACK_PTO_COUNT = 2;
+/** First retry delay of a direct path whose probe failed (µs); doubles up to the maximum. */
+const UPGRADE_RETRY_BASE = 1_000_000;
+const UPGRADE_RETRY_MAX = 30_000_000;
+/** Retired connection IDs kept routed at most (the oldest is forgotten first). */
+const MAX_RETIRED_ROUTED = 8;
+/** PATH_CHALLENGE sends per validation (one every PTO until the deadline). */
+const CHALLENGE_SENDS = 3;
 /** Size of the buffers outgoing datagrams are cut from. */
 const SLAB_SIZE = 64 * 1024;
 /** Largest packet number we will use (RFC 9000 §12.3: 2^62 − 1; we stop at 2^53). */
@@ -237,9 +278,21 @@ export class Connection {
   #dialCopies: Transmit[] = [];
   #addressValidated: boolean;
   #largestPnOnPath = -1;
+  /** Client: every path the first flight went to (direct ones become upgrade candidates). */
+  #dialed: PathAddr[] = [];
+  readonly #resolvePath: ((address: DirectAddress) => PathAddr | undefined) | undefined;
+  /** Client: direct paths to move to while on a relayed path. */
+  readonly #candidates = new Map<string, Candidate>();
+  /** Client: the server sent sdnet_direct_addresses and allows migration, so we manage paths. */
+  #managePaths = false;
+  /** Client: the relayed path to fall back to while on a direct one. */
+  #fallbackKey: string | undefined;
+  #pathChanges = 0;
+  /** Counts path switches; sent packets carry it (see {@link SentPacket.epoch}). */
+  #pathEpoch = 0;
 
   // ---- recovery
-  readonly #rtt: RttEstimator;
+  #rtt: RttEstimator;
   #cc: CongestionController;
   readonly #pacer: Pacer;
   #bytesInFlight = 0;
@@ -339,10 +392,13 @@ export class Connection {
     this.#lastActivity = options.now;
     this.#handshakeDeadline = options.now + options.settings.handshakeTimeout * 1000;
     this.#path = this.#newPath(options.path, options.side === 'client' || options.retriedFrom !== undefined, options.side === 'server');
+    this.#resolvePath = options.resolvePath;
+    if (options.side === 'client') this.#dialed.push(options.path);
     for (const alt of options.side === 'client' ? (options.alternativePaths ?? []) : []) {
       if (alt.key === options.path.key || this.#otherPaths.has(alt.key)) continue;
       this.#otherPaths.set(alt.key, this.#newPath(alt, true, false));
       this.#dialPaths.push(alt);
+      this.#dialed.push(alt);
     }
     // RFC 9000 §8.1: a client's address is validated by the server (a Retry token already
     // proved it, §8.1.2); the client trusts the server.
@@ -386,6 +442,7 @@ export class Connection {
             originalDestinationConnectionId: options.retriedFrom ?? options.originalDcid,
             ...(options.retriedFrom ? { retrySourceConnectionId: options.originalDcid } : {}),
             statelessResetToken: localCid.resetToken,
+            ...(options.directAddresses ? { sdnetDirectAddresses: options.directAddresses } : {}),
           }
         : {}),
     };
@@ -460,6 +517,8 @@ export class Connection {
       lostPackets: this.#lost,
       congestionEvents: this.#congestionEvents,
       keyUpdates: this.#keyUpdates,
+      pathChanges: this.#pathChanges,
+      relayed: this.#path.addr.relayed === true,
     };
   }
 
@@ -661,7 +720,16 @@ export class Connection {
     const p = this.#otherPath(path, true, false);
     this.#otherPaths.delete(path.key);
     this.#otherPaths.set(this.#path.addr.key, this.#path);
-    this.#switchPath(now, p, true);
+    this.#switchPath(now, p, !p.validated, 'migrate');
+  }
+
+  /**
+   * Client: another direct path to the server, tried while the connection runs over a relay
+   * (only with sdnet peers, which advertise that they follow migrations).
+   */
+  addCandidatePath(now: number, path: PathAddr): void {
+    if (this.side !== 'client' || path.relayed || this.#candidates.has(path.key) || this.#candidates.size >= MAX_PATH_CANDIDATES) return;
+    this.#candidates.set(path.key, { addr: path, attempts: 0, nextAt: now, probing: false });
   }
 
   // ================================================================== input
@@ -698,6 +766,7 @@ export class Connection {
       else if (!equalBytes(header.dcid, firstDcid)) return;
       const end = header.end;
       const packet = data.subarray(offset, end);
+      this.#packetDcid = header.dcid;
       try {
         this.#handlePacket(now, path, header, packet, data, first, end === data.length);
       } catch (err) {
@@ -857,6 +926,12 @@ export class Connection {
           this.#path = answered;
         }
       }
+      // The other direct paths did not answer first: they are candidates to probe later, not
+      // validated paths. A relay stays as the path to fall back to.
+      for (const [key, p] of this.#otherPaths) {
+        if (!p.addr.relayed) this.#otherPaths.delete(key);
+        else if (!this.#path.addr.relayed) this.#fallbackKey ??= key;
+      }
       // RFC 9000 §7.2: switch to the server's chosen connection ID.
       this.#peerInitialScid = header.scid;
       this.#remoteCid = { seq: 0, cid: header.scid, resetToken: undefined };
@@ -889,7 +964,7 @@ export class Connection {
     initial.keys = initialKeys(this.#provider, header.scid, 'client');
     // Everything sent in Initial packets so far is resent (packet numbers keep going, RFC 9000 §17.2.5.3).
     for (const p of initial.sent.values()) {
-      if (p.inFlight) this.#bytesInFlight -= p.size;
+      this.#leaveFlight(p);
       this.#onPacketLost(p, SPACE_INITIAL, false);
     }
     initial.sent.clear();
@@ -1073,6 +1148,15 @@ export class Connection {
       this.#remoteCids.set(0, this.#remoteCid);
     }
     this.#peerParams = p;
+    if (this.side === 'client' && p.sdnetDirectAddresses !== undefined && !p.disableActiveMigration) {
+      // An sdnet server: it follows RFC 9000 migrations, so we may upgrade and fall back.
+      this.#managePaths = true;
+      for (const d of this.#dialed) this.addCandidatePath(this.#now, d);
+      for (const a of p.sdnetDirectAddresses) {
+        const path = this.#resolvePath?.(a);
+        if (path) this.addCandidatePath(this.#now, path);
+      }
+    }
     this.#peerMaxData = p.initialMaxData;
     this.#peerMaxStreams.bi = p.initialMaxStreamsBidi;
     this.#peerMaxStreams.uni = p.initialMaxStreamsUni;
@@ -1103,7 +1187,7 @@ export class Connection {
   #discardSpace(id: SpaceId): void {
     const space = this.#spaces[id];
     if (space.discarded) return;
-    for (const p of space.sent.values()) if (p.inFlight) this.#bytesInFlight -= p.size;
+    for (const p of space.sent.values()) this.#leaveFlight(p);
     space.sent.clear();
     space.ackElicitingInFlight = 0;
     space.lossTime = 0;
@@ -1114,7 +1198,9 @@ export class Connection {
     space.ackDeadline = Infinity;
     space.probes = 0;
     this.#ptoCount = 0;
-    if (id === SPACE_INITIAL && this.side === 'server') this.#host.removeCid(this.originalDcid);
+    // The server keeps routing the client's original DCID until the connection ends: a copy of
+    // the first flight that arrives late over a slower path (a relay) must find this connection
+    // and be dropped, not start a second one (iroh-wire §3.5).
   }
 
   // ---------------------------------------------------------------- ACK processing (RFC 9002 §A.7)
@@ -1141,14 +1227,15 @@ export class Connection {
     let ackElicitingAcked = false;
     for (const p of newlyAcked) if (p.ackEliciting) ackElicitingAcked = true;
     // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acked and ack-eliciting.
-    if (largest.pn === frame.largest && ackElicitingAcked) {
+    // RFC 9000 §9.4: packets sent on an old path give no RTT sample for the new one.
+    if (largest.pn === frame.largest && ackElicitingAcked && largest.epoch === this.#pathEpoch) {
       const ackDelay = spaceId === SPACE_APP ? frame.delay * 2 ** this.#peerAckDelayExponent : 0;
       this.#rtt.update(now - largest.time, ackDelay, this.#handshakeConfirmed, this.#peerMaxAckDelay);
     }
     for (const p of newlyAcked) {
       space.sent.delete(p.pn);
       if (p.ackEliciting) space.ackElicitingInFlight--;
-      if (p.inFlight) {
+      if (p.inFlight && p.epoch === this.#pathEpoch) {
         this.#bytesInFlight -= p.size;
         if (!p.mtuProbe) this.#cc.onAck(now, p.time, p.size, this.#rtt, this.#isAppLimited());
       }
@@ -1159,6 +1246,11 @@ export class Connection {
     this.#detectLoss(now, spaceId);
     // RFC 9002 §6.2.1: reset the PTO backoff on an acknowledgment (clients: once the server validated them).
     if (this.#peerCompletedAddressValidation) this.#ptoCount = 0;
+  }
+
+  /** A sent packet is no longer in flight (it counts only on the path it was sent on). */
+  #leaveFlight(p: SentPacket): void {
+    if (p.inFlight && p.epoch === this.#pathEpoch) this.#bytesInFlight -= p.size;
   }
 
   #isAppLimited(): boolean {
@@ -1239,9 +1331,9 @@ export class Connection {
     for (const p of lost) {
       space.sent.delete(p.pn);
       if (p.ackEliciting) space.ackElicitingInFlight--;
-      if (p.inFlight) this.#bytesInFlight -= p.size;
+      this.#leaveFlight(p);
       this.#onPacketLost(p, spaceId, true);
-      if (p.inFlight && !p.mtuProbe) {
+      if (p.inFlight && !p.mtuProbe && p.epoch === this.#pathEpoch) {
         ccLoss = true;
         largestLostTime = Math.max(largestLostTime, p.time);
       }
@@ -1250,8 +1342,8 @@ export class Connection {
       this.#congestionEvents++;
       this.#cc.onCongestionEvent(now, largestLostTime);
       // RFC 9002 §7.6: persistent congestion when the lost packets span the persistent-congestion duration.
-      const first = lost.find((p) => p.ackEliciting && !p.mtuProbe);
-      const lastLost = [...lost].reverse().find((p) => p.ackEliciting && !p.mtuProbe);
+      const first = lost.find((p) => p.ackEliciting && !p.mtuProbe && p.epoch === this.#pathEpoch);
+      const lastLost = [...lost].reverse().find((p) => p.ackEliciting && !p.mtuProbe && p.epoch === this.#pathEpoch);
       if (this.#rtt.hasSample && first && lastLost && lastLost.time - first.time > 3 * this.#rtt.pto(this.#peerMaxAckDelay) && lost.length >= 2) {
         this.#cc.onPersistentCongestion();
       }
@@ -1570,10 +1662,20 @@ export class Connection {
     if (seq >= this.#nextLocalSeq) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'RETIRE_CONNECTION_ID for an unissued id', wireType);
     const c = this.#localCids.get(seq);
     if (c === undefined) return;
+    // RFC 9000 §19.16: it must not retire the ID the packet carrying it was sent to.
+    if (equalBytes(c.cid, this.#packetDcid)) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'RETIRE_CONNECTION_ID of the connection ID in use', wireType);
     this.#localCids.delete(seq);
-    this.#host.removeCid(c.cid);
+    // Packets still in flight with it (on a slower path, after a migration) should reach us,
+    // not draw a stateless reset: it stays routed for three PTOs.
+    if (this.#retiredLocal.length >= MAX_RETIRED_ROUTED) this.#host.removeCid(this.#retiredLocal.shift()!.cid);
+    this.#retiredLocal.push({ cid: c.cid, until: this.#now + 3 * this.#rtt.pto(this.#peerMaxAckDelay) });
     if (this.#state === 'established') this.#issueCids();
   }
+
+  /** The destination connection ID of the packet being processed. */
+  #packetDcid: Uint8Array = new Uint8Array(0);
+  /** Our connection IDs the peer retired, still routed here until `until`. */
+  readonly #retiredLocal: { cid: Uint8Array; until: number }[] = [];
 
   /** Switch the connection ID we send with, and tell the endpoint its reset token. */
   #useRemoteCid(c: RemoteCid): void {
@@ -1604,7 +1706,7 @@ export class Connection {
   // ---------------------------------------------------------------- paths (RFC 9000 §8, §9)
 
   #newPath(addr: PathAddr, validated: boolean, peerInitiated: boolean): PathState {
-    return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, responses: [], bytesReceived: 0, bytesSent: 0, peerInitiated };
+    return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, challengeSends: 0, challengeResendAt: 0, responses: [], bytesReceived: 0, bytesSent: 0, peerInitiated };
   }
 
   #otherPath(addr: PathAddr, create: boolean, peerInitiated: boolean): PathState {
@@ -1625,6 +1727,8 @@ export class Connection {
     p.challenge = this.#provider.randomBytes(8);
     p.challengePending = true;
     p.challengeSentAt = now;
+    p.challengeSends = 1;
+    p.challengeResendAt = now + this.#rtt.pto(this.#peerMaxAckDelay);
     // RFC 9000 §8.2.4: give up after three PTOs (at least).
     p.challengeDeadline = now + Math.max(3 * this.#rtt.pto(this.#peerMaxAckDelay), 6 * this.#settings.initialRtt);
   }
@@ -1636,10 +1740,18 @@ export class Connection {
         p.challenge = undefined;
         p.challengePending = false;
         p.validated = true;
-        if (p === this.#path) this.#addressValidated = true;
+        if (p === this.#path) {
+          this.#addressValidated = true;
+          this.#restartMtuDiscovery(now);
+        }
         this.#events.push({ type: 'path-validated', path: p.addr });
-        void now;
         void path;
+        const c = this.#candidates.get(p.addr.key);
+        if (c !== undefined) {
+          c.probing = false;
+          c.attempts = 0;
+          if (p !== this.#path && this.#managePaths && this.#path.addr.relayed) this.#upgrade(now, p);
+        }
         return;
       }
     }
@@ -1653,11 +1765,80 @@ export class Connection {
     const p = this.#otherPath(addr, true, true);
     this.#otherPaths.delete(addr.key);
     this.#otherPaths.set(this.#path.addr.key, this.#path);
-    this.#switchPath(now, p, !p.validated);
+    this.#switchPath(now, p, !p.validated, 'peer-migrated');
   }
 
-  #switchPath(now: number, p: PathState, validate: boolean): void {
+  #restartMtuDiscovery(now: number): void {
+    if (this.#settings.mtuDiscovery && this.#handshakeConfirmed && this.#path.mtu < this.#settings.maxUdpPayloadSize) {
+      this.#mtuProbe = undefined;
+      this.#mtuProbeAt = now;
+    }
+  }
+
+  /** Client: a direct path validated while we are on a relay: move there (RFC 9000 §9.2). */
+  #upgrade(now: number, p: PathState): void {
+    // RFC 9000 §9.5: a new path needs a connection ID the old one did not use; wait for one.
+    if (![...this.#remoteCids.values()].some((c) => c.seq !== this.#remoteCid.seq)) {
+      const c = this.#candidates.get(p.addr.key);
+      if (c) c.nextAt = now + UPGRADE_RETRY_BASE;
+      return;
+    }
+    const relay = this.#path;
+    this.#otherPaths.delete(p.addr.key);
+    this.#otherPaths.set(relay.addr.key, relay);
+    this.#fallbackKey = relay.addr.key;
+    this.#switchPath(now, p, false, 'upgrade');
+  }
+
+  /** Client: the direct path went silent (consecutive PTOs): back to the relay. */
+  #fallBack(now: number): void {
+    const relay = this.#fallbackKey === undefined ? undefined : this.#otherPaths.get(this.#fallbackKey);
+    if (relay === undefined) return;
+    const dead = this.#path;
+    // It is not a path to return to until it validates again.
+    dead.validated = false;
+    this.#otherPaths.delete(relay.addr.key);
+    this.#otherPaths.set(dead.addr.key, dead);
+    const c = this.#candidates.get(dead.addr.key);
+    if (c !== undefined) {
+      c.attempts++;
+      c.probing = false;
+      c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
+    }
+    this.#switchPath(now, relay, !relay.validated, 'fallback');
+  }
+
+  #upgradeRetryDelay(attempts: number): number {
+    return Math.min(UPGRADE_RETRY_BASE * 2 ** Math.max(0, attempts - 1), UPGRADE_RETRY_MAX);
+  }
+
+  /** Client path management, run from the timer: probe candidates while relayed, keep the direct path live. */
+  #runPathTimers(now: number): void {
+    if (!this.#managePaths || this.#state !== 'established' || !this.#handshakeConfirmed) return;
+    if (this.#path.addr.relayed) {
+      for (const c of this.#candidates.values()) {
+        if (c.probing || now < c.nextAt) continue;
+        c.probing = true;
+        this.#startChallenge(now, this.#otherPath(c.addr, true, false));
+      }
+    } else if (this.#fallbackKey !== undefined && now >= this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL) {
+      this.#pingPending = true;
+    }
+  }
+
+  /** The next time {@link #runPathTimers} has work, or 0. */
+  #pathTimerAt(): number {
+    if (!this.#managePaths || this.#state !== 'established' || !this.#handshakeConfirmed) return 0;
+    if (!this.#path.addr.relayed) return this.#fallbackKey !== undefined && !this.#pingPending ? this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL : 0;
+    let t = 0;
+    for (const c of this.#candidates.values()) if (!c.probing && (t === 0 || c.nextAt < t)) t = Math.max(c.nextAt, 1);
+    return t;
+  }
+
+  #switchPath(now: number, p: PathState, validate: boolean, reason: PathChangeReason): void {
+    const old = this.#path;
     this.#path = p;
+    this.#pathChanges++;
     // RFC 9000 §9.5: a new path uses a new connection ID when one is available.
     const fresh = [...this.#remoteCids.values()].filter((c) => c.seq !== this.#remoteCid.seq).sort((a, b) => a.seq - b.seq)[0];
     if (fresh) {
@@ -1665,10 +1846,19 @@ export class Connection {
       this.#remoteCids.delete(this.#remoteCid.seq);
       this.#useRemoteCid(fresh);
     }
-    // RFC 9000 §9.4: reset congestion control and RTT for a new path.
+    // RFC 9000 §9.4: reset congestion control and RTT for a new path (the RTT estimate stays
+    // when only the peer's port changed).
     this.#cc = createCongestionController(this.#settings.congestion, p.mtu);
+    // Packets in flight on the old path no longer count against the new one's window.
+    this.#pathEpoch++;
+    this.#bytesInFlight = 0;
+    if (old.addr.host === undefined || old.addr.host !== p.addr.host) this.#rtt = new RttEstimator(this.#settings.initialRtt);
+    this.#ptoCount = 0;
+    // A new path's MTU is found again, once it is validated (probes are not sent beyond the
+    // anti-amplification limit).
+    if (!validate) this.#restartMtuDiscovery(now);
     if (validate) this.#startChallenge(now, p);
-    this.#events.push({ type: 'path-changed', path: p.addr });
+    this.#events.push({ type: 'path-changed', path: p.addr, reason });
   }
 
   // ---------------------------------------------------------------- close
@@ -1721,6 +1911,7 @@ export class Connection {
     this.#state = 'closed';
     this.#emitClosed();
     for (const c of this.#localCids.values()) this.#host.removeCid(c.cid);
+    for (const c of this.#retiredLocal.splice(0)) this.#host.removeCid(c.cid);
     if (this.side === 'server') this.#host.removeCid(this.originalDcid);
     this.#host.setPeerResetToken(this, undefined);
   }
@@ -1745,7 +1936,14 @@ export class Connection {
     if (this.#pacingAt > 0) take(this.#pacingAt);
     take(this.#keyDiscardAt);
     take(this.#mtuProbeAt);
-    for (const p of [this.#path, ...this.#otherPaths.values()]) if (p.challenge) take(p.challengeDeadline);
+    for (const p of [this.#path, ...this.#otherPaths.values()]) {
+      if (p.challenge) {
+        take(p.challengeDeadline);
+        if (p.challengeSends < CHALLENGE_SENDS) take(p.challengeResendAt);
+      }
+    }
+    if (this.#managePaths) take(this.#pathTimerAt());
+    if (this.#retiredLocal.length > 0) take(this.#retiredLocal[0]!.until);
     return t === Infinity ? undefined : t;
   }
 
@@ -1784,19 +1982,32 @@ export class Connection {
       if (p.challenge && now >= p.challengeDeadline) {
         p.challenge = undefined;
         p.challengePending = false;
+        const c = this.#candidates.get(p.addr.key);
+        if (c !== undefined && c.probing) {
+          c.probing = false;
+          c.attempts++;
+          c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
+        }
         if (p === this.#path && !p.validated) {
           // RFC 9000 §9.3.2: validation of the new path failed: go back to the last validated one.
           const back = [...this.#otherPaths.values()].find((x) => x.validated);
           if (back) {
             this.#otherPaths.delete(back.addr.key);
-            this.#path = back;
-            this.#events.push({ type: 'path-changed', path: back.addr });
+            this.#otherPaths.set(p.addr.key, p);
+            this.#switchPath(now, back, false, 'validation-failed');
           }
-        } else {
+        } else if (p !== this.#path && p.addr.key !== this.#fallbackKey) {
           this.#otherPaths.delete(p.addr.key);
         }
+      } else if (p.challenge && p.challengeSends < CHALLENGE_SENDS && now >= p.challengeResendAt) {
+        // RFC 9000 §8.2.1: a lost PATH_CHALLENGE is sent again (a new datagram, same data).
+        p.challengePending = true;
+        p.challengeSends++;
+        p.challengeResendAt = now + this.#rtt.pto(this.#peerMaxAckDelay);
       }
     }
+    this.#runPathTimers(now);
+    while (this.#retiredLocal.length > 0 && this.#retiredLocal[0]!.until <= now) this.#host.removeCid(this.#retiredLocal.shift()!.cid);
     if (this.#lossTimer > 0 && now >= this.#lossTimer) this.#onLossTimer(now);
     if (this.#pacingAt > 0 && now >= this.#pacingAt) this.#pacingAt = 0;
     this.#setLossTimer();
@@ -1818,6 +2029,8 @@ export class Connection {
     const { space } = this.#ptoTime();
     if (space === undefined) return;
     this.#ptoCount++;
+    // A direct path that no longer answers: continue over the relay (the probes below go there).
+    if (this.#managePaths && this.#ptoCount >= FALLBACK_PTO_COUNT && this.#fallbackKey !== undefined && !this.#path.addr.relayed && this.#handshakeConfirmed) this.#fallBack(now);
     const s = this.#spaces[space];
     if (s.keys === undefined) {
       // Client anti-deadlock before Handshake keys: an Initial probe (RFC 9002 §6.2.4).
@@ -1965,14 +2178,16 @@ export class Connection {
       p.challengePending = false;
     }
     w.zeros(w.remaining);
-    const len = this.#finishPacket(now, draft, [], true, false, false);
+    // Recorded as not ack-eliciting: a probe lost on a dead path must not arm the PTO of the
+    // path in use (its loss is handled by the challenge timers).
+    const len = this.#finishPacket(now, draft, [], false, false, false);
     p.bytesSent += len;
     return { path: p.addr, data: out.subarray(0, len) };
   }
 
   #transmitMtuProbe(now: number): Transmit | undefined {
     const target = Math.min(this.#settings.maxUdpPayloadSize, this.#peerParams?.maxUdpPayloadSize ?? MIN_DATAGRAM);
-    if (target <= this.#path.mtu || this.#spaces[SPACE_APP].keys === undefined) return undefined;
+    if (target <= this.#path.mtu || this.#spaces[SPACE_APP].keys === undefined || this.#pathBudget(this.#path) < target) return undefined;
     const out = new Uint8Array(target);
     const draft = this.#beginPacket(out, 0, SPACE_APP, target);
     if (draft === undefined) return undefined;
@@ -2215,7 +2430,7 @@ export class Connection {
     const end = d.payloadStart + keys.local.sealInto(d.pn, header, buf.subarray(d.payloadStart, d.w.pos), buf, d.payloadStart);
     protectHeader(buf.subarray(d.start, end), d.pnOffset - d.start, d.pnLen, keys.local.header);
     const size = end - d.start;
-    const record: SentPacket = { pn: d.pn, time: now, size, ackEliciting, inFlight, frames, mtuProbe, keyPhase: this.#keyPhase };
+    const record: SentPacket = { pn: d.pn, time: now, size, ackEliciting, inFlight, frames, mtuProbe, keyPhase: this.#keyPhase, epoch: this.#pathEpoch };
     space.sent.set(d.pn, record);
     if (ackEliciting) {
       space.ackElicitingInFlight++;

@@ -13,6 +13,17 @@ import type { Dir } from './streams.ts';
  */
 export interface PathAddr {
   readonly key: string;
+  /**
+   * Datagrams on this path go through a relay: it is always there but slower. A client whose
+   * peer supports migration moves from such a path to a validated direct one, and back when
+   * the direct path goes silent.
+   */
+  readonly relayed?: boolean;
+  /**
+   * The peer's host on this path (its IP, or the relay): RTT estimates are kept when only the
+   * port changes (RFC 9000 §9.4). Paths without one are all different hosts.
+   */
+  readonly host?: string;
 }
 
 /** One datagram to send. */
@@ -32,8 +43,16 @@ export type ConnectionEvent =
   | { readonly type: 'streams-available'; readonly dir: Dir }
   | { readonly type: 'datagram' }
   | { readonly type: 'path-validated'; readonly path: PathAddr }
-  | { readonly type: 'path-changed'; readonly path: PathAddr }
+  | { readonly type: 'path-changed'; readonly path: PathAddr; readonly reason: PathChangeReason }
   | { readonly type: 'closed'; readonly error: ConnectionError };
+
+/**
+ * Why a connection changed paths: the server answered the first flight on it (`'dial'`), the
+ * client upgraded from a relay to a validated direct path (`'upgrade'`), fell back to the
+ * relay because the direct path went silent (`'fallback'`), the peer moved (`'peer-migrated'`),
+ * validation of a new path failed (`'validation-failed'`), or the application asked (`'migrate'`).
+ */
+export type PathChangeReason = 'dial' | 'upgrade' | 'fallback' | 'peer-migrated' | 'validation-failed' | 'migrate';
 
 export type CloseKind = 'local' | 'application' | 'transport' | 'idle-timeout' | 'stateless-reset' | 'handshake-timeout' | 'version-mismatch';
 
@@ -85,4 +104,8 @@ export interface ConnectionStats {
   congestionEvents: number;
   /** Key updates done (either side initiated). */
   keyUpdates: number;
+  /** Times the connection moved to another path (upgrades, fallbacks, migrations). */
+  pathChanges: number;
+  /** Whether the current path goes through a relay. */
+  relayed: boolean;
 }

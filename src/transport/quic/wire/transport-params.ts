@@ -17,6 +17,7 @@ import { ByteWriter } from './writer.ts';
 import { readVarintBig } from './varint.ts';
 import { TransportError, TransportErrorCode } from '../errors.ts';
 import { DecodeError } from '../../../util/errors.ts';
+import { MAX_PEER_DIRECT_ADDRESSES } from '../limits.ts';
 
 export const TransportParameterId = {
   original_destination_connection_id: 0x00,
@@ -37,7 +38,20 @@ export const TransportParameterId = {
   initial_source_connection_id: 0x0f,
   retry_source_connection_id: 0x10,
   max_datagram_frame_size: 0x20,
+  /**
+   * sdnet extension, server → client: the server's direct UDP addresses. Its presence tells
+   * the client that the server follows RFC 9000 migration between relayed and direct paths
+   * (iroh ignores it as an unknown id, RFC 9000 §18.1).
+   */
+  sdnet_direct_addresses: 0x73646e61,
 } as const;
+
+/** A direct UDP address carried in `sdnet_direct_addresses`. */
+export interface DirectAddress {
+  /** 4 or 16 bytes. */
+  readonly ip: Uint8Array;
+  readonly port: number;
+}
 
 export interface PreferredAddress {
   ipv4: Uint8Array;
@@ -71,6 +85,8 @@ export interface TransportParameters {
   retrySourceConnectionId?: Uint8Array;
   /** 0 = DATAGRAM frames not supported (RFC 9221 §3). */
   maxDatagramFrameSize: number;
+  /** The sdnet extension; undefined when the peer did not send it (not an sdnet peer). */
+  sdnetDirectAddresses?: readonly DirectAddress[];
 }
 
 export const DEFAULT_TRANSPORT_PARAMETERS: Readonly<TransportParameters> = {
@@ -140,7 +156,7 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
         TransportParameterId.preferred_address,
         TransportParameterId.retry_source_connection_id,
       ];
-      if (from === 'client' && serverOnly.includes(id)) throw paramError(`client sent server-only parameter 0x${id.toString(16)}`);
+      if (from === 'client' && (serverOnly.includes(id) || id === TransportParameterId.sdnet_direct_addresses)) throw paramError(`client sent server-only parameter 0x${id.toString(16)}`);
       switch (id) {
         case TransportParameterId.original_destination_connection_id:
           out.originalDestinationConnectionId = connectionId(value, 'original_destination_connection_id');
@@ -229,6 +245,9 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
         case TransportParameterId.max_datagram_frame_size:
           out.maxDatagramFrameSize = clamp(varintValue(value, 'max_datagram_frame_size'));
           break;
+        case TransportParameterId.sdnet_direct_addresses:
+          out.sdnetDirectAddresses = decodeDirectAddresses(value);
+          break;
       }
     }
   } catch (err) {
@@ -236,6 +255,31 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
     throw err;
   }
   return out;
+}
+
+/** `sdnet_direct_addresses`: entries of family (4 | 6), address bytes, port (u16). */
+function decodeDirectAddresses(value: Uint8Array): DirectAddress[] {
+  const r = new ByteReader(value);
+  const out: DirectAddress[] = [];
+  while (!r.done) {
+    if (out.length >= MAX_PEER_DIRECT_ADDRESSES) throw paramError('sdnet_direct_addresses lists too many addresses');
+    const family = r.u8();
+    if (family !== 4 && family !== 6) throw paramError('sdnet_direct_addresses has an unknown address family');
+    const ip = r.bytes(family === 4 ? 4 : 16).slice();
+    const port = r.u16();
+    if (port === 0) throw paramError('sdnet_direct_addresses has port 0');
+    out.push({ ip, port });
+  }
+  return out;
+}
+
+function encodeDirectAddresses(list: readonly DirectAddress[]): Uint8Array {
+  const w = new ByteWriter(64);
+  for (const a of list.slice(0, MAX_PEER_DIRECT_ADDRESSES)) {
+    if (a.ip.length !== 4 && a.ip.length !== 16) continue;
+    w.u8(a.ip.length === 4 ? 4 : 6).bytes(a.ip).u16(a.port);
+  }
+  return w.finish();
 }
 
 /** Encoding options. */
@@ -278,6 +322,7 @@ export function encodeTransportParameters(p: TransportParameters, options: Encod
   if (p.initialSourceConnectionId) put(T.initial_source_connection_id, p.initialSourceConnectionId);
   if (p.retrySourceConnectionId) put(T.retry_source_connection_id, p.retrySourceConnectionId);
   if (p.maxDatagramFrameSize !== 0) putVarint(T.max_datagram_frame_size, p.maxDatagramFrameSize);
+  if (p.sdnetDirectAddresses) put(T.sdnet_direct_addresses, encodeDirectAddresses(p.sdnetDirectAddresses));
   if (options.grease && options.grease.length >= 2) {
     // RFC 9000 §18.1: reserved ids 31 × N + 27; value of up to 15 random bytes.
     const n = ((options.grease[0]! << 8) | options.grease[1]!) % 0x10000;
