@@ -33,6 +33,7 @@ import {
   CLIENT_MAX_BUFFERED_BYTES,
   CLIENT_RECV_QUEUE_DEPTH,
   CLIENT_SEND_QUEUE_DEPTH,
+  CLOSE_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
   MAX_FRAME_SIZE,
   PING_INTERVAL_MS,
@@ -421,12 +422,19 @@ export class RelayClient {
     const socket = this.#socket;
     if (socket !== undefined) {
       await new Promise<void>((resolve) => {
+        // A relay (or WebSocket implementation) that never completes the closing handshake
+        // must not hold close() forever.
+        const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        const done = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
         const prev = socket.onClose;
         socket.onClose = (info) => {
           prev?.(info);
-          resolve();
+          done();
         };
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+        signal?.addEventListener('abort', done, { once: true });
         socket.close(1000, '');
       });
     }

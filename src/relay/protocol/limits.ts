@@ -78,6 +78,9 @@ export const HANDSHAKE_TIMEOUT_MS = 30_000;
  */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
+/** `RelayClient.close()` waits this long at most for the WebSocket closing handshake. */
+export const CLOSE_TIMEOUT_MS = 2_000;
+
 /** iroh `PER_CLIENT_SEND_QUEUE_DEPTH`: datagram frames queued towards one client (iroh-wire §1.7). */
 export const PER_CLIENT_SEND_QUEUE_DEPTH = 512;
 
