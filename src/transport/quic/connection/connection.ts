@@ -344,6 +344,8 @@ export class Connection {
   #peerMaxData = 0;
   #sentTotal = 0;
   #dataBlockedAt: number | undefined;
+  /** The connection limit a DATA_BLOCKED was last queued for. */
+  #dataBlockedReported = -1;
 
   // ---- streams
   readonly #streams = new Map<number, Stream>();
@@ -2612,13 +2614,19 @@ export class Connection {
           wrote = true;
         }
       }
-      // Blocked by flow control? Say so (RFC 9000 §4.1: SHOULD send *_BLOCKED).
-      if (send.buffer.unsent < send.buffer.end && send.buffer.unsent >= send.maxData) {
+      // Blocked by flow control? Say so, once per limit (RFC 9000 §4.1: SHOULD send *_BLOCKED).
+      if (send.buffer.unsent < send.buffer.end && send.buffer.unsent >= send.maxData && send.blockedReported !== send.maxData) {
         send.blockedAt = send.maxData;
+        send.blockedReported = send.maxData;
         this.#streamControlDirty = true;
       }
-      if (send.buffer.unsent < send.buffer.end && connCredit <= 0) this.#dataBlockedAt = this.#peerMaxData;
-      const more = send.buffer.hasSendable(newLimit) || (send.fin && !send.finSent);
+      if (send.buffer.unsent < send.buffer.end && connCredit <= 0 && this.#dataBlockedReported !== this.#peerMaxData) {
+        this.#dataBlockedAt = this.#peerMaxData;
+        this.#dataBlockedReported = this.#peerMaxData;
+      }
+      // A FIN waits in the queue only once everything before it has gone out; until then the
+      // credit that lets the data go (MAX_DATA / MAX_STREAM_DATA) queues the stream again.
+      const more = send.buffer.hasSendable(newLimit) || (send.fin && !send.finSent && send.buffer.unsent === send.buffer.end);
       if (more) this.#queueStream(id);
     }
     return any;

@@ -45,6 +45,8 @@ export class StreamSend {
   stopCode: number | undefined;
   /** A STREAM_DATA_BLOCKED frame should be sent at this limit. */
   blockedAt: number | undefined;
+  /** The limit a STREAM_DATA_BLOCKED was last queued for (one frame per limit, not per packet). */
+  blockedReported = -1;
   /** A write was cut short: announce when space frees up. */
   writeBlocked = false;
 
