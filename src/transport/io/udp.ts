@@ -33,6 +33,11 @@ export class UdpPath implements PathAddr {
 }
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
+
+/** dgram's lookup for destinations that are always IP literals (UdpPath hosts). */
+function literalLookup(host: string, _options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  callback(null, host, host.includes(':') ? 6 : 4);
+}
 /** Source addresses remembered per socket (oldest forgotten first). */
 const PATH_CACHE_SIZE = 4096;
 
@@ -58,7 +63,15 @@ export class UdpSocket {
 
   static async bind(options: UdpSocketOptions): Promise<UdpSocket> {
     const family = options.bind.family;
-    const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', ipv6Only: family === 6, recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+    const socket = dgram.createSocket({
+      type: family === 4 ? 'udp4' : 'udp6',
+      ipv6Only: family === 6,
+      recvBufferSize: SOCKET_BUFFER,
+      sendBufferSize: SOCKET_BUFFER,
+      // We only ever send to IP literals: answer the "lookup" at once instead of through
+      // dns.lookup's next tick on every datagram.
+      lookup: literalLookup,
+    });
     const s = new UdpSocket(socket, family);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);

@@ -16,7 +16,7 @@ import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
 import { encodeTransportParameters, type DirectAddress, type TransportParameters } from './wire/transport-params.ts';
 import { retryIntegrityTag } from './protection/retry.ts';
-import { decodePacketNumber, initialKeys, unprotectHeader } from './protection/packet-keys.ts';
+import { decodePacketNumber, initialKeys, unprotectHeader, type DirectionalKeys } from './protection/packet-keys.ts';
 
 export interface QuicEndpointOptions {
   readonly provider: CryptoProvider;
@@ -315,7 +315,8 @@ export class QuicEndpoint implements ConnectionHost {
     if (this.#connections.length >= MAX_CONNECTIONS) return this.#drop('too-many-connections');
     // Only a packet that decrypts with the Initial keys earns state (as quinn does): garbage
     // with a valid-looking header must not occupy a handshake slot.
-    if (!this.#initialDecrypts(data, dcid)) return this.#drop('undecryptable-initial');
+    const keys = this.#initialDecrypts(data, dcid);
+    if (keys === undefined) return this.#drop('undecryptable-initial');
     let handshaking = 0;
     for (const c of this.#connections) if (c.side === 'server' && c.state === 'handshaking') handshaking++;
     if (handshaking >= MAX_HANDSHAKING) return this.#drop('too-many-handshakes');
@@ -328,6 +329,7 @@ export class QuicEndpoint implements ConnectionHost {
       peerCid: scid.slice(),
       ...(retriedFrom ? { retriedFrom } : {}),
       ...(this.#directAddresses ? { directAddresses: this.#directAddresses() } : {}),
+      initialKeys: keys,
       path,
       now,
       cidLength: this.#cidLength,
@@ -350,21 +352,23 @@ export class QuicEndpoint implements ConnectionHost {
   }
 
   /** Does the first packet of `data` open with the client's Initial keys for `dcid`? */
-  #initialDecrypts(data: Uint8Array, dcid: Uint8Array): boolean {
+  /** The Initial keys for `dcid` if the datagram's first packet opens with them. */
+  #initialDecrypts(data: Uint8Array, dcid: Uint8Array): DirectionalKeys | undefined {
     let header;
     try {
       header = parseHeader(data, 0, this.#cidLength);
     } catch {
-      return false;
+      return undefined;
     }
-    if (header.form !== 'long' || header.type !== 'initial') return false;
-    const keys = initialKeys(this.#provider, dcid, 'server').remote;
+    if (header.form !== 'long' || header.type !== 'initial') return undefined;
+    const both = initialKeys(this.#provider, dcid, 'server');
+    const keys = both.remote;
     const packet = data.slice(header.start, header.end);
     const pnOffset = header.pnOffset - header.start;
     const hp = unprotectHeader(packet, pnOffset, keys.header);
-    if (hp === undefined) return false;
+    if (hp === undefined) return undefined;
     const pn = decodePacketNumber(-1, hp.truncatedPn, hp.pnLength * 8);
-    return keys.open(pn, packet.subarray(0, pnOffset + hp.pnLength), packet.subarray(pnOffset + hp.pnLength)) !== null;
+    return keys.open(pn, packet.subarray(0, pnOffset + hp.pnLength), packet.subarray(pnOffset + hp.pnLength)) !== null ? both : undefined;
   }
 
   #rateLimit(window: { start: number; count: number }, now: number, max: number): boolean {

@@ -107,6 +107,8 @@ export interface ConnectionOptions {
    * undefined when we cannot reach it (no socket of that family, our own address).
    */
   readonly resolvePath?: (address: DirectAddress) => PathAddr | undefined;
+  /** Server: the Initial keys, if the endpoint already derived them (to check the first packet). */
+  readonly initialKeys?: DirectionalKeys;
   readonly now: number;
   /** Length of the connection IDs this endpoint issues. */
   readonly cidLength: number;
@@ -421,7 +423,7 @@ export class Connection {
       this.#host.addCid(options.originalDcid, this);
     }
     this.#remoteCids.set(0, this.#remoteCid);
-    this.#spaces[SPACE_INITIAL].keys = initialKeys(this.#provider, options.originalDcid, options.side);
+    this.#spaces[SPACE_INITIAL].keys = options.initialKeys ?? initialKeys(this.#provider, options.originalDcid, options.side);
 
     const s = options.settings;
     const params: TransportParameters = {
