@@ -139,6 +139,7 @@ describe('§5.B.5 transport parameters from a hostile client → TRANSPORT_PARAM
     ['original_destination_connection_id sent by a client', { params: { originalDestinationConnectionId: rand(8) } }],
     ['stateless_reset_token sent by a client', { params: { statelessResetToken: rand(16) } }],
     ['retry_source_connection_id sent by a client', { params: { retrySourceConnectionId: rand(8) } }],
+    ['sdnet_direct_addresses sent by a client (server-only, like preferred_address)', { params: { sdnetDirectAddresses: [{ ip: Uint8Array.of(127, 0, 0, 1), port: 1 }] } }],
     ['initial_source_connection_id missing', { rawParams: (scid) => paramsThen({ initialSourceConnectionId: undefined }, new Uint8Array(0))(scid) }],
     ['initial_source_connection_id not the SCID of the Initial', { params: { initialSourceConnectionId: rand(8) } }],
   ];
