@@ -28,7 +28,8 @@
  *   SDNET_BENCH_CPU_PROF           directory: run the TS children with --cpu-prof into it
  *   SDNET_BENCH_ENDPOINT           another module to take Endpoint from (tests this benchmark)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -90,6 +91,15 @@ const num = (line: Line, key: string): number => {
 // ---------------------------------------------------------------------------------------
 // Child processes
 
+/**
+ * Two-process measurements (floor, TS ↔ TS bulk) pin the receiver to CPU 0 and the sender to
+ * CPU 1 when `taskset` exists and there are two CPUs, so both see the same placement run
+ * after run instead of whatever the scheduler picks.
+ */
+const TASKSET = availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const RX_CPU = 0;
+const TX_CPU = 1;
+
 /** A measurement that cannot run here (e.g. the module under test does not exist yet). */
 class Skipped extends Error {}
 
@@ -103,9 +113,10 @@ class Child {
   #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   #wake: (() => void)[] = [];
 
-  constructor(script: string, args: readonly string[], nodeArgs: readonly string[] = []) {
+  constructor(script: string, args: readonly string[], nodeArgs: readonly string[] = [], cpu?: number) {
     this.label = [script, ...args.map((a) => (a.length > 40 ? `${a.slice(0, 12)}…` : a))].join(' ');
-    this.#proc = spawn(process.execPath, [...nodeArgs, `${childrenDir}${script}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...nodeArgs, `${childrenDir}${script}`, ...args];
+    this.#proc = cpu !== undefined && TASKSET ? spawn('taskset', ['-c', String(cpu), process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this);
     createInterface({ input: this.#proc.stdout! }).on('line', (text) => {
       let line: Line;
@@ -203,7 +214,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-type Spawn = (script: string, args: readonly string[], nodeArgs?: readonly string[]) => Child;
+type Spawn = (script: string, args: readonly string[], nodeArgs?: readonly string[], cpu?: number) => Child;
 type Outcome<T> = { values: T[]; skipped?: string; error?: string };
 
 /**
@@ -222,8 +233,8 @@ async function repeat<T>(runs: number, timeoutMs: number, body: (spawn: Spawn) =
 
 async function attempt<T>(timeoutMs: number, body: (spawn: Spawn) => Promise<T>): Promise<{ value: T } | { skipped: string } | { error: string }> {
   const children: Child[] = [];
-  const spawnChild: Spawn = (script, args, nodeArgs) => {
-    const c = new Child(script, args, nodeArgs);
+  const spawnChild: Spawn = (script, args, nodeArgs, cpu) => {
+    const c = new Child(script, args, nodeArgs, cpu);
     children.push(c);
     return c;
   };
@@ -274,9 +285,9 @@ interface FloorRun {
 
 function floorRun(size: number): (spawn: Spawn) => Promise<FloorRun> {
   return async (spawn) => {
-    const rx = spawn('quic-floor.ts', ['recv', String(config.floorSeconds + 10)]);
+    const rx = spawn('quic-floor.ts', ['recv', String(config.floorSeconds + 10)], [], RX_CPU);
     const { port } = await rx.line('ready');
-    const tx = spawn('quic-floor.ts', ['send', String(port), String(size), String(config.floorSeconds)]);
+    const tx = spawn('quic-floor.ts', ['send', String(port), String(size), String(config.floorSeconds)], [], TX_CPU);
     // Both at once, so whichever side fails first is reported at once.
     const [sent, got] = await Promise.all([tx.result(), rx.result()]);
     return {
@@ -316,9 +327,9 @@ interface BulkRun {
 
 function tsBulkRun(): (spawn: Spawn) => Promise<BulkRun> {
   return async (spawn) => {
-    const rx = spawn('quic-ts.ts', ['bulk-recv'], tsNodeArgs);
+    const rx = spawn('quic-ts.ts', ['bulk-recv'], tsNodeArgs, RX_CPU);
     const { ticket } = await rx.line('ready');
-    const tx = spawn('quic-ts.ts', ['bulk-send', String(ticket), String(config.tsBytes), String(config.tsChunk)], tsNodeArgs);
+    const tx = spawn('quic-ts.ts', ['bulk-send', String(ticket), String(config.tsBytes), String(config.tsChunk)], tsNodeArgs, TX_CPU);
     const [sent, got] = await Promise.all([tx.result(), rx.result()]);
     return {
       MBps: num(sent, 'MBps'),

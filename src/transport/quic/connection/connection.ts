@@ -118,6 +118,8 @@ const SPACE_INITIAL = 0;
 const SPACE_HANDSHAKE = 1;
 const SPACE_APP = 2;
 type SpaceId = 0 | 1 | 2;
+/** The packet number spaces in order (one array, not one per call on the send path). */
+const SPACE_IDS: readonly SpaceId[] = [SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APP];
 const LEVEL_OF: readonly EncryptionLevel[] = ['initial', 'handshake', 'application'];
 
 /** What a sent packet carried that matters when it is acknowledged or lost. */
@@ -1284,7 +1286,9 @@ export class Connection {
             this.#events.push({ type: 'stream-finished', id: f.id });
             this.#maybeFreeStream(f.id);
           }
-          if (send.writeBlocked && send.capacity(this.#settings.streamSendBuffer) > 0) {
+          // Wake a blocked writer once a quarter of the buffer is free, not for every acknowledged
+          // packet (each wake-up is a promise round trip for a few hundred bytes).
+          if (send.writeBlocked && send.capacity(this.#settings.streamSendBuffer) >= this.#settings.streamSendBuffer / 4) {
             send.writeBlocked = false;
             this.#events.push({ type: 'stream-writable', id: f.id });
           }
@@ -1417,7 +1421,10 @@ export class Connection {
         }
         case 'new_cid': {
           const c = [...this.#localCids.values()].find((x) => x.seq === f.seq);
-          if (c) c.pending = true;
+          if (c) {
+            c.pending = true;
+            this.#cidFramesPending = true;
+          }
           break;
         }
         case 'retire_cid':
@@ -1616,6 +1623,7 @@ export class Connection {
   #issueCid(length: number, pending: boolean): LocalCid {
     const cid = this.#provider.randomBytes(length);
     const entry: LocalCid = { seq: this.#nextLocalSeq++, cid, resetToken: this.#host.resetToken(cid), pending };
+    if (pending) this.#cidFramesPending = true;
     this.#localCids.set(entry.seq, entry);
     this.#host.addCid(cid, this);
     return entry;
@@ -2021,7 +2029,7 @@ export class Connection {
   #onLossTimer(now: number): void {
     this.#lossTimer = 0;
     let earliest: SpaceId | undefined;
-    for (const id of [SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APP] as const) {
+    for (const id of SPACE_IDS) {
       const s = this.#spaces[id];
       if (s.lossTime > 0 && (earliest === undefined || s.lossTime < this.#spaces[earliest].lossTime)) earliest = id;
     }
@@ -2077,7 +2085,7 @@ export class Connection {
     }
     let best = Infinity;
     let bestSpace: SpaceId | undefined;
-    for (const id of [SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APP] as const) {
+    for (const id of SPACE_IDS) {
       const s = this.#spaces[id];
       if (s.ackElicitingInFlight === 0 || s.discarded) continue;
       if (id === SPACE_APP) {
@@ -2209,7 +2217,7 @@ export class Connection {
     this.#closeSendsOwed--;
     const out = new Uint8Array(Math.max(this.#path.mtu, MIN_DATAGRAM));
     let pos = 0;
-    for (const id of [SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APP] as const) {
+    for (const id of SPACE_IDS) {
       const space = this.#spaces[id];
       if (space.keys === undefined || space.discarded) continue;
       // Before the peer surely has 1-RTT keys, close at every level we have keys for (RFC 9000 §10.2.3).
@@ -2251,7 +2259,7 @@ export class Connection {
     let ackElicitingInitial = false;
     const drafts: PacketDraft[] = [];
     const ccAllows = this.#bytesInFlight < this.#cc.window;
-    for (const id of [SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APP] as const) {
+    for (const id of SPACE_IDS) {
       const space = this.#spaces[id];
       if (space.keys === undefined || space.discarded) continue;
       // A client sends 1-RTT packets only once its handshake is complete (no 0-RTT).
@@ -2521,8 +2529,30 @@ export class Connection {
     return elicits;
   }
 
+  /** A NEW_CONNECTION_ID frame may be owed (some local CID is `pending`). */
+  #cidFramesPending = false;
+
+  /** Whether any control frame may be owed (checked before every packet, so it allocates nothing). */
+  #controlPending(): boolean {
+    const p = this.#path;
+    return (
+      p.responses.length > 0 ||
+      p.challengePending ||
+      this.#maxDataPending ||
+      this.#maxStreamsPending.bi ||
+      this.#maxStreamsPending.uni ||
+      this.#streamsBlockedPending.bi !== undefined ||
+      this.#streamsBlockedPending.uni !== undefined ||
+      this.#dataBlockedAt !== undefined ||
+      this.#streamControlDirty ||
+      this.#cidFramesPending ||
+      this.#pendingRetires.length > 0
+    );
+  }
+
   /** Flow-control, stream-control and connection-ID frames. */
   #fillControl(w: FixedWriter, frames: FrameRecord[]): boolean {
+    if (!this.#controlPending()) return false;
     let any = false;
     const put = (f: Parameters<typeof writeFrame>[1], record: FrameRecord): boolean => {
       if (frameSize(f) > w.remaining) return false;
@@ -2564,8 +2594,13 @@ export class Connection {
       if (recv?.maxDataPending || recv?.stopSendingPending || send?.resetPending || send?.blockedAt !== undefined) stillPending = true;
     }
     if (this.#streamControlDirty && !stillPending) this.#streamControlDirty = false;
-    for (const c of this.#localCids.values()) {
-      if (c.pending && put({ type: 'new_connection_id', seq: c.seq, retirePriorTo: 0, cid: c.cid, resetToken: c.resetToken }, { k: 'new_cid', seq: c.seq })) c.pending = false;
+    if (this.#cidFramesPending) {
+      let left = false;
+      for (const c of this.#localCids.values()) {
+        if (c.pending && put({ type: 'new_connection_id', seq: c.seq, retirePriorTo: 0, cid: c.cid, resetToken: c.resetToken }, { k: 'new_cid', seq: c.seq })) c.pending = false;
+        if (c.pending) left = true;
+      }
+      this.#cidFramesPending = left;
     }
     while (this.#pendingRetires.length > 0) {
       const seq = this.#pendingRetires[0]!;
