@@ -9,6 +9,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Aborted on SIGINT/SIGTERM by the binary; long-running commands stop when it fires. */
   signal: AbortSignal;
+  /** stdout is a terminal (progress bars redraw in place; otherwise they print milestones). */
+  stdoutIsTTY?: boolean;
 }
 
 /** A command-line mistake or bad input: exit status 2, one line on stderr. */
@@ -24,4 +26,5 @@ export const processIo = (signal: AbortSignal): CliIo => ({
   stderr: (text) => process.stderr.write(text),
   env: process.env,
   signal,
+  stdoutIsTTY: process.stdout.isTTY === true,
 });
