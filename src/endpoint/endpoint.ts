@@ -27,7 +27,7 @@ import { QuicEndpoint, type EndpointStats } from '../transport/quic/endpoint.ts'
 import { EndpointDriver } from '../transport/io/driver.ts';
 import { UdpPath } from '../transport/io/udp.ts';
 import { keyLogWriter } from '../transport/io/keylog.ts';
-import { DIRECT_ADDRESS_CACHE_MS } from '../transport/paths/limits.ts';
+import { DIRECT_ADDRESS_CACHE_MS, MAX_DIAL_DIRECT, MAX_DIAL_RELAYS } from '../transport/paths/limits.ts';
 import { PathSocket, type PathSocketStats } from '../transport/paths/path-socket.ts';
 import type { RelayInfo } from '../transport/paths/relay-pool.ts';
 import type { DirectAddress } from '../transport/quic/wire/transport-params.ts';
@@ -285,8 +285,12 @@ export class Endpoint {
     // Every path we can use: each direct address we have a socket family for and each relay.
     // The first flight goes to all of them and the connection keeps to whichever answers
     // first (iroh-wire §3.5).
-    const targets: PathAddr[] = addr.directAddresses.filter((a) => this.#socket.hasFamily(a.family)).map((a) => new UdpPath(a));
-    for (const url of addr.relayUrls) targets.push(this.#socket.relayPath(url, addr.id));
+    // A hostile or bloated address must not turn one dial into a datagram spray: bounded.
+    const targets: PathAddr[] = addr.directAddresses
+      .filter((a) => this.#socket.hasFamily(a.family))
+      .slice(0, MAX_DIAL_DIRECT)
+      .map((a) => new UdpPath(a));
+    for (const url of addr.relayUrls.slice(0, MAX_DIAL_RELAYS)) targets.push(this.#socket.relayPath(url, addr.id));
     if (targets.length === 0) {
       throw new SdnetError('ERR_NO_ADDRESS', `No address of ${addr.id.fmtShort()} is usable: it has ${addr.relayUrls.length === 0 ? 'no relay URL' : 'relay URLs'} and no direct address our sockets can reach`);
     }

@@ -167,6 +167,24 @@ describe('relayed connections', () => {
     expect(conn.stats().relayed).toBe(true);
   });
 
+  it('a dial to an address listing 200 direct addresses and 5 relays sends its first flight to at most 8 + 2 of them', async () => {
+    const b = await endpoint();
+    const target = await endpoint();
+    // TEST-NET-1 addresses (nothing answers) and relays nobody runs.
+    const addr = EndpointAddr.from({
+      id: target.id,
+      directAddresses: Array.from({ length: 200 }, (_, i) => `192.0.2.${1 + (i % 250)}:${1000 + i}`),
+      relayUrls: Array.from({ length: 5 }, (_, i) => `http://127.0.0.1:${9 + i}/`),
+    });
+    const attempt = b.connect(addr, ALPN, { signal: AbortSignal.timeout(250) });
+    await expect(attempt).rejects.toBeDefined();
+    const stats = b.stats().paths;
+    // One Initial per address and retransmission (a PTO or two within 250 ms), never 200.
+    expect(stats.udpSent).toBeGreaterThanOrEqual(8);
+    expect(stats.udpSent).toBeLessThanOrEqual(8 * 4);
+    expect(b.relays().length).toBeLessThanOrEqual(2);
+  });
+
   it('opens a relay to reach a peer whose home relay is another one, and closes it when idle', async () => {
     const r1 = await relay();
     const r2 = await relay();

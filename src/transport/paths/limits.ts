@@ -30,3 +30,8 @@ export const HOME_RELAY_DOWN_MS = 10_000;
 export const RELAY_PROBE_MAX_BODY = 4096;
 /** Our direct addresses are cached this long (interfaces change rarely). */
 export const DIRECT_ADDRESS_CACHE_MS = 5_000;
+
+/** Direct addresses of a peer that a dial sends its first flight to (a ticket may list 1,024). */
+export const MAX_DIAL_DIRECT = 8;
+/** Relay URLs of a peer that a dial sends its first flight through. */
+export const MAX_DIAL_RELAYS = 2;

@@ -402,6 +402,7 @@ export class Connection {
     if (options.side === 'client') this.#dialed.push(options.path);
     for (const alt of options.side === 'client' ? (options.alternativePaths ?? []) : []) {
       if (alt.key === options.path.key || this.#otherPaths.has(alt.key)) continue;
+      if (this.#otherPaths.size >= MAX_OTHER_PATHS) break;
       this.#otherPaths.set(alt.key, this.#newPath(alt, true, false));
       this.#dialPaths.push(alt);
       this.#dialed.push(alt);
