@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import { RelayError } from '../protocol/errors.ts';
 import { CLIENT_AUTH_HEADER, encodeClientAuthHeader, KEYING_MATERIAL_LABEL, KEYING_MATERIAL_LENGTH } from '../protocol/handshake.ts';
 import { versionOfSubprotocol } from '../protocol/version.ts';
-import { EarlyMessages, type RelaySocket, type RelaySocketClose, type RelayTransport, type RelayTransportRequest } from './transport.ts';
+import { BufferedRelaySocket, type RelaySocket, type RelayTransport, type RelayTransportRequest } from './transport.ts';
 
 /** TLS options for `wss:` relays (e.g. a private CA in tests). */
 export interface NodeTlsOptions {
@@ -86,49 +86,23 @@ async function openTls(url: URL, tls: NodeTlsOptions, signal: AbortSignal): Prom
   return socket;
 }
 
-class WsRelaySocket implements RelaySocket {
+class WsRelaySocket extends BufferedRelaySocket {
   readonly #ws: WebSocket;
-  readonly #early = new EarlyMessages();
-  #onClose: ((info: RelaySocketClose) => void) | undefined;
-  /** Set once closed; a handler attached later still hears about it. */
-  #closeInfo: RelaySocketClose | undefined;
   #error: RelayError | undefined;
-  #closed = false;
 
   constructor(ws: WebSocket) {
+    super();
     this.#ws = ws;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // iroh-wire §1.3: text messages are ignored.
       if (!isBinary) return;
       // A plain view: Buffer's slice() aliases, the codecs rely on slice() copying.
-      this.#early.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
     ws.on('error', (err) => {
       this.#error ??= classify(err, true);
     });
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (this.#closed) return;
-      this.#closed = true;
-      this.#closeInfo = { code, reason: reason.toString('utf8'), error: this.#error };
-      this.#onClose?.(this.#closeInfo);
-    });
-  }
-
-  get onClose(): ((info: RelaySocketClose) => void) | undefined {
-    return this.#onClose;
-  }
-
-  set onClose(handler: ((info: RelaySocketClose) => void) | undefined) {
-    this.#onClose = handler;
-    if (handler !== undefined && this.#closeInfo !== undefined) handler(this.#closeInfo);
-  }
-
-  get onMessage(): ((data: Uint8Array) => void) | undefined {
-    return this.#early.handler;
-  }
-
-  set onMessage(handler: ((data: Uint8Array) => void) | undefined) {
-    this.#early.handler = handler;
+    ws.on('close', (code: number, reason: Buffer) => this.ended({ code, reason: reason.toString('utf8'), error: this.#error }));
   }
 
   get protocol(): string {

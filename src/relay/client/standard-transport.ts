@@ -11,7 +11,7 @@
  */
 import { RelayError } from '../protocol/errors.ts';
 import { versionOfSubprotocol } from '../protocol/version.ts';
-import { EarlyMessages, type RelaySocket, type RelaySocketClose, type RelayTransport, type RelayTransportRequest } from './transport.ts';
+import { BufferedRelaySocket, type RelaySocket, type RelayTransport, type RelayTransportRequest } from './transport.ts';
 
 /** The parts of the WHATWG WebSocket used here. */
 interface StandardWebSocket {
@@ -25,17 +25,13 @@ interface StandardWebSocket {
 }
 type StandardWebSocketCtor = new (url: string, protocols: string[]) => StandardWebSocket;
 
-class StandardRelaySocket implements RelaySocket {
+class StandardRelaySocket extends BufferedRelaySocket {
   readonly #ws: StandardWebSocket;
   readonly #maxMessageBytes: number;
-  readonly #early = new EarlyMessages();
-  #onClose: ((info: RelaySocketClose) => void) | undefined;
-  /** Set once closed; a handler attached later still hears about it. */
-  #closeInfo: RelaySocketClose | undefined;
   #error: RelayError | undefined;
-  #closed = false;
 
   constructor(ws: StandardWebSocket, maxMessageBytes: number) {
+    super();
     this.#ws = ws;
     this.#maxMessageBytes = maxMessageBytes;
     ws.addEventListener('message', (e) => {
@@ -46,33 +42,13 @@ class StandardRelaySocket implements RelaySocket {
         this.close(1009, 'message too big');
         return;
       }
-      this.#early.deliver(new Uint8Array(e.data));
+      this.deliver(new Uint8Array(e.data));
     });
     ws.addEventListener('close', (e) => {
-      if (this.#closed) return;
-      this.#closed = true;
       const code = e.code ?? 1006;
       const error = this.#error ?? (code === 1000 || code === 1001 ? undefined : new RelayError('ERR_RELAY_CLOSED', `Relay WebSocket closed abnormally (${code})`));
-      this.#closeInfo = { code, reason: e.reason ?? '', error };
-      this.#onClose?.(this.#closeInfo);
+      this.ended({ code, reason: e.reason ?? '', error });
     });
-  }
-
-  get onClose(): ((info: RelaySocketClose) => void) | undefined {
-    return this.#onClose;
-  }
-
-  set onClose(handler: ((info: RelaySocketClose) => void) | undefined) {
-    this.#onClose = handler;
-    if (handler !== undefined && this.#closeInfo !== undefined) handler(this.#closeInfo);
-  }
-
-  get onMessage(): ((data: Uint8Array) => void) | undefined {
-    return this.#early.handler;
-  }
-
-  set onMessage(handler: ((data: Uint8Array) => void) | undefined) {
-    this.#early.handler = handler;
   }
 
   get protocol(): string {

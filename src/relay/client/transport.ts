@@ -67,33 +67,59 @@ export function relayWebSocketUrl(relayUrl: URL): URL {
 }
 
 /**
- * Holds messages that arrive between the upgrade completing and the client attaching its
- * handler (the relay's challenge often comes in the same TCP segment as the 101, and the
- * WebSocket library emits it synchronously). Bounded: a relay has no business sending more
- * than a frame or two before we authenticate.
+ * What every {@link RelaySocket} adapter shares: messages that arrive between the upgrade
+ * completing and the client attaching its handler are held (the relay's challenge often comes
+ * in the same TCP segment as the 101, and the WebSocket library emits it synchronously), and
+ * a close seen before `onClose` is attached is still reported once it is. Bounded: a relay
+ * has no business sending more than a frame or two before we authenticate.
  */
-export class EarlyMessages {
-  static readonly LIMIT = 64;
-  #handler: ((data: Uint8Array) => void) | undefined;
+export abstract class BufferedRelaySocket implements RelaySocket {
+  static readonly EARLY_LIMIT = 64;
+  #onMessage: ((data: Uint8Array) => void) | undefined;
   #pending: Uint8Array[] = [];
+  #onClose: ((info: RelaySocketClose) => void) | undefined;
+  /** Set once closed; a handler attached later still hears about it. */
+  #closeInfo: RelaySocketClose | undefined;
 
-  get handler(): ((data: Uint8Array) => void) | undefined {
-    return this.#handler;
+  abstract readonly protocol: string;
+  abstract readonly bufferedAmount: number;
+  abstract send(frame: Uint8Array): void;
+  abstract close(code?: number, reason?: string): void;
+
+  get onMessage(): ((data: Uint8Array) => void) | undefined {
+    return this.#onMessage;
   }
 
-  set handler(handler: ((data: Uint8Array) => void) | undefined) {
-    this.#handler = handler;
+  set onMessage(handler: ((data: Uint8Array) => void) | undefined) {
+    this.#onMessage = handler;
     if (handler === undefined) return;
     const pending = this.#pending;
     this.#pending = [];
     for (const m of pending) {
-      if (this.#handler !== handler) return;
+      if (this.#onMessage !== handler) return;
       handler(m);
     }
   }
 
-  deliver(data: Uint8Array): void {
-    if (this.#handler !== undefined) this.#handler(data);
-    else if (this.#pending.length < EarlyMessages.LIMIT) this.#pending.push(data);
+  get onClose(): ((info: RelaySocketClose) => void) | undefined {
+    return this.#onClose;
+  }
+
+  set onClose(handler: ((info: RelaySocketClose) => void) | undefined) {
+    this.#onClose = handler;
+    if (handler !== undefined && this.#closeInfo !== undefined) handler(this.#closeInfo);
+  }
+
+  /** The adapter received a binary message. */
+  protected deliver(data: Uint8Array): void {
+    if (this.#onMessage !== undefined) this.#onMessage(data);
+    else if (this.#pending.length < BufferedRelaySocket.EARLY_LIMIT) this.#pending.push(data);
+  }
+
+  /** The adapter's socket closed (only the first call counts). */
+  protected ended(info: RelaySocketClose): void {
+    if (this.#closeInfo !== undefined) return;
+    this.#closeInfo = info;
+    this.#onClose?.(info);
   }
 }
