@@ -82,3 +82,94 @@ export async function closeQuietly(close: () => Promise<unknown>, ms = 2000): Pr
 }
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** Read until at least `n` bytes arrived (or the stream ended); returns them. */
+export async function readAtLeast(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let have = 0;
+  while (have < n) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    have += value.byteLength;
+  }
+  const out = new Uint8Array(have);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** A bidirectional stream as the web-streams endpoints give it. */
+export interface WebBiStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** Calls `progress(bytes)` each time `bytes` crosses a multiple of `every`. */
+function milestones(every: number, progress: ((bytes: number) => void) | undefined): (before: number, after: number) => void {
+  return (before, after) => {
+    if (progress !== undefined && Math.floor(after / every) !== Math.floor(before / every)) progress(after);
+  };
+}
+
+/**
+ * Receiving half of a counted bulk transfer: read the stream to its end (timed from the first
+ * byte), then answer the byte count as 8 bytes and FIN.
+ */
+export async function receiveCounted(bi: WebBiStream, onProgress?: (bytes: number) => void, every = 16 << 20): Promise<{ bytes: number; seconds: number; processCpuPct: number }> {
+  const reader = bi.readable.getReader();
+  const mark = milestones(every, onProgress);
+  let bytes = 0;
+  let first = 0;
+  let cpu = process.cpuUsage();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (bytes === 0) {
+      first = performance.now();
+      cpu = process.cpuUsage();
+    }
+    mark(bytes, bytes + value.byteLength);
+    bytes += value.byteLength;
+  }
+  const seconds = (performance.now() - first) / 1000;
+  const processCpuPct = cpuPercent(cpu, seconds);
+  const writer = bi.writable.getWriter();
+  const count = new Uint8Array(8);
+  new DataView(count.buffer).setBigUint64(0, BigInt(bytes));
+  await writer.write(count);
+  // The sender closes the connection as soon as it has the count, possibly before our FIN's
+  // acknowledgment gets back: that is not a failure here.
+  await writer.close().catch(() => undefined);
+  return { bytes, seconds, processCpuPct };
+}
+
+/**
+ * Sending half: write `total` bytes in `chunk`-sized writes with backpressure, FIN, and wait
+ * for the receiver's count (which must equal `total`). Timed from the first write.
+ */
+export async function sendCounted(bi: WebBiStream, total: number, chunk: number, onProgress?: (bytes: number) => void, every = 16 << 20): Promise<{ seconds: number; processCpuPct: number }> {
+  const data = new Uint8Array(chunk).fill(0x61);
+  const mark = milestones(every, onProgress);
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const writer = bi.writable.getWriter();
+  for (let written = 0; written < total; ) {
+    await writer.ready; // backpressure
+    const n = Math.min(chunk, total - written);
+    // Errors surface through writer.ready / writer.close().
+    writer.write(n === chunk ? data : data.subarray(0, n)).catch(() => undefined);
+    mark(written, written + n);
+    written += n;
+  }
+  await writer.close();
+  const answer = await readAtLeast(bi.readable.getReader(), 8);
+  const seconds = (performance.now() - t0) / 1000;
+  if (answer.byteLength < 8) throw new Error(`receiver answered ${answer.byteLength} bytes, not a count`);
+  const received = Number(new DataView(answer.buffer, answer.byteOffset, 8).getBigUint64(0));
+  if (received !== total) throw new Error(`receiver got ${received} bytes, sent ${total}`);
+  return { seconds, processCpuPct: cpuPercent(cpu, seconds) };
+}

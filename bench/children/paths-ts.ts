@@ -20,7 +20,7 @@
  */
 import { Endpoint, EndpointAddr, EndpointTicket, type Connection } from '../../src/index.ts';
 import { startRelayServer } from '../../relay-server/src/index.ts';
-import { cpuPercent, emit, finish, latencySummary, median, percentile, round, runMain, withTimeout } from './common.ts';
+import { emit, finish, latencySummary, median, percentile, readAtLeast, receiveCounted, round, runMain, sendCounted, withTimeout } from './common.ts';
 
 const ALPN = 'bench/paths/1';
 type Mode = 'direct' | 'relay';
@@ -39,18 +39,6 @@ function bind(m: Mode, relayUrl: string | undefined, server: boolean): Promise<E
   });
 }
 
-async function readAtLeast(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let have = 0;
-  while (have < n) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    have += value.byteLength;
-  }
-  return Uint8Array.from(Buffer.concat(parts));
-}
-
 async function relay(): Promise<void> {
   const r = await startRelayServer({ host: '127.0.0.1', port: 0, rateLimit: false });
   emit({ ready: true, url: r.url });
@@ -65,26 +53,7 @@ async function bulkRecv(m: Mode, relayUrl: string): Promise<void> {
   for await (const incoming of ep.accept()) {
     const conn = await incoming.accept();
     const bi = await conn.acceptBi();
-    const reader = bi.readable.getReader();
-    let bytes = 0;
-    let first = 0;
-    let cpu = process.cpuUsage();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (bytes === 0) {
-        first = performance.now();
-        cpu = process.cpuUsage();
-      }
-      bytes += value.byteLength;
-    }
-    const seconds = (performance.now() - first) / 1000;
-    const processCpuPct = cpuPercent(cpu, seconds);
-    const writer = bi.writable.getWriter();
-    const count = new Uint8Array(8);
-    new DataView(count.buffer).setBigUint64(0, BigInt(bytes));
-    await writer.write(count);
-    await writer.close().catch(() => undefined);
+    const { bytes, seconds, processCpuPct } = await receiveCounted(bi);
     await withTimeout(conn.closed, 5000, 'close').catch(() => undefined);
     finish({ bytes, MBps: round(bytes / seconds / 1e6, 1), processCpuPct, relayed: conn.stats().relayed });
   }
@@ -93,23 +62,7 @@ async function bulkRecv(m: Mode, relayUrl: string): Promise<void> {
 async function bulkSend(ticket: string, total: number, chunk: number, m: Mode): Promise<void> {
   const ep = await bind(m, undefined, false);
   const conn = await withTimeout(ep.connect(EndpointTicket.parse(ticket).addr, ALPN), 10_000, 'connect');
-  const data = new Uint8Array(chunk).fill(0x61);
-  const cpu = process.cpuUsage();
-  const t0 = performance.now();
-  const { readable, writable } = await conn.openBi();
-  const writer = writable.getWriter();
-  for (let written = 0; written < total; ) {
-    await writer.ready;
-    const n = Math.min(chunk, total - written);
-    writer.write(n === chunk ? data : data.subarray(0, n)).catch(() => undefined);
-    written += n;
-  }
-  await writer.close();
-  const answer = await readAtLeast(readable.getReader(), 8);
-  const seconds = (performance.now() - t0) / 1000;
-  const processCpuPct = cpuPercent(cpu, seconds);
-  const received = Number(new DataView(answer.buffer, answer.byteOffset, 8).getBigUint64(0));
-  if (received !== total) throw new Error(`receiver got ${received} bytes, sent ${total}`);
+  const { seconds, processCpuPct } = await sendCounted(await conn.openBi(), total, chunk);
   const stats = conn.stats();
   conn.close(0, 'done');
   finish({ bytes: total, MBps: round(total / seconds / 1e6, 1), processCpuPct, relayed: stats.relayed, lostPackets: stats.lostPackets, rttMs: round(stats.minRtt, 3) });

@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EndpointAddr, EndpointTicket, PublicKey, SecretKey } from '../../src/identity/index.ts';
-import { cpuPercent, emit, finish, latencySummary, round, runMain, withTimeout } from './common.ts';
+import { emit, finish, latencySummary, readAtLeast, receiveCounted, round, runMain, sendCounted, withTimeout } from './common.ts';
 
 const ALPN = 'bench/1';
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -70,25 +70,6 @@ async function loadEndpoint(): Promise<EndpointClass> {
 const bindServer = (E: EndpointClass): Promise<Endpoint> => E.bind({ secretKey: SecretKey.generate(), alpns: [ALPN], bindAddr: '127.0.0.1:0' });
 const bindClient = (E: EndpointClass): Promise<Endpoint> => E.bind({ secretKey: SecretKey.generate(), bindAddr: '127.0.0.1:0' });
 
-/** Read until at least `n` bytes arrived (or the stream ended); returns them. */
-async function readAtLeast(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let have = 0;
-  while (have < n) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    have += value.byteLength;
-  }
-  const out = new Uint8Array(have);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 /** The connection's own statistics, if it has any, as plain JSON. */
 function statsOf(conn: Connection): unknown {
   try {
@@ -103,9 +84,6 @@ function statsOf(conn: Connection): unknown {
 function connectWithin(client: Endpoint, addr: EndpointAddr): Promise<Connection> {
   return withTimeout(client.connect(addr, ALPN, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }), CONNECT_TIMEOUT_MS + 1000, 'connect');
 }
-
-/** Progress lines every this many bytes, so a stalled transfer says where it stalled. */
-const PROGRESS_EVERY = 16 * 1024 * 1024;
 
 async function closeEndpoint(endpoint: Endpoint): Promise<void> {
   try {
@@ -124,30 +102,8 @@ async function bulkReceive(E: EndpointClass): Promise<void> {
     emit({ progress: 'accepted a connection' });
     const bi = await conn.acceptBi();
     emit({ progress: 'accepted a bi stream' });
-    const reader = bi.readable.getReader();
-    let bytes = 0;
-    let first = 0;
-    let cpu = process.cpuUsage();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (bytes === 0) {
-        first = performance.now();
-        cpu = process.cpuUsage();
-      }
-      if (Math.floor((bytes + value.byteLength) / PROGRESS_EVERY) !== Math.floor(bytes / PROGRESS_EVERY)) emit({ progress: `read ${bytes + value.byteLength} bytes` });
-      bytes += value.byteLength;
-    }
+    const { bytes, seconds, processCpuPct } = await receiveCounted(bi, (n) => emit({ progress: `read ${n} bytes` }));
     emit({ progress: `stream ended after ${bytes} bytes` });
-    const seconds = (performance.now() - first) / 1000;
-    const processCpuPct = cpuPercent(cpu, seconds);
-    const writer = bi.writable.getWriter();
-    const count = new Uint8Array(8);
-    new DataView(count.buffer).setBigUint64(0, BigInt(bytes));
-    await writer.write(count);
-    // The sender closes the connection as soon as it has the count, possibly before our FIN's
-    // acknowledgment gets back: that is not a failure here.
-    await writer.close().catch(() => undefined);
     // The sender closes the connection once it has the count.
     if (conn.closed) await withTimeout(conn.closed, 5000, 'connection close').catch(() => undefined);
     await closeEndpoint(server);
@@ -161,27 +117,8 @@ async function bulkSend(E: EndpointClass, ticket: string, total: number, chunk: 
   emit({ progress: 'bound, connecting' });
   const conn = await connectWithin(client, EndpointTicket.parse(ticket).addr);
   emit({ progress: 'connected' });
-  const data = new Uint8Array(chunk).fill(0x61);
-  const cpu = process.cpuUsage();
-  const t0 = performance.now();
-  const { readable, writable } = await conn.openBi();
-  const writer = writable.getWriter();
-  for (let written = 0; written < total; ) {
-    await writer.ready; // backpressure
-    const n = Math.min(chunk, total - written);
-    // Errors surface through writer.ready / writer.close().
-    writer.write(n === chunk ? data : data.subarray(0, n)).catch(() => undefined);
-    if (Math.floor((written + n) / PROGRESS_EVERY) !== Math.floor(written / PROGRESS_EVERY)) emit({ progress: `wrote ${written + n} bytes` });
-    written += n;
-  }
-  await writer.close();
-  emit({ progress: 'writer closed, waiting for the receiver’s count' });
-  const answer = await readAtLeast(readable.getReader(), 8);
-  const seconds = (performance.now() - t0) / 1000;
-  const processCpuPct = cpuPercent(cpu, seconds);
-  if (answer.byteLength < 8) throw new Error(`receiver answered ${answer.byteLength} bytes, not a count`);
-  const received = Number(new DataView(answer.buffer, answer.byteOffset, 8).getBigUint64(0));
-  if (received !== total) throw new Error(`receiver got ${received} bytes, sent ${total}`);
+  const bi = await conn.openBi();
+  const { seconds, processCpuPct } = await sendCounted(bi, total, chunk, (n) => emit({ progress: `wrote ${n} bytes` }));
   const stats = statsOf(conn);
   conn.close(0, 'done');
   await closeEndpoint(client);
