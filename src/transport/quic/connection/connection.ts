@@ -2360,20 +2360,7 @@ export class Connection {
   #hasAppData(): boolean {
     if (this.#state !== 'established' && !(this.side === 'server' && this.#spaces[SPACE_APP].keys)) return false;
     return (
-      this.#hasStreamData() ||
-      this.#datagramsOut.length > 0 ||
-      this.#handshakeDonePending ||
-      this.#maxDataPending ||
-      this.#maxStreamsPending.bi ||
-      this.#maxStreamsPending.uni ||
-      this.#pendingRetires.length > 0 ||
-      this.#dataBlockedAt !== undefined ||
-      this.#streamsBlockedPending.bi !== undefined ||
-      this.#streamsBlockedPending.uni !== undefined ||
-      this.#path.responses.length > 0 ||
-      (this.#path.challengePending && this.#path.challenge !== undefined) ||
-      [...this.#localCids.values()].some((c) => c.pending) ||
-      this.#hasStreamControl()
+      this.#hasStreamData() || this.#datagramsOut.length > 0 || this.#handshakeDonePending || this.#connectionControlPending() || this.#hasStreamControl()
     );
   }
 
@@ -2535,17 +2522,21 @@ export class Connection {
 
   /** Whether any control frame may be owed (checked before every packet, so it allocates nothing). */
   #controlPending(): boolean {
+    return this.#streamControlDirty || this.#connectionControlPending();
+  }
+
+  /** A connection-level control frame (flow control, path, connection IDs) is owed. */
+  #connectionControlPending(): boolean {
     const p = this.#path;
     return (
       p.responses.length > 0 ||
-      p.challengePending ||
+      (p.challengePending && p.challenge !== undefined) ||
       this.#maxDataPending ||
       this.#maxStreamsPending.bi ||
       this.#maxStreamsPending.uni ||
       this.#streamsBlockedPending.bi !== undefined ||
       this.#streamsBlockedPending.uni !== undefined ||
       this.#dataBlockedAt !== undefined ||
-      this.#streamControlDirty ||
       this.#cidFramesPending ||
       this.#pendingRetires.length > 0
     );

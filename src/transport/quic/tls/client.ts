@@ -330,11 +330,7 @@ export class TlsClientSession extends TlsSessionBase {
   #onFinished(msg: HandshakeMessage & { raw: Uint8Array }): void {
     const suite = this.suite!;
     const hs = this.#handshake!;
-    const expected = finishedVerifyData(this.provider, suite, hs.serverHandshakeTrafficSecret, this.transcriptHash());
-    // RFC 8446 §4.4.4: a wrong verify_data → decrypt_error.
-    if (msg.body.length !== expected.length || !equalBytesConstantTime(msg.body, expected)) {
-      throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_FINISHED', 'Server Finished does not verify');
-    }
+    this.verifyPeerFinished(hs.serverHandshakeTrafficSecret, msg.body);
     this.transcriptAdd(msg.raw);
     const app = deriveApplicationSecrets(this.provider, suite, hs.handshakeSecret, this.transcriptHash());
     this.exporterSecret = app.exporterMasterSecret;

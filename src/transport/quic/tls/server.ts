@@ -8,7 +8,6 @@
  * @module
  */
 import type { Ed25519Verifier } from '../../crypto/provider.ts';
-import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { tlsAlert } from './alerts.ts';
 import {
   CertificateType,
@@ -284,11 +283,7 @@ export class TlsServerSession extends TlsSessionBase {
   }
 
   #onFinished(msg: HandshakeMessage & { raw: Uint8Array }): void {
-    const expected = finishedVerifyData(this.provider, this.suite!, this.#handshake!.clientHandshakeTrafficSecret, this.transcriptHash());
-    // RFC 8446 §4.4.4: a wrong verify_data → decrypt_error.
-    if (msg.body.length !== expected.length || !equalBytesConstantTime(msg.body, expected)) {
-      throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_FINISHED', 'Client Finished does not verify');
-    }
+    this.verifyPeerFinished(this.#handshake!.clientHandshakeTrafficSecret, msg.body);
     this.transcriptAdd(msg.raw);
     // The client is authenticated only now: its key becomes the peer identity.
     this.peerKey = this.#clientKey;

@@ -15,6 +15,8 @@ import { TlsAlertError, tlsAlert } from './alerts.ts';
 import { CIPHER_SUITES, CertificateType, HandshakeType, SignatureScheme, type CipherSuite, cipherSuiteById } from './constants.ts';
 import { HandshakeReassembler, decodeCertificate, encodeCertificate, encodeCertificateVerify, type Certificate, type HandshakeMessage } from './messages.ts';
 import { decodeEd25519SpkiBytes, encodeEd25519SpkiBytes } from './raw-public-key.ts';
+import { finishedVerifyData } from './key-schedule.ts';
+import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { spkiFromCertificate } from './x509.ts';
 
 /** QUIC encryption levels that carry handshake bytes (no 0-RTT). */
@@ -329,6 +331,15 @@ export abstract class TlsSessionBase implements CryptoSession {
     const content = certificateVerifyContent(peerSide, this.transcriptHash());
     if (!verifier.verify(content, signature)) {
       throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_SIGNATURE', 'CertificateVerify signature is invalid');
+    }
+  }
+
+  /** Check the peer's Finished (RFC 8446 §4.4.4) against its handshake traffic secret and the transcript so far. */
+  protected verifyPeerFinished(peerHandshakeSecret: Uint8Array, verifyData: Uint8Array): void {
+    const expected = finishedVerifyData(this.provider, this.suite!, peerHandshakeSecret, this.transcriptHash());
+    // RFC 8446 §4.4.4: a wrong verify_data → decrypt_error.
+    if (verifyData.length !== expected.length || !equalBytesConstantTime(verifyData, expected)) {
+      throw tlsAlert('decrypt_error', 'ERR_TLS_BAD_FINISHED', `${this.side === 'client' ? 'Server' : 'Client'} Finished does not verify`);
     }
   }
 
