@@ -41,13 +41,13 @@
  * Payload bytes and secret keys derive from the seeds the test passes (and prints); the QUIC
  * and TLS stacks' own randomness does not.
  */
-import { createCipheriv, createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { PAYLOAD_CHUNK, PayloadReceiver, seededKeyBytes, seededPayload, seededPayloadSha256 } from './seeded-payload.ts';
 import { fileURLToPath } from 'node:url';
 import { Endpoint, EndpointTicket, SecretKey, type Connection } from '../../src/index.ts';
 
 export const ALPN = 'sdnet/paths-test/0';
-const CHUNK = 1 << 20;
+const CHUNK = PAYLOAD_CHUNK;
 const PROGRESS_EVERY = 8 * CHUNK;
 const ONLINE_TIMEOUT_MS = 15_000;
 
@@ -73,62 +73,21 @@ export interface PathsPeerConfig {
 }
 
 /** 32 secret-key bytes derived from a seed string. */
-export function keyBytes(keySeed: string): Uint8Array {
-  return createHash('sha256').update(`sdnet paths key ${keySeed}`).digest();
-}
+export const keyBytes = (keySeed: string): Uint8Array => seededKeyBytes('paths', keySeed);
 
-/**
- * The payload of one direction: the AES-128-CTR keystream under a key derived from `seed`
- * and `label`, cut into 1 MiB chunks. Incompressible and reproducible from the seed.
- */
-export function* payload(seed: string, label: string, bytes: number): Generator<Uint8Array> {
-  const key = createHash('sha256').update(`sdnet paths payload ${seed} ${label}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  const zeros = new Uint8Array(CHUNK);
-  for (let done = 0; done < bytes; done += CHUNK) {
-    const n = Math.min(CHUNK, bytes - done);
-    yield new Uint8Array(cipher.update(n === CHUNK ? zeros : zeros.subarray(0, n)));
-  }
-}
+/** The payload of one direction (see {@link seededPayload}). */
+export const payload = (seed: string, label: string, bytes: number): Generator<Uint8Array> => seededPayload('paths', seed, label, bytes);
 
 /** SHA-256 (hex) of {@link payload}. */
-export function payloadSha256(seed: string, label: string, bytes: number): string {
-  const h = createHash('sha256');
-  for (const c of payload(seed, label, bytes)) h.update(c);
-  return h.digest('hex');
-}
+export const payloadSha256 = (seed: string, label: string, bytes: number): string => seededPayloadSha256('paths', seed, label, bytes);
 
 /** The whole of {@link payload} in one buffer (for stdin of `sdnet pipe`). */
-export function payloadBytes(seed: string, label: string, bytes: number): Buffer {
-  return Buffer.concat([...payload(seed, label, bytes)]);
-}
+export const payloadBytes = (seed: string, label: string, bytes: number): Buffer => Buffer.concat([...payload(seed, label, bytes)]);
 
 const t0 = performance.now();
 const print = (o: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify({ ...o, t: Math.round(performance.now() - t0) })}\n`);
 };
-
-/** Hashes the first `bytes` bytes it is given and keeps whatever comes after them (the trailer). */
-class Receiver {
-  readonly #bytes: number;
-  readonly #hash = createHash('sha256');
-  #n = 0;
-  readonly #rest: Uint8Array[] = [];
-  constructor(bytes: number) {
-    this.#bytes = bytes;
-  }
-  /** Returns the payload bytes counted so far. */
-  push(chunk: Uint8Array): number {
-    const take = Math.max(0, Math.min(chunk.length, this.#bytes - this.#n));
-    if (take > 0) this.#hash.update(chunk.subarray(0, take));
-    this.#n += take;
-    if (take < chunk.length) this.#rest.push(chunk.subarray(take));
-    return this.#n;
-  }
-  result(): { bytes: number; sha256: string; trailer: string } {
-    return { bytes: this.#n, sha256: this.#hash.digest('hex'), trailer: Buffer.concat(this.#rest).toString('hex') };
-  }
-}
 
 /** stdin commands: `stats` answers at once; `go` releases a paused sender. */
 class Commands {
@@ -216,7 +175,7 @@ async function send(
   await w.close();
 }
 
-async function receive(ep: Endpoint, conn: Connection, readable: ReadableStream<Uint8Array>, dir: Direction, rx: Receiver): Promise<void> {
+async function receive(ep: Endpoint, conn: Connection, readable: ReadableStream<Uint8Array>, dir: Direction, rx: PayloadReceiver): Promise<void> {
   let next = PROGRESS_EVERY;
   for await (const c of readable) {
     const n = rx.push(c);
@@ -246,7 +205,7 @@ async function run(role: 'serve' | 'dial', cfg: PathsPeerConfig): Promise<void> 
     print({ event: 'connected', remoteId: conn.remoteId.toString(), path: conn.path.key, stats: statsOf(ep, conn) });
     watchPath(conn);
     const bi = await conn.acceptBi();
-    const rx = new Receiver(cfg.c2s);
+    const rx = new PayloadReceiver(cfg.c2s);
     let digest!: (d: Uint8Array) => void;
     const trailer = new Promise<Uint8Array>((r) => (digest = r));
     const sending = send(ep, conn, bi.writable, cfg, 's2c', commands, trailer);
@@ -266,7 +225,7 @@ async function run(role: 'serve' | 'dial', cfg: PathsPeerConfig): Promise<void> 
   print({ event: 'connected', remoteId: conn.remoteId.toString(), path: conn.path.key, stats: statsOf(ep, conn) });
   const stopWatching = watchPath(conn);
   const bi = await conn.openBi();
-  const rx = new Receiver(cfg.s2c);
+  const rx = new PayloadReceiver(cfg.s2c);
   const sending = send(ep, conn, bi.writable, cfg, 'c2s', commands);
   await receive(ep, conn, bi.readable, 's2c', rx);
   await sending;

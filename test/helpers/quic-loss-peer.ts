@@ -29,14 +29,14 @@
  * Every byte of payload and both secret keys derive from the seeds the test passes (and
  * prints); the QUIC/TLS stacks' own randomness (connection ids, TLS randoms) does not.
  */
-import { createCipheriv, createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { PAYLOAD_CHUNK, PayloadReceiver, seededKeyBytes, seededPayload, seededPayloadSha256 } from './seeded-payload.ts';
 import { fileURLToPath } from 'node:url';
 import iroh from '@number0/iroh';
 import { Endpoint, EndpointAddr, SecretKey, type Connection } from '../../src/index.ts';
 
 export const ALPN = 'sdnet/quic-loss/0';
-const CHUNK = 1 << 20;
+const CHUNK = PAYLOAD_CHUNK;
 
 export interface PeerConfig {
   /** `ip:port` to bind. */
@@ -52,54 +52,13 @@ export interface PeerConfig {
 }
 
 /** 32 secret-key bytes derived from a seed string. */
-export function keyBytes(keySeed: string): Uint8Array {
-  return createHash('sha256').update(`sdnet quic-loss key ${keySeed}`).digest();
-}
+export const keyBytes = (keySeed: string): Uint8Array => seededKeyBytes('quic-loss', keySeed);
 
-/**
- * The payload of one direction: the AES-128-CTR keystream under a key derived from
- * `seed` and `label` (`c2s` or `s2c`), cut into 1 MiB chunks. Incompressible and
- * reproducible from the seed.
- */
-export function* payload(seed: string, label: string, bytes: number): Generator<Uint8Array> {
-  const key = createHash('sha256').update(`sdnet quic-loss payload ${seed} ${label}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  const zeros = new Uint8Array(CHUNK);
-  for (let done = 0; done < bytes; done += CHUNK) {
-    const n = Math.min(CHUNK, bytes - done);
-    yield new Uint8Array(cipher.update(n === CHUNK ? zeros : zeros.subarray(0, n)));
-  }
-}
+/** The payload of one direction (see {@link seededPayload}). */
+export const payload = (seed: string, label: string, bytes: number): Generator<Uint8Array> => seededPayload('quic-loss', seed, label, bytes);
 
 /** SHA-256 (hex) of {@link payload}. */
-export function payloadSha256(seed: string, label: string, bytes: number): string {
-  const h = createHash('sha256');
-  for (const c of payload(seed, label, bytes)) h.update(c);
-  return h.digest('hex');
-}
-
-/**
- * Hashes the first `bytes` bytes it is given and keeps whatever comes after them (the
- * server's trailer).
- */
-class Receiver {
-  readonly #bytes: number;
-  readonly #hash = createHash('sha256');
-  #n = 0;
-  readonly #rest: Uint8Array[] = [];
-  constructor(bytes: number) {
-    this.#bytes = bytes;
-  }
-  push(chunk: Uint8Array): void {
-    const take = Math.max(0, Math.min(chunk.length, this.#bytes - this.#n));
-    if (take > 0) this.#hash.update(chunk.subarray(0, take));
-    this.#n += take;
-    if (take < chunk.length) this.#rest.push(chunk.subarray(take));
-  }
-  result(): { bytes: number; sha256: string; trailer: string } {
-    return { bytes: this.#n, sha256: this.#hash.digest('hex'), trailer: Buffer.concat(this.#rest).toString('hex') };
-  }
-}
+export const payloadSha256 = (seed: string, label: string, bytes: number): string => seededPayloadSha256('quic-loss', seed, label, bytes);
 
 const print = (o: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -114,7 +73,7 @@ function answerStats(stats: () => unknown): void {
 
 // ---- our TypeScript stack ----------------------------------------------------------------
 
-async function tsReadAll(readable: ReadableStream<Uint8Array>, rx: Receiver): Promise<void> {
+async function tsReadAll(readable: ReadableStream<Uint8Array>, rx: PayloadReceiver): Promise<void> {
   for await (const c of readable) rx.push(c);
 }
 
@@ -141,7 +100,7 @@ async function runTs(role: 'serve' | 'dial', cfg: PeerConfig): Promise<void> {
     if (!conn) throw new Error('endpoint closed before a connection came');
     print({ event: 'connected', remoteId: conn.remoteId.toString(), remoteAddr: conn.path.key });
     const bi = await conn.acceptBi();
-    const rx = new Receiver(cfg.bytes);
+    const rx = new PayloadReceiver(cfg.bytes);
     let digest!: (d: Uint8Array) => void;
     const trailer = new Promise<Uint8Array>((r) => (digest = r));
     const sending = tsSend(bi.writable, cfg.seed, 's2c', cfg.bytes, trailer);
@@ -158,7 +117,7 @@ async function runTs(role: 'serve' | 'dial', cfg: PeerConfig): Promise<void> {
   const conn = await ep.connect(EndpointAddr.from({ id: peer.id, directAddresses: [peer.addr] }), ALPN);
   print({ event: 'connected', remoteId: conn.remoteId.toString(), remoteAddr: conn.path.key });
   const bi = await conn.openBi();
-  const rx = new Receiver(cfg.bytes);
+  const rx = new PayloadReceiver(cfg.bytes);
   const sending = tsSend(bi.writable, cfg.seed, 'c2s', cfg.bytes);
   await tsReadAll(bi.readable, rx);
   await sending;
@@ -172,7 +131,7 @@ async function runTs(role: 'serve' | 'dial', cfg: PeerConfig): Promise<void> {
 
 const alpnBytes = Array.from(new TextEncoder().encode(ALPN));
 
-async function irohReadAll(recv: iroh.RecvStream, rx: Receiver): Promise<void> {
+async function irohReadAll(recv: iroh.RecvStream, rx: PayloadReceiver): Promise<void> {
   for (;;) {
     // Waits for data; an empty array once the stream has finished.
     const chunk = await recv.read(CHUNK);
@@ -212,7 +171,7 @@ async function runIroh(role: 'serve' | 'dial', cfg: PeerConfig): Promise<void> {
     current.conn = conn;
     print({ event: 'connected', remoteId: conn.remoteId().toString(), remoteAddr: conn.paths().find((p) => p.isSelected)?.remoteAddr });
     const bi = await conn.acceptBi();
-    const rx = new Receiver(cfg.bytes);
+    const rx = new PayloadReceiver(cfg.bytes);
     let digest!: (d: Uint8Array) => void;
     const trailer = new Promise<Uint8Array>((r) => (digest = r));
     const sending = irohSend(bi.send, cfg.seed, 's2c', cfg.bytes, trailer);
@@ -227,7 +186,7 @@ async function runIroh(role: 'serve' | 'dial', cfg: PeerConfig): Promise<void> {
   const conn = await ep.connect(new iroh.EndpointAddr(iroh.EndpointId.fromString(peer.id), null, [peer.addr]), alpnBytes);
   print({ event: 'connected', remoteId: conn.remoteId().toString(), remoteAddr: conn.paths().find((p) => p.isSelected)?.remoteAddr });
   const bi = await conn.openBi();
-  const rx = new Receiver(cfg.bytes);
+  const rx = new PayloadReceiver(cfg.bytes);
   const sending = irohSend(bi.send, cfg.seed, 'c2s', cfg.bytes);
   await irohReadAll(bi.recv, rx);
   await sending;
