@@ -592,6 +592,9 @@ export class Connection {
     const send = this.#streams.get(id)?.send;
     if (send === undefined || send.resetCode !== undefined || send.state === 'data-recvd') return;
     send.resetCode = code;
+    // RFC 9000 §4.5, §19.4: the final size is the highest offset sent (what the peer's flow
+    // control was charged), read before clear() marks the unsent rest as sent.
+    send.resetFinalSize = send.buffer.unsent;
     send.resetPending = true;
     this.#streamControlDirty = true;
     send.state = 'reset-sent';
@@ -603,14 +606,42 @@ export class Connection {
     const recv = this.#streams.get(id)?.recv;
     if (recv === undefined || recv.finished || recv.stopSendingCode !== undefined) return;
     recv.stopSendingCode = code;
-    recv.stopSendingPending = true;
-    this.#streamControlDirty = true;
+    if (recv.resetCode !== undefined) {
+      // Reset Recvd: the peer already abandoned the stream; there is nothing to ask (RFC 9000 §3.5).
+      recv.state = 'reset-read';
+      this.#maybeFreeStream(id);
+      return;
+    }
     // Discard what is buffered and give the credit back, so the peer is not blocked on it.
-    this.#readTotal += recv.buffer.buffered;
-    recv.buffer.clear();
+    // The stream stays until its final size is known: data still in flight is counted toward
+    // connection flow control as it arrives (RFC 9000 §4.5), and the STOP_SENDING frame is
+    // sent, and repeated when lost, until Data Recvd or Reset Recvd (§3.5, §13.3).
+    recv.buffer.discard();
+    this.#creditStopped(id, recv);
+    if (!recv.finished) {
+      recv.stopSendingPending = true;
+      this.#streamControlDirty = true;
+    }
+  }
+
+  /** Count a stream's bytes below `offset` as consumed by the connection's flow control (RFC 9000 §4.1). */
+  #credit(recv: StreamRecv, offset: number): void {
+    if (offset <= recv.credited) return;
+    this.#readTotal += offset - recv.credited;
+    recv.credited = offset;
+  }
+
+  /**
+   * A stream we sent STOP_SENDING for: everything up to its highest offset (or final size) is
+   * consumed; once all of it has arrived the stream is done.
+   */
+  #creditStopped(id: number, recv: StreamRecv): void {
+    this.#credit(recv, recv.finalSize ?? recv.buffer.highest);
     this.#maybeUpdateConnectionWindow();
-    recv.state = 'reset-read';
-    this.#maybeFreeStream(id);
+    if (recv.state === 'data-recvd') {
+      recv.state = 'data-read';
+      this.#maybeFreeStream(id);
+    }
   }
 
   /**
@@ -621,7 +652,7 @@ export class Connection {
     const stream = this.#streams.get(id);
     const recv = stream?.recv;
     // Unknown (not yet opened by the peer, or already finished and forgotten): nothing to read.
-    if (recv === undefined) return { fin: false };
+    if (recv === undefined || recv.stopSendingCode !== undefined) return { fin: false };
     recv.readableNotified = false;
     if (recv.resetCode !== undefined) {
       if (recv.state === 'reset-recvd') {
@@ -632,7 +663,7 @@ export class Connection {
     }
     const data = recv.buffer.read(max);
     if (data !== undefined) {
-      this.#readTotal += data.length;
+      this.#credit(recv, recv.buffer.readOffset);
       this.#onStreamConsumed(id, recv);
     }
     const fin = recv.finalSize !== undefined && recv.buffer.readOffset === recv.finalSize;
@@ -1392,7 +1423,7 @@ export class Connection {
           break;
         case 'max_stream_data': {
           const recv = this.#streams.get(f.id)?.recv;
-          if (recv && !recv.finished && recv.finalSize === undefined) {
+          if (recv && !recv.finished && recv.finalSize === undefined && recv.stopSendingCode === undefined) {
             recv.maxDataPending = true;
             this.#streamControlDirty = true;
           }
@@ -1498,9 +1529,8 @@ export class Connection {
     // RFC 9000 §4.1: more than MAX_DATA in total → FLOW_CONTROL_ERROR.
     if (this.#recvTotal > this.#localMaxData) throw new TransportError(TransportErrorCode.FLOW_CONTROL_ERROR, 'connection data beyond MAX_DATA', wireType);
     if (recv.stopSendingCode !== undefined) {
-      // Data after STOP_SENDING is discarded; its credit goes straight back.
-      this.#readTotal += recv.buffer.buffered;
-      recv.buffer.clear();
+      // Data after STOP_SENDING is discarded, but counted: its credit goes straight back (RFC 9000 §4.5).
+      this.#creditStopped(frame.id, recv);
       return;
     }
     if (!recv.readableNotified && this.isReadable(frame.id)) {
@@ -1521,7 +1551,7 @@ export class Connection {
     this.#recvTotal += finalSize - recv.buffer.highest;
     if (this.#recvTotal > this.#localMaxData) throw new TransportError(TransportErrorCode.FLOW_CONTROL_ERROR, 'connection data beyond MAX_DATA', wireType);
     // The whole final size counts as consumed (RFC 9000 §4.5).
-    this.#readTotal += finalSize - recv.buffer.readOffset;
+    this.#credit(recv, finalSize);
     recv.buffer.clear();
     recv.finalSize = finalSize;
     recv.resetCode = code;
@@ -2218,6 +2248,8 @@ export class Connection {
     this.#closeSendsOwed--;
     const out = new Uint8Array(Math.max(this.#path.mtu, MIN_DATAGRAM));
     let pos = 0;
+    let containsInitial = false;
+    const drafts: PacketDraft[] = [];
     for (const id of SPACE_IDS) {
       const space = this.#spaces[id];
       if (space.keys === undefined || space.discarded) continue;
@@ -2237,9 +2269,25 @@ export class Connection {
         continue;
       }
       writeFrame(draft.w, frame);
-      pos = draft.start + this.#finishPacket(now, draft, [{ k: 'close' }], false, false, false);
+      // The header-protection sample needs 4 bytes after the start of the packet number (RFC 9001 §5.4.2).
+      const minPayload = 4 - draft.pnLen;
+      if (draft.w.pos - draft.payloadStart < minPayload) draft.w.zeros(minPayload - (draft.w.pos - draft.payloadStart));
+      drafts.push(draft);
+      if (id === SPACE_INITIAL) containsInitial = true;
+      pos = draft.w.pos + 16;
     }
-    if (pos === 0) return undefined;
+    if (drafts.length === 0) return undefined;
+    // RFC 9000 §14.1: a client's datagram carrying an Initial packet is at least 1200 bytes,
+    // closes included (a server drops smaller ones, and would keep resending its flight).
+    if (containsInitial && this.side === 'client') {
+      const last = drafts[drafts.length - 1]!;
+      const need = MIN_DATAGRAM - (last.w.pos + 16);
+      if (need > 0) {
+        last.w.end = Math.max(last.w.end, MIN_DATAGRAM - 16);
+        last.w.zeros(need);
+      }
+    }
+    for (const d of drafts) pos = d.start + this.#finishPacket(now, d, [{ k: 'close' }], false, false, false);
     return { path: this.#path.addr, data: out.subarray(0, pos) };
   }
 
@@ -2266,6 +2314,13 @@ export class Connection {
       // A client sends 1-RTT packets only once its handshake is complete (no 0-RTT).
       if (id === SPACE_APP && this.#tls.isHandshaking) continue;
       const probe = space.probes > 0;
+      // RFC 9002 §6.2.4: probes should carry data; in the Initial and Handshake spaces every
+      // probe datagram carries the unacknowledged CRYPTO data, not only the first one — a
+      // server may see only a later probe, and a first Initial without CRYPTO is rejected
+      // by strict servers.
+      if (probe && id !== SPACE_APP && !space.cryptoSend.hasSendable() && !space.cryptoSend.allAcked) {
+        space.cryptoSend.onLost(space.cryptoSend.base, space.cryptoSend.end - space.cryptoSend.base);
+      }
       const wantAck = space.ackPending;
       const hasCrypto = space.cryptoSend.hasSendable();
       const hasApp = id === SPACE_APP && (this.#hasAppData() || this.#pingPending);
@@ -2579,7 +2634,7 @@ export class Connection {
         recv.stopSendingPending = false;
       }
       const send = s.send;
-      if (send?.resetPending && send.resetCode !== undefined && put({ type: 'reset_stream', id: s.id, code: send.resetCode, finalSize: send.buffer.end }, { k: 'reset_stream', id: s.id })) {
+      if (send?.resetPending && send.resetCode !== undefined && put({ type: 'reset_stream', id: s.id, code: send.resetCode, finalSize: send.resetFinalSize }, { k: 'reset_stream', id: s.id })) {
         send.resetPending = false;
       }
       if (send?.blockedAt !== undefined && put({ type: 'stream_data_blocked', id: s.id, limit: send.blockedAt }, { k: 'stream_data_blocked', id: s.id })) send.blockedAt = undefined;

@@ -27,6 +27,13 @@ export class RecvBuffer {
     const end = offset + data.length;
     if (end > this.highest) this.highest = end;
     if (end <= this.readOffset || data.length === 0) return 0;
+    if (this.#discarding) {
+      // Only which ranges arrived is kept, to know when everything up to the final size has.
+      this.#received.insert(Math.max(offset, this.readOffset), end);
+      this.readOffset = this.#contiguousEnd();
+      this.#received.removeBelow(this.readOffset);
+      return 0;
+    }
     // Fast path: in-order data with nothing pending.
     if (offset === this.#contiguousEnd() && this.#segments.length === 0) {
       this.#received.insert(offset, end);
@@ -63,9 +70,9 @@ export class RecvBuffer {
     else segs.splice(lo, 0, { offset, data });
   }
 
-  /** Segments stored and not yet read (bounded by the caller). */
+  /** Segments stored and not yet read, or received ranges kept while discarding (bounded by the caller). */
   get segmentCount(): number {
-    return this.#segments.length;
+    return this.#discarding ? this.#received.size : this.#segments.length;
   }
 
   /** Bytes readable now (contiguous from the read offset). */
@@ -91,5 +98,19 @@ export class RecvBuffer {
   clear(): void {
     this.#segments = [];
     this.buffered = 0;
+  }
+
+  #discarding = false;
+
+  /**
+   * Drop what is buffered and store no more data (after STOP_SENDING): only the received
+   * ranges are tracked, and `readOffset` moves over what arrived in order, so the caller can
+   * tell when every byte up to the final size has been received.
+   */
+  discard(): void {
+    this.clear();
+    this.#discarding = true;
+    this.readOffset = this.#contiguousEnd();
+    this.#received.removeBelow(this.readOffset);
   }
 }

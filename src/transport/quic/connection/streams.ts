@@ -39,6 +39,11 @@ export class StreamSend {
   finSent = false;
   finAcked = false;
   resetCode: number | undefined;
+  /**
+   * The final size a RESET_STREAM announces: the bytes actually sent before the reset, not the
+   * bytes written (RFC 9000 §4.5: the final size is the flow-control credit the stream used).
+   */
+  resetFinalSize = 0;
   /** A RESET_STREAM needs (re)sending. */
   resetPending = false;
   /** The peer asked us to stop (STOP_SENDING code), reported to the app once. */
@@ -74,6 +79,11 @@ export class StreamRecv {
   window: number;
   finalSize: number | undefined;
   resetCode: number | undefined;
+  /**
+   * Bytes of this stream counted as consumed in the connection's flow control (what was read,
+   * or discarded after STOP_SENDING or a reset).
+   */
+  credited = 0;
   /** STOP_SENDING needs sending with this code. */
   stopSendingCode: number | undefined;
   stopSendingPending = false;
