@@ -8,6 +8,7 @@ import type { Connection as CoreConnection } from '../transport/quic/connection/
 import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr } from '../transport/quic/connection/types.ts';
 import type { EndpointDriver } from '../transport/io/driver.ts';
 import { PublicKey } from '../identity/keys.ts';
+import { SdnetError } from '../util/errors.ts';
 import { StreamResetError, readableFor, writableFor, type BiStream } from './streams.ts';
 
 type WaitKind = 'readable' | 'writable' | 'finished';
@@ -185,16 +186,35 @@ export interface SignalOptions {
 /** A QUIC connection to another endpoint. */
 export class Connection {
   readonly #h: ConnectionHandle;
-  /** The peer's EndpointId, authenticated by the handshake. */
-  readonly remoteId: PublicKey;
+  readonly #remoteId: PublicKey | undefined;
   /** The negotiated ALPN protocol. */
   readonly alpn: string;
+  /**
+   * With X.509 credentials: the certificates the peer presented (DER, leaf first), checked as
+   * the endpoint's `x509` options say. Empty with raw public keys, and for a client a server
+   * did not ask for a certificate.
+   */
+  readonly peerCertificates: readonly Uint8Array[];
 
   /** @internal */
   constructor(handle: ConnectionHandle) {
     this.#h = handle;
-    this.remoteId = PublicKey.fromBytes(handle.core.peerPublicKey!);
+    const key = handle.core.peerPublicKey;
+    this.#remoteId = key === undefined ? undefined : PublicKey.fromBytes(key);
     this.alpn = new TextDecoder().decode(handle.core.alpn);
+    this.peerCertificates = handle.core.peerCertificates;
+  }
+
+  /**
+   * The peer's EndpointId, authenticated by the handshake (with X.509 credentials: the key of
+   * an Ed25519 leaf certificate).
+   *
+   * @throws {SdnetError} `ERR_NO_ENDPOINT_ID` when the peer authenticated with another kind of
+   *   X.509 key (see {@link peerCertificates}), or not at all
+   */
+  get remoteId(): PublicKey {
+    if (this.#remoteId === undefined) throw new SdnetError('ERR_NO_ENDPOINT_ID', 'The peer has no EndpointId: it authenticated with an X.509 certificate whose key is not Ed25519, or not at all');
+    return this.#remoteId;
   }
 
   /** The path datagrams currently take. */

@@ -33,6 +33,7 @@ import type { RelayInfo } from '../transport/paths/relay-pool.ts';
 import type { DirectAddress } from '../transport/quic/wire/transport-params.ts';
 import { SdnetError } from '../util/errors.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
+import { x509Credentials, type X509Options } from './x509.ts';
 
 export interface EndpointOptions {
   /** Our identity; a fresh one if not given. */
@@ -68,11 +69,20 @@ export interface EndpointOptions {
   settings?: Partial<ConnectionSettings>;
   /** Crypto implementation (default: node:crypto). */
   provider?: CryptoProvider;
+  /**
+   * Authenticate with an X.509 certificate chain instead of iroh's raw public keys, to speak
+   * QUIC with stacks that use certificates. Peers are then identified by their certificates
+   * (`Connection.peerCertificates`), and `connect()` also takes a plain socket address. The
+   * secret key stays this endpoint's relay identity.
+   */
+  x509?: X509Options;
 }
 
 export interface ConnectOptions extends SignalOptions {
   /** QUIC settings for this connection. */
   settings?: Partial<ConnectionSettings>;
+  /** X.509 endpoints: the server name to send (SNI) and to check the certificate against. */
+  serverName?: string;
 }
 
 /** Connection attempts waiting for accept() at most; later ones are turned away. */
@@ -115,6 +125,8 @@ export class Endpoint {
   readonly #incomingWaiters: (() => void)[] = [];
   readonly #handles = new Set<ConnectionHandle>();
   #closed = false;
+  /** Authenticates with X.509 credentials (not raw public keys). */
+  #x509 = false;
 
   private constructor(secretKey: SecretKey, quic: QuicEndpoint, driver: EndpointDriver, socket: PathSocket) {
     this.secretKey = secretKey;
@@ -147,6 +159,7 @@ export class Endpoint {
     const keyLog = keyLogWriter();
     let relays: RelayUrl[];
     let bind: SocketAddr[];
+    const credentials = options.x509 ? x509Credentials(options.x509) : undefined;
     try {
       relays = (options.relays ?? []).map((u) => (u instanceof RelayUrl ? u : RelayUrl.parse(u)));
       const addrs = typeof options.bindAddr === 'string' ? [options.bindAddr] : (options.bindAddr ?? ['0.0.0.0:0', '[::]:0']);
@@ -159,6 +172,7 @@ export class Endpoint {
     const quic = new QuicEndpoint({
       provider,
       secretKey: secretKey.toBytes(),
+      ...(credentials ? { credentials } : {}),
       ...(keyLog ? { keyLog } : {}),
       alpns: (options.alpns ?? []).map(encodeAlpn),
       ...(options.settings ? { settings: options.settings } : {}),
@@ -180,6 +194,7 @@ export class Endpoint {
     const driver = new EndpointDriver(quic, socket);
     self.driver = driver;
     const endpoint = new Endpoint(secretKey, quic, driver, socket);
+    endpoint.#x509 = credentials !== undefined;
     self.endpoint = endpoint;
     return endpoint;
   }
@@ -274,18 +289,21 @@ export class Endpoint {
 
   /**
    * Connect to `addr` speaking `alpn`. Resolves once the handshake completed and the peer
-   * proved it holds `addr.id`.
+   * proved it holds `addr.id` (with X.509 credentials: once its certificate was accepted;
+   * `addr` may then also be a socket address, `ip:port`).
    *
    * @throws {ConnectionError} with the cause's code (e.g. `ERR_TLS_PEER_ID_MISMATCH`,
-   *   `ERR_TLS_NO_ALPN`, `ERR_QUIC_HANDSHAKE_TIMEOUT`)
+   *   `ERR_TLS_BAD_CERTIFICATE`, `ERR_TLS_NO_ALPN`, `ERR_QUIC_HANDSHAKE_TIMEOUT`)
    */
-  async connect(addr: EndpointAddr, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
+  async connect(target: EndpointAddr | string, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
     options.signal?.throwIfAborted();
+    if (typeof target === 'string') return this.#connectSocket(target, alpn, options);
     // Every path we can use: each direct address we have a socket family for and each relay.
     // The first flight goes to all of them and the connection keeps to whichever answers
     // first (iroh-wire §3.5).
     // A hostile or bloated address must not turn one dial into a datagram spray: bounded.
+    const addr = target;
     const targets: PathAddr[] = addr.directAddresses
       .filter((a) => this.#socket.hasFamily(a.family))
       .slice(0, MAX_DIAL_DIRECT)
@@ -294,13 +312,36 @@ export class Endpoint {
     if (targets.length === 0) {
       throw new SdnetError('ERR_NO_ADDRESS', `No address of ${addr.id.fmtShort()} is usable: it has ${addr.relayUrls.length === 0 ? 'no relay URL' : 'relay URLs'} and no direct address our sockets can reach`);
     }
+    // X.509: the certificate, not the id, is what the peer proves (and what SNI names).
+    const identity = this.#x509 ? (options.serverName !== undefined ? { serverName: options.serverName } : {}) : { serverKey: addr.id.toBytes(), serverName: tlsServerName(addr.id) };
     const core = this.#quic.connect(this.#driver.clock.now(), targets[0]!, {
       alternativePaths: targets.slice(1),
-      serverKey: addr.id.toBytes(),
+      ...identity,
       alpn: encodeAlpn(alpn),
-      serverName: tlsServerName(addr.id),
       ...(options.settings ? { settings: options.settings } : {}),
     });
+    return this.#finishConnect(core, options);
+  }
+
+  /** X.509 endpoints: dial a plain socket address. */
+  async #connectSocket(target: string, alpn: string | Uint8Array, options: ConnectOptions): Promise<Connection> {
+    if (!this.#x509) throw new SdnetError('ERR_INVALID_ARGUMENT', 'Dialling a socket address needs X.509 credentials (with raw public keys, pass an EndpointAddr: its id is what the peer proves)');
+    let addr: SocketAddr;
+    try {
+      addr = SocketAddr.parse(target);
+    } catch (err) {
+      throw new SdnetError('ERR_INVALID_ARGUMENT', (err as Error).message, { cause: err });
+    }
+    if (!this.#socket.hasFamily(addr.family)) throw new SdnetError('ERR_NO_ADDRESS', `No UDP socket of this endpoint can reach ${target}`);
+    const core = this.#quic.connect(this.#driver.clock.now(), new UdpPath(addr), {
+      alpn: encodeAlpn(alpn),
+      ...(options.serverName !== undefined ? { serverName: options.serverName } : {}),
+      ...(options.settings ? { settings: options.settings } : {}),
+    });
+    return this.#finishConnect(core, options);
+  }
+
+  async #finishConnect(core: CoreConnection, options: ConnectOptions): Promise<Connection> {
     const handle = this.#track(core);
     this.#driver.schedule();
     try {

@@ -261,3 +261,44 @@ describe('node and noble providers give identical bytes on random input', () => 
     );
   });
 });
+
+describe('ECDSA P-256 / SHA-256 (X.509 credentials)', () => {
+  // RFC 6979 §A.2.5: P-256, SHA-256, message "sample". Its s is above n/2 (a "high-S"
+  // signature, as OpenSSL and BoringSSL produce): it must verify.
+  const pub = fromHex('04' + '60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6' + '7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299');
+  const priv = fromHex('c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721');
+  const r = 'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716';
+  const s = 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8';
+  const sig = fromHex(`3046022100${r}022100${s}`);
+
+  it.each(providers)('$name: the RFC 6979 key and signature; a tampered message or signature fails', (p) => {
+    expect(toHex(p.ecdsaP256Signer(priv).publicKey)).toBe(toHex(pub));
+    const v = p.ecdsaP256Verifier(pub);
+    expect(v.verify(utf8('sample'), sig)).toBe(true);
+    expect(v.verify(utf8('samplf'), sig)).toBe(false);
+    const bad = sig.slice();
+    bad[10]! ^= 1;
+    expect(v.verify(utf8('sample'), bad)).toBe(false);
+    expect(v.verify(utf8('sample'), new Uint8Array(0))).toBe(false);
+  });
+
+  it('each provider verifies the other one’s signatures', () => {
+    for (const signer of providers) {
+      const key = signer.ecdsaP256Signer(priv);
+      const message = utf8(`signed by ${signer.name}`);
+      const signature = key.sign(message);
+      for (const verifier of providers) expect(verifier.ecdsaP256Verifier(key.publicKey).verify(message, signature), `${signer.name} → ${verifier.name}`).toBe(true);
+    }
+  });
+
+  it('rejects points off the curve, compressed points and bad scalars', () => {
+    const off = pub.slice();
+    off[64]! ^= 1;
+    for (const p of providers) {
+      expect(() => p.ecdsaP256Verifier(off)).toThrow(CryptoError);
+      expect(() => p.ecdsaP256Verifier(pub.subarray(0, 33))).toThrow(CryptoError);
+      expect(() => p.ecdsaP256Signer(new Uint8Array(32))).toThrow(RangeError);
+      expect(() => p.ecdsaP256Signer(new Uint8Array(32).fill(0xff))).toThrow(RangeError);
+    }
+  });
+});

@@ -10,6 +10,7 @@
 import { gcm } from '@noble/ciphers/aes.js';
 import { chacha20, chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { p256 } from '@noble/curves/nist.js';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { expand, extract } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
@@ -164,6 +165,34 @@ export const nobleCryptoProvider: CryptoProvider = {
         if (!(signature instanceof Uint8Array) || !passesStrictSignaturePrecheck(signature)) return false;
         try {
           return ed25519.verify(signature, message, own, { zip215: false });
+        } catch {
+          return false;
+        }
+      },
+    };
+  },
+  ecdsaP256Signer(privateKey) {
+    if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32 || !p256.utils.isValidSecretKey(privateKey)) {
+      throw new RangeError('P-256 private key must be a valid 32-byte scalar');
+    }
+    const own = Uint8Array.from(privateKey);
+    return { publicKey: p256.getPublicKey(own, false), sign: (message) => p256.sign(message, own, { format: 'der' }) };
+  },
+  ecdsaP256Verifier(publicKey) {
+    try {
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || publicKey[0] !== 4) throw new Error('not an uncompressed point');
+      p256.Point.fromBytes(publicKey).assertValidity();
+    } catch {
+      throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'P-256 public key is not a valid uncompressed curve point');
+    }
+    const own = Uint8Array.from(publicKey);
+    return {
+      publicKey: own,
+      verify(message, signature) {
+        if (!(signature instanceof Uint8Array) || signature.length > 72) return false;
+        try {
+          // Other implementations do not normalise s: high-S signatures are valid ECDSA.
+          return p256.verify(signature, message, own, { format: 'der', lowS: false });
         } catch {
           return false;
         }

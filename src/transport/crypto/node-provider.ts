@@ -10,6 +10,7 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createECDH,
   createHash,
   createHmac,
   createPrivateKey,
@@ -26,6 +27,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { blake3 } from '@noble/hashes/blake3.js';
+import { p256 } from '@noble/curves/nist.js';
 import { CryptoError } from '../../util/errors.ts';
 import { utf8 } from '../../util/bytes.ts';
 import { aesHeaderProtection, checkHpKey } from './hp-shared.ts';
@@ -40,6 +42,8 @@ import {
   type Aead,
   type AeadAlgorithm,
   type CryptoProvider,
+  type EcdsaP256Signer,
+  type EcdsaP256Verifier,
   type Ed25519Signer,
   type Ed25519Verifier,
   type HashAlgorithm,
@@ -230,6 +234,47 @@ function ed25519Verifier(publicKey: Uint8Array): Ed25519Verifier {
   };
 }
 
+function ecdsaP256Signer(privateKey: Uint8Array): EcdsaP256Signer {
+  if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) throw new RangeError('P-256 private key must be 32 bytes');
+  let publicKey: Uint8Array;
+  try {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(Buffer.from(privateKey));
+    publicKey = plain(ecdh.getPublicKey());
+  } catch {
+    throw new RangeError('P-256 private key is not a valid scalar');
+  }
+  const key = createPrivateKey({
+    key: { kty: 'EC', crv: 'P-256', d: b64url(privateKey), x: b64url(publicKey.subarray(1, 33)), y: b64url(publicKey.subarray(33)) },
+    format: 'jwk',
+  });
+  return { publicKey, sign: (message) => plain(nodeSign('sha256', message, { key, dsaEncoding: 'der' })) };
+}
+
+function ecdsaP256Verifier(publicKey: Uint8Array): EcdsaP256Verifier {
+  let key: KeyObject;
+  try {
+    // Rejects anything but an uncompressed point on the curve.
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 65 || publicKey[0] !== 4) throw new Error('not an uncompressed point');
+    p256.Point.fromBytes(publicKey).assertValidity();
+    key = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64url(publicKey.subarray(1, 33)), y: b64url(publicKey.subarray(33)) }, format: 'jwk' });
+  } catch {
+    throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'P-256 public key is not a valid uncompressed curve point');
+  }
+  const own = Uint8Array.from(publicKey);
+  return {
+    publicKey: own,
+    verify(message, signature) {
+      if (!(signature instanceof Uint8Array) || signature.length > 72) return false;
+      try {
+        return nodeVerify('sha256', message, { key, dsaEncoding: 'der' }, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
 /**
  * Ephemeral X25519 keys generated ahead of time on libuv's thread pool, so a handshake does
  * not spend ~45 µs of its critical path on key generation. Each key is used once; when the
@@ -277,6 +322,8 @@ export const nodeCryptoProvider: CryptoProvider = {
   },
   ed25519Signer,
   ed25519Verifier,
+  ecdsaP256Signer,
+  ecdsaP256Verifier,
   blake3: (data, outputLength = 32) => blake3(data, { dkLen: outputLength }),
   blake3DeriveKey: (context, keyMaterial, outputLength = 32) => blake3(keyMaterial, { context: utf8(context), dkLen: outputLength }),
 };

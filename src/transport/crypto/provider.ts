@@ -95,6 +95,24 @@ export interface Ed25519Verifier {
   verify(message: Uint8Array, signature: Uint8Array): boolean;
 }
 
+/**
+ * An ECDSA P-256 signing key for TLS 1.3's ecdsa_secp256r1_sha256 (RFC 8446 §4.2.3): SHA-256
+ * of the message, signature DER-encoded (ECDSA-Sig-Value, RFC 3279 §2.2.3). Used only with
+ * X.509 credentials; iroh's profile is Ed25519.
+ */
+export interface EcdsaP256Signer {
+  /** The public key as an uncompressed SEC1 point (65 bytes, 0x04 ‖ x ‖ y). */
+  readonly publicKey: Uint8Array;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+/** An ECDSA P-256 / SHA-256 verifying key (DER signatures). */
+export interface EcdsaP256Verifier {
+  readonly publicKey: Uint8Array;
+  /** False for any signature that does not verify; never throws on bad input. */
+  verify(message: Uint8Array, signature: Uint8Array): boolean;
+}
+
 /** Every primitive sdnet needs. */
 export interface CryptoProvider {
   readonly name: string;
@@ -120,6 +138,14 @@ export interface CryptoProvider {
    *   large order on the curve
    */
   ed25519Verifier(publicKey: Uint8Array): Ed25519Verifier;
+  /** A signer from a 32-byte P-256 private scalar. @throws {RangeError} if it is not one */
+  ecdsaP256Signer(privateKey: Uint8Array): EcdsaP256Signer;
+  /**
+   * A verifier for an uncompressed SEC1 P-256 point (65 bytes).
+   *
+   * @throws {CryptoError} `ERR_INVALID_PUBLIC_KEY` if it is not a point on the curve
+   */
+  ecdsaP256Verifier(publicKey: Uint8Array): EcdsaP256Verifier;
   /** BLAKE3 hash with `outputLength` bytes of output (default 32). */
   blake3(data: Uint8Array, outputLength?: number): Uint8Array;
   /** BLAKE3 `derive_key(context, keyMaterial)` with `outputLength` bytes of output (default 32). */

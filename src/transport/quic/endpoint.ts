@@ -13,15 +13,56 @@ import { Connection, type ConnectionHost } from './connection/connection.ts';
 import type { PathAddr, Transmit } from './connection/types.ts';
 import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_VERSION_NEGOTIATIONS_PER_SECOND } from './limits.ts';
 import { TlsClientSession, TlsServerSession } from './tls/index.ts';
+import { spkiFromCertificate } from './tls/x509.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
 import { encodeTransportParameters, type DirectAddress, type TransportParameters } from './wire/transport-params.ts';
 import { retryIntegrityTag } from './protection/retry.ts';
 import { decodePacketNumber, initialKeys, unprotectHeader, type DirectionalKeys } from './protection/packet-keys.ts';
 
+/** The private key of an X.509 leaf certificate. */
+export type X509PrivateKey = { readonly algorithm: 'ed25519'; readonly seed: Uint8Array } | { readonly algorithm: 'ecdsa-p256'; readonly scalar: Uint8Array };
+
+/** What a peer presented in an X.509 handshake, for {@link QuicCredentials}' `verifyPeer`. */
+export interface PeerCertificateInfo {
+  /** Our role in the connection. */
+  readonly side: 'client' | 'server';
+  /** The peer's certificates, DER, leaf first. */
+  readonly chain: readonly Uint8Array[];
+  /** The leaf's SubjectPublicKeyInfo, DER. */
+  readonly spki: Uint8Array;
+  /** Client: the server name we dialled; server: the name the client sent (SNI), if any. */
+  readonly serverName: string | undefined;
+}
+
+/**
+ * How this endpoint authenticates in TLS. The default is iroh's profile: RFC 7250 raw public
+ * keys from `secretKey`, the peer identified by its Ed25519 key. `'x509'` makes the QUIC stack
+ * a general QUIC v1 endpoint: a certificate chain and its key (Ed25519 or ECDSA P-256), and
+ * the application's decision on the peer's chain.
+ */
+export type QuicCredentials =
+  | { readonly type: 'raw-public-key' }
+  | {
+      readonly type: 'x509';
+      /** Our certificates, DER, leaf first. */
+      readonly chain: readonly Uint8Array[];
+      readonly privateKey: X509PrivateKey;
+      /**
+       * Accept the peer's certificate? Called during the handshake, after the chain arrived and
+       * before its signature is checked; false aborts with bad_certificate. A server calls it only
+       * for clients it asked for a certificate.
+       */
+      readonly verifyPeer: (peer: PeerCertificateInfo) => boolean;
+      /** Server: ask every client for a certificate and require one (default false). */
+      readonly requireClientCertificate?: boolean;
+    };
+
 export interface QuicEndpointOptions {
   readonly provider: CryptoProvider;
-  /** Our Ed25519 secret key (32-byte seed): our identity in TLS. */
+  /** Our Ed25519 secret key (32-byte seed): our identity in TLS (with raw public keys). */
   readonly secretKey: Uint8Array;
+  /** TLS credentials (default: raw public keys from `secretKey`, iroh's profile). */
+  readonly credentials?: QuicCredentials;
   /** ALPN protocols accepted from clients; with none, incoming connections are refused. */
   readonly alpns?: readonly Uint8Array[];
   readonly settings?: Partial<ConnectionSettings>;
@@ -54,8 +95,8 @@ const RETRY_TOKEN_LIFETIME = 10_000_000;
 export interface ConnectOptions {
   /** Further paths to the same server; the first flight goes to all (iroh-wire §3.5). */
   readonly alternativePaths?: readonly PathAddr[];
-  /** The server's Ed25519 public key (the EndpointId dialled). */
-  readonly serverKey: Uint8Array;
+  /** The server's Ed25519 public key (the EndpointId dialled); required with raw public keys. */
+  readonly serverKey?: Uint8Array;
   readonly alpn: Uint8Array;
   /** SNI; iroh's `<base32hex(id)>.iroh.invalid`. */
   readonly serverName?: string;
@@ -83,6 +124,7 @@ function cidKey(cid: Uint8Array): string {
 export class QuicEndpoint implements ConnectionHost {
   readonly #provider: CryptoProvider;
   readonly #secretKey: Uint8Array;
+  readonly #credentials: QuicCredentials;
   readonly #alpns: readonly Uint8Array[];
   readonly #settings: ConnectionSettings;
   readonly #cidLength: number;
@@ -108,6 +150,8 @@ export class QuicEndpoint implements ConnectionHost {
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
     this.#secretKey = options.secretKey;
+    this.#credentials = options.credentials ?? { type: 'raw-public-key' };
+    if (this.#credentials.type === 'x509' && this.#credentials.chain.length === 0) throw new TypeError('X.509 credentials need at least one certificate');
     this.#alpns = options.alpns ?? [];
     this.#settings = { ...DEFAULT_CONNECTION_SETTINGS, ...options.settings };
     this.#cidLength = options.cidLength ?? 8;
@@ -166,6 +210,7 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** Start a connection to `path`. */
   connect(now: number, path: PathAddr, options: ConnectOptions): Connection {
+    if (this.#credentials.type === 'raw-public-key' && options.serverKey === undefined) throw new TypeError('With raw public keys, connect() needs the server key');
     // RFC 9000 §7.2: the client's first DCID is at least 8 unpredictable bytes (iroh uses 20).
     const dcid = this.#provider.randomBytes(20);
     const settings = { ...this.#settings, ...options.settings };
@@ -183,11 +228,10 @@ export class QuicEndpoint implements ConnectionHost {
       tls: (params) =>
         new TlsClientSession({
           provider: this.#provider,
-          certificate: { type: 'raw-public-key', secretKey: this.#secretKey },
-          signer: this.#signer,
+          ...this.#tlsCredentials('client', () => options.serverName),
           alpnProtocols: [options.alpn],
           transportParameters: this.#encodeParams(params),
-          expectedServerKey: options.serverKey,
+          ...(options.serverKey !== undefined ? { expectedServerKey: options.serverKey } : {}),
           ...(options.serverName !== undefined ? { serverName: options.serverName } : {}),
           ...(options.sendEmptyKeyShare ? { sendEmptyKeyShare: true } : {}),
           ...(this.#keyLog ? { keyLog: this.#keyLog } : {}),
@@ -197,6 +241,18 @@ export class QuicEndpoint implements ConnectionHost {
     this.#connections.push(connection);
     this.#stats.connections++;
     return connection;
+  }
+
+  /** The TLS identity options of either role, from this endpoint's credentials. */
+  #tlsCredentials(side: 'client' | 'server', serverName: () => string | undefined) {
+    const c = this.#credentials;
+    if (c.type === 'raw-public-key') return { certificate: { type: 'raw-public-key' as const, secretKey: this.#secretKey }, signer: this.#signer };
+    const verify = (_key: Uint8Array, chain: readonly Uint8Array[]): boolean => c.verifyPeer({ side, chain, spki: spkiFromCertificate(chain[0]!), serverName: serverName() });
+    const key = c.privateKey;
+    return {
+      certificate: { type: 'x509' as const, chain: c.chain, ...(key.algorithm === 'ed25519' ? { secretKey: key.seed } : { secretKey: key.scalar, keyAlgorithm: 'ecdsa-p256' as const }) },
+      ...(side === 'client' ? { verifyServerKey: verify } : { verifyClientKey: verify, requireClientCertificate: c.requireClientCertificate === true }),
+    };
   }
 
   #encodeParams(params: TransportParameters): Uint8Array {
@@ -333,16 +389,17 @@ export class QuicEndpoint implements ConnectionHost {
       path,
       now,
       cidLength: this.#cidLength,
-      tls: (params) =>
-        new TlsServerSession({
+      tls: (params) => {
+        const session: TlsServerSession = new TlsServerSession({
           provider: this.#provider,
-          certificate: { type: 'raw-public-key', secretKey: this.#secretKey },
-          signer: this.#signer,
+          ...this.#tlsCredentials('server', () => session.serverName),
           alpnProtocols: this.#alpns,
           transportParameters: this.#encodeParams(params),
           ...(this.#cipherSuites ? { cipherSuites: this.#cipherSuites } : {}),
           ...(this.#keyLog ? { keyLog: this.#keyLog } : {}),
-        }),
+        });
+        return session;
+      },
     });
     this.#connections.push(connection);
     this.#stats.connections++;

@@ -491,6 +491,11 @@ export class Connection {
     return this.#tls.isHandshaking ? undefined : this.#tls.peerPublicKey;
   }
 
+  /** The peer's X.509 certificates (DER, leaf first) with X.509 credentials; empty with raw public keys. */
+  get peerCertificates(): readonly Uint8Array[] {
+    return this.#tls.isHandshaking ? [] : this.#tls.peerCertificates;
+  }
+
   /** The path datagrams currently go to. */
   get path(): PathAddr {
     return this.#path.addr;

@@ -7,7 +7,6 @@
  * @module
  */
 import type { X25519KeyPair } from '../../crypto/provider.ts';
-import type { Ed25519Verifier } from '../../crypto/provider.ts';
 import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { tlsAlert } from './alerts.ts';
 import {
@@ -47,14 +46,18 @@ import {
   type Extension,
   type HandshakeMessage,
 } from './messages.ts';
-import { TlsSessionBase, type EncryptionLevel, type TlsCommonConfig } from './session.ts';
+import { TlsSessionBase, type EncryptionLevel, type PeerSignatureVerifier, type TlsCommonConfig } from './session.ts';
 
 export interface TlsClientConfig extends TlsCommonConfig {
   /** SNI to send: iroh's `<base32hex(id)>.iroh.invalid` in raw-key mode. */
   readonly serverName?: string;
   /** The 32-byte Ed25519 key the server must prove (the dialled EndpointId). */
   readonly expectedServerKey?: Uint8Array;
-  /** X.509 test mode: accept the server's leaf key? (Default: accept.) */
+  /**
+   * X.509 mode: accept the server's certificate? `key` is the leaf's Ed25519 key (32 bytes)
+   * or, for an ECDSA P-256 leaf, its SubjectPublicKeyInfo DER; `chain` is the DER chain, leaf
+   * first. (Default: accept.)
+   */
   readonly verifyServerKey?: (key: Uint8Array, chain: readonly Uint8Array[]) => boolean;
   /**
    * Test-only: offer no key share at first, so the server must answer with a
@@ -86,7 +89,7 @@ export class TlsClientSession extends TlsSessionBase {
   #handshake: HandshakeSecrets | undefined;
   #certificateRequested: Uint8Array | undefined;
   #serverKey: Uint8Array | undefined;
-  #serverKeyVerifier: Ed25519Verifier | undefined;
+  #serverKeyVerifier: PeerSignatureVerifier | undefined;
 
   constructor(config: TlsClientConfig) {
     super(config);
@@ -112,7 +115,7 @@ export class TlsClientSession extends TlsSessionBase {
     if (this.config.serverName !== undefined) ext.push({ type: ExtensionType.server_name, data: encodeServerName(this.config.serverName) });
     ext.push({ type: ExtensionType.supported_versions, data: encodeSupportedVersionsClient([TLS13_VERSION]) });
     ext.push({ type: ExtensionType.supported_groups, data: encodeU16List([NamedGroup.x25519]) });
-    ext.push({ type: ExtensionType.signature_algorithms, data: encodeU16List([SignatureScheme.ed25519]) });
+    ext.push({ type: ExtensionType.signature_algorithms, data: encodeU16List(this.offeredSchemes) });
     const shares = this.#keyPair ? [{ group: NamedGroup.x25519, keyExchange: this.#keyPair.publicKey }] : [];
     ext.push({ type: ExtensionType.key_share, data: encodeKeyShareClient(shares) });
     ext.push({ type: ExtensionType.application_layer_protocol_negotiation, data: encodeAlpn(this.config.alpnProtocols) });
@@ -294,8 +297,9 @@ export class TlsClientSession extends TlsSessionBase {
     const sigAlgs = cr.extensions.find((e) => e.type === ExtensionType.signature_algorithms);
     // RFC 8446 §4.3.2: "The 'signature_algorithms' extension MUST be specified".
     if (sigAlgs === undefined) throw tlsAlert('missing_extension', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', 'CertificateRequest without signature_algorithms');
-    if (!decodeU16List(sigAlgs.data, 'signature_algorithms').includes(SignatureScheme.ed25519)) {
-      throw tlsAlert('handshake_failure', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', 'Server does not accept Ed25519 client signatures');
+    // RFC 8446 §4.4.3: our CertificateVerify must use a scheme the server listed.
+    if (!decodeU16List(sigAlgs.data, 'signature_algorithms').includes(this.signatureScheme)) {
+      throw tlsAlert('handshake_failure', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', `Server does not accept ${this.signatureScheme === SignatureScheme.ed25519 ? 'Ed25519' : 'ECDSA P-256'} client signatures`);
     }
     this.#certificateRequested = cr.context.slice();
     this.transcriptAdd(msg.raw);
@@ -322,7 +326,7 @@ export class TlsClientSession extends TlsSessionBase {
   #onCertificateVerify(msg: HandshakeMessage & { raw: Uint8Array }): void {
     const cv = decodeCertificateVerify(msg.body);
     this.verifyPeerCertificateVerify(this.#serverKeyVerifier!, cv.scheme, cv.signature);
-    this.peerKey = this.#serverKey;
+    this.peerKey = this.#serverKeyVerifier!.scheme === SignatureScheme.ed25519 ? this.#serverKey : undefined;
     this.transcriptAdd(msg.raw);
     this.#state = 'wait_finished';
   }

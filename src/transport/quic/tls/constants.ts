@@ -45,8 +45,8 @@ export const LEGACY_VERSION = 0x0303;
 /** Named groups: we speak x25519 only (iroh-wire §2). */
 export const NamedGroup = { x25519: 0x001d, secp256r1: 0x0017, secp384r1: 0x0018 } as const;
 
-/** Signature schemes: Ed25519 only (iroh-wire §2). */
-export const SignatureScheme = { ed25519: 0x0807 } as const;
+/** Signature schemes: Ed25519 (iroh-wire §2); ECDSA P-256 with SHA-256 for X.509 credentials only. */
+export const SignatureScheme = { ed25519: 0x0807, ecdsa_secp256r1_sha256: 0x0403 } as const;
 
 /** Certificate types (RFC 7250 §3 / IANA TLS Certificate Types). */
 export const CertificateType = { x509: 0, raw_public_key: 2 } as const;

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import type { Ed25519Verifier } from '../../crypto/provider.ts';
 import { tlsAlert } from './alerts.ts';
 import {
   CertificateType,
@@ -43,7 +42,7 @@ import {
   type Extension,
   type HandshakeMessage,
 } from './messages.ts';
-import { TlsSessionBase, type EncryptionLevel, type TlsCommonConfig } from './session.ts';
+import { TlsSessionBase, type EncryptionLevel, type PeerSignatureVerifier, type TlsCommonConfig } from './session.ts';
 
 export interface TlsServerConfig extends TlsCommonConfig {
   /**
@@ -51,7 +50,11 @@ export interface TlsServerConfig extends TlsCommonConfig {
    * server always sends CertificateRequest, iroh-wire §2).
    */
   readonly requireClientCertificate?: boolean;
-  /** X.509 test mode: accept the client's leaf key? (Default: accept.) */
+  /**
+   * X.509 mode: accept the client's certificate? `key` is the leaf's Ed25519 key (32 bytes)
+   * or, for an ECDSA P-256 leaf, its SubjectPublicKeyInfo DER; `chain` is the DER chain, leaf
+   * first. (Default: accept.)
+   */
   readonly verifyClientKey?: (key: Uint8Array, chain: readonly Uint8Array[]) => boolean;
 }
 
@@ -64,7 +67,7 @@ export class TlsServerSession extends TlsSessionBase {
   #handshake: HandshakeSecrets | undefined;
   #retrySuite: CipherSuite | undefined;
   #clientKey: Uint8Array | undefined;
-  #clientKeyVerifier: Ed25519Verifier | undefined;
+  #clientKeyVerifier: PeerSignatureVerifier | undefined;
   /** The server name the client sent, if any (informational only). */
   serverName: string | undefined;
 
@@ -137,8 +140,9 @@ export class TlsServerSession extends TlsSessionBase {
     // RFC 8446 §4.2.3: a certificate-authenticating server needs signature_algorithms.
     const sigAlgs = ext.get(ExtensionType.signature_algorithms);
     if (sigAlgs === undefined) throw tlsAlert('missing_extension', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', 'ClientHello has no signature_algorithms');
-    if (!decodeU16List(sigAlgs, 'signature_algorithms').includes(SignatureScheme.ed25519)) {
-      throw tlsAlert('handshake_failure', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', 'Client does not accept Ed25519 signatures');
+    // RFC 8446 §4.4.3: our CertificateVerify must use a scheme the client listed.
+    if (!decodeU16List(sigAlgs, 'signature_algorithms').includes(this.signatureScheme)) {
+      throw tlsAlert('handshake_failure', 'ERR_TLS_NO_COMMON_SIGNATURE_SCHEME', `Client does not accept ${this.signatureScheme === SignatureScheme.ed25519 ? 'Ed25519' : 'ECDSA P-256'} signatures`);
     }
 
     // RFC 9001 §8.1 / RFC 7301 §3.2: no common ALPN → no_application_protocol.
@@ -227,7 +231,7 @@ export class TlsServerSession extends TlsSessionBase {
     if (this.config.transportParameters !== undefined) eeExt.push({ type: ExtensionType.quic_transport_parameters, data: this.config.transportParameters });
     this.#flight(encodeEncryptedExtensions({ extensions: eeExt }));
     if (this.#requireClientCert) {
-      this.#flight(encodeCertificateRequest({ context: new Uint8Array(0), extensions: [{ type: ExtensionType.signature_algorithms, data: encodeU16List([SignatureScheme.ed25519]) }] }));
+      this.#flight(encodeCertificateRequest({ context: new Uint8Array(0), extensions: [{ type: ExtensionType.signature_algorithms, data: encodeU16List(this.offeredSchemes) }] }));
     }
     this.#flight(this.buildCertificate(new Uint8Array(0)));
     this.#flight(this.buildCertificateVerify());
@@ -286,7 +290,7 @@ export class TlsServerSession extends TlsSessionBase {
     this.verifyPeerFinished(this.#handshake!.clientHandshakeTrafficSecret, msg.body);
     this.transcriptAdd(msg.raw);
     // The client is authenticated only now: its key becomes the peer identity.
-    this.peerKey = this.#clientKey;
+    this.peerKey = this.#clientKeyVerifier?.scheme === SignatureScheme.ed25519 ? this.#clientKey : undefined;
     this.handshakeDone = true;
     this.#state = 'connected';
   }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { CryptoProvider, Ed25519Signer, Ed25519Verifier, Hasher } from '../../crypto/provider.ts';
+import type { CryptoProvider, Ed25519Signer, Hasher } from '../../crypto/provider.ts';
 import { CryptoError, DecodeError } from '../../../util/errors.ts';
 import { MAX_TLS_CERTIFICATE_ENTRIES, MAX_TLS_HANDSHAKE_MESSAGE_BYTES } from '../limits.ts';
 import { TlsAlertError, tlsAlert } from './alerts.ts';
@@ -17,7 +17,7 @@ import { HandshakeReassembler, decodeCertificate, encodeCertificate, encodeCerti
 import { decodeEd25519SpkiBytes, encodeEd25519SpkiBytes } from './raw-public-key.ts';
 import { finishedVerifyData } from './key-schedule.ts';
 import { equalBytesConstantTime } from '../../../util/bytes.ts';
-import { spkiFromCertificate } from './x509.ts';
+import { keyFromSpki, spkiFromCertificate } from './x509.ts';
 
 /** QUIC encryption levels that carry handshake bytes (no 0-RTT). */
 export type EncryptionLevel = 'initial' | 'handshake' | 'application';
@@ -32,10 +32,20 @@ export interface TrafficSecrets {
   readonly remote: Uint8Array;
 }
 
-/** Our certificate: an RFC 7250 raw public key (iroh), or an X.509 chain (test mode only). */
+/**
+ * Our certificate: an RFC 7250 raw public key (iroh), or an X.509 chain (leaf first, DER)
+ * whose leaf key is `secretKey`: an Ed25519 seed, or a P-256 private scalar when
+ * `keyAlgorithm` is 'ecdsa-p256'.
+ */
 export type LocalCertificate =
   | { readonly type: 'raw-public-key'; readonly secretKey: Uint8Array }
-  | { readonly type: 'x509'; readonly secretKey: Uint8Array; readonly chain: readonly Uint8Array[] };
+  | { readonly type: 'x509'; readonly secretKey: Uint8Array; readonly chain: readonly Uint8Array[]; readonly keyAlgorithm?: 'ed25519' | 'ecdsa-p256' };
+
+/** Checks the peer's CertificateVerify signature with the scheme its key allows. */
+export interface PeerSignatureVerifier {
+  readonly scheme: number;
+  verify(message: Uint8Array, signature: Uint8Array): boolean;
+}
 
 export interface TlsCommonConfig {
   readonly provider: CryptoProvider;
@@ -75,8 +85,10 @@ export interface CryptoSession {
   readonly alpn: Uint8Array | undefined;
   /** The peer's encoded transport parameters (QUIC mode). */
   readonly peerTransportParameters: Uint8Array | undefined;
-  /** The peer's 32-byte Ed25519 public key, once its certificate has been read. */
+  /** The peer's 32-byte Ed25519 public key, once its certificate has been read (undefined for other key types). */
   readonly peerPublicKey: Uint8Array | undefined;
+  /** The peer's X.509 chain (DER, leaf first) in X.509 mode; empty with raw public keys. */
+  readonly peerCertificates: readonly Uint8Array[];
   /** The negotiated cipher suite. */
   readonly cipherSuite: CipherSuite | undefined;
   /** The exporter master secret (RFC 8446 §7.5), once derived. */
@@ -105,7 +117,9 @@ export abstract class TlsSessionBase implements CryptoSession {
   abstract readonly side: 'client' | 'server';
   protected readonly config: TlsCommonConfig;
   protected readonly provider: CryptoProvider;
-  protected readonly signer: Ed25519Signer;
+  protected readonly signer: { readonly publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array };
+  /** The scheme of our CertificateVerify (RFC 8446 §4.2.3), from our key. */
+  protected readonly signatureScheme: number;
   protected readonly suites: readonly CipherSuite[];
 
   readonly #reassemblers = new Map<EncryptionLevel, HandshakeReassembler>();
@@ -129,7 +143,14 @@ export abstract class TlsSessionBase implements CryptoSession {
     for (const p of config.alpnProtocols) if (p.length === 0 || p.length > 255) throw new RangeError('ALPN protocols must be 1..255 bytes');
     this.config = config;
     this.provider = config.provider;
-    this.signer = config.signer ?? config.provider.ed25519Signer(config.certificate.secretKey);
+    const cert = config.certificate;
+    if (cert.type === 'x509' && cert.keyAlgorithm === 'ecdsa-p256') {
+      this.signer = config.provider.ecdsaP256Signer(cert.secretKey);
+      this.signatureScheme = SignatureScheme.ecdsa_secp256r1_sha256;
+    } else {
+      this.signer = config.signer ?? config.provider.ed25519Signer(cert.secretKey);
+      this.signatureScheme = SignatureScheme.ed25519;
+    }
     const ids = config.cipherSuites ?? CIPHER_SUITES.map((s) => s.id);
     this.suites = ids.map((id) => {
       const s = cipherSuiteById(id);
@@ -162,6 +183,13 @@ export abstract class TlsSessionBase implements CryptoSession {
   }
   protected get rawKeys(): boolean {
     return this.config.certificate.type === 'raw-public-key';
+  }
+  /**
+   * The signature schemes we accept from the peer (signature_algorithms, RFC 8446 §4.2.3):
+   * Ed25519 only with raw public keys (iroh's profile), Ed25519 and ECDSA P-256 with X.509.
+   */
+  protected get offeredSchemes(): number[] {
+    return this.rawKeys ? [SignatureScheme.ed25519] : [SignatureScheme.ed25519, SignatureScheme.ecdsa_secp256r1_sha256];
   }
 
   pollHandshakeData(): { level: EncryptionLevel; data: Uint8Array } | undefined {
@@ -278,17 +306,18 @@ export abstract class TlsSessionBase implements CryptoSession {
     return encodeCertificate({ context, entries });
   }
 
-  /** Our CertificateVerify: Ed25519 over the §4.4.3 content. */
+  /** Our CertificateVerify: Ed25519 (or ECDSA P-256 with such an X.509 key) over the §4.4.3 content. */
   protected buildCertificateVerify(): Uint8Array {
     const content = certificateVerifyContent(this.side, this.transcriptHash());
-    return encodeCertificateVerify({ scheme: SignatureScheme.ed25519, signature: this.signer.sign(content) });
+    return encodeCertificateVerify({ scheme: this.signatureScheme, signature: this.signer.sign(content) });
   }
 
   /**
-   * Read the peer's Certificate and return its Ed25519 public key. Raw-key mode accepts
-   * exactly one entry holding an Ed25519 SPKI; X.509 mode takes the leaf's SPKI.
+   * Read the peer's Certificate and return its public key: the 32-byte Ed25519 key, or (X.509
+   * mode, ECDSA P-256 leaf) the leaf's SubjectPublicKeyInfo DER. Raw-key mode accepts exactly
+   * one entry holding an Ed25519 SPKI; X.509 mode takes the leaf's SPKI.
    */
-  protected readPeerCertificate(body: Uint8Array, expectedContext: Uint8Array): { key: Uint8Array | undefined; verifier: Ed25519Verifier | undefined; message: Certificate } {
+  protected readPeerCertificate(body: Uint8Array, expectedContext: Uint8Array): { key: Uint8Array | undefined; verifier: PeerSignatureVerifier | undefined; message: Certificate } {
     const message = decodeCertificate(body, MAX_TLS_CERTIFICATE_ENTRIES);
     if (message.context.length !== expectedContext.length || message.context.some((b, i) => b !== expectedContext[i])) {
       throw tlsAlert('illegal_parameter', 'ERR_TLS_ILLEGAL_PARAMETER', 'Certificate request context does not match');
@@ -308,13 +337,28 @@ export abstract class TlsSessionBase implements CryptoSession {
         throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', (err as Error).message);
       }
       this.peerCertificates = message.entries.map((e) => e.data.slice());
+      let parsed;
+      try {
+        parsed = keyFromSpki(spki);
+      } catch (err) {
+        throw tlsAlert('unsupported_certificate', 'ERR_TLS_BAD_CERTIFICATE', (err as Error).message);
+      }
+      if (parsed.algorithm === 'ecdsa-p256') {
+        try {
+          const v = this.provider.ecdsaP256Verifier(parsed.key);
+          return { key: spki, verifier: { scheme: SignatureScheme.ecdsa_secp256r1_sha256, verify: (m, sig) => v.verify(m, sig) }, message };
+        } catch (err) {
+          throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', `Peer certificate is not a valid P-256 key: ${(err as Error).message}`);
+        }
+      }
     }
     let key: Uint8Array;
-    let verifier: Ed25519Verifier;
+    let verifier: PeerSignatureVerifier;
     try {
       key = decodeEd25519SpkiBytes(spki);
       // Rejects keys off the curve or of small order before any signature is checked.
-      verifier = this.provider.ed25519Verifier(key);
+      const v = this.provider.ed25519Verifier(key);
+      verifier = { scheme: SignatureScheme.ed25519, verify: (m, sig) => v.verify(m, sig) };
     } catch (err) {
       throw tlsAlert('bad_certificate', 'ERR_TLS_BAD_CERTIFICATE', `Peer certificate is not a valid Ed25519 key: ${(err as Error).message}`);
     }
@@ -322,10 +366,10 @@ export abstract class TlsSessionBase implements CryptoSession {
   }
 
   /** Verify the peer's CertificateVerify (RFC 8446 §4.4.3) against `key` and the transcript so far. */
-  protected verifyPeerCertificateVerify(verifier: Ed25519Verifier, scheme: number, signature: Uint8Array): void {
-    // RFC 8446 §4.4.3: the scheme MUST be one we offered; we offer Ed25519 only.
-    if (scheme !== SignatureScheme.ed25519) {
-      throw tlsAlert('illegal_parameter', 'ERR_TLS_SIGNATURE_SCHEME', `CertificateVerify uses scheme 0x${scheme.toString(16)}, not Ed25519`);
+  protected verifyPeerCertificateVerify(verifier: PeerSignatureVerifier, scheme: number, signature: Uint8Array): void {
+    // RFC 8446 §4.4.3: the scheme MUST be one we offered, and fit the certificate's key.
+    if (scheme !== verifier.scheme || !this.offeredSchemes.includes(scheme)) {
+      throw tlsAlert('illegal_parameter', 'ERR_TLS_SIGNATURE_SCHEME', `CertificateVerify uses scheme 0x${scheme.toString(16)}, not 0x${verifier.scheme.toString(16)} of the certificate's key`);
     }
     const peerSide = this.side === 'client' ? 'server' : 'client';
     const content = certificateVerifyContent(peerSide, this.transcriptHash());

@@ -1,8 +1,8 @@
 /**
  * Just enough DER to find the SubjectPublicKeyInfo inside an X.509 certificate
- * (RFC 5280 §4.1). Used only by the X.509 test mode, which lets the TLS engine be checked
- * against OpenSSL through node:tls with Ed25519 certificates. Chains are not validated:
- * the test mode pins keys.
+ * (RFC 5280 §4.1) and read the key in it (Ed25519, RFC 8410; ECDSA P-256, RFC 5480). Used by
+ * the X.509 credential mode; chains are judged by the application's verification callback
+ * (or pinned keys), not here.
  *
  * @module
  */
@@ -58,4 +58,45 @@ export function spkiFromCertificate(der: Uint8Array): Uint8Array {
   }
   if (field.tag !== 0x30) throw new DecodeError('Cannot decode certificate: no SubjectPublicKeyInfo');
   return der.slice(pos, field.end);
+}
+
+/** The public key of a SubjectPublicKeyInfo, for the algorithms the TLS engine signs with. */
+export type SpkiKey = { readonly algorithm: 'ed25519'; readonly key: Uint8Array } | { readonly algorithm: 'ecdsa-p256'; readonly key: Uint8Array };
+
+const OID_ED25519 = Uint8Array.of(0x2b, 0x65, 0x70);
+/** id-ecPublicKey (RFC 5480 §2.1.1) and the secp256r1 named curve (§2.1.1.1). */
+const OID_EC_PUBLIC_KEY = Uint8Array.of(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01);
+const OID_P256 = Uint8Array.of(0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07);
+
+const same = (buf: Uint8Array, t: Tlv, oid: Uint8Array) => t.tag === 0x06 && t.end - t.start === oid.length && oid.every((b, i) => buf[t.start + i] === b);
+
+/**
+ * The key in a DER SubjectPublicKeyInfo: an Ed25519 key (32 bytes) or an uncompressed P-256
+ * point (65 bytes); whether the point is on its curve is checked by whoever uses it.
+ *
+ * @throws {DecodeError} for any other algorithm or a malformed structure
+ */
+export function keyFromSpki(spki: Uint8Array): SpkiKey {
+  const outer = readTlv(spki, 0, spki.length);
+  if (outer.tag !== 0x30 || outer.end !== spki.length) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: not a DER SEQUENCE');
+  const alg = readTlv(spki, outer.start, outer.end);
+  if (alg.tag !== 0x30) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: no AlgorithmIdentifier');
+  const oid = readTlv(spki, alg.start, alg.end);
+  const bits = readTlv(spki, alg.end, outer.end);
+  if (bits.tag !== 0x03 || bits.end !== outer.end || bits.end - bits.start < 2 || spki[bits.start] !== 0) {
+    throw new DecodeError('Cannot decode SubjectPublicKeyInfo: bad subjectPublicKey BIT STRING');
+  }
+  const key = spki.slice(bits.start + 1, bits.end);
+  if (same(spki, oid, OID_ED25519) && oid.end === alg.end) {
+    // RFC 8410 §3: no parameters.
+    if (key.length !== 32) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: Ed25519 key is not 32 bytes');
+    return { algorithm: 'ed25519', key };
+  }
+  if (same(spki, oid, OID_EC_PUBLIC_KEY)) {
+    const curve = readTlv(spki, oid.end, alg.end);
+    if (!same(spki, curve, OID_P256) || curve.end !== alg.end) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: EC key on a curve other than P-256');
+    if (key.length !== 65 || key[0] !== 0x04) throw new DecodeError('Cannot decode SubjectPublicKeyInfo: P-256 key is not an uncompressed point');
+    return { algorithm: 'ecdsa-p256', key };
+  }
+  throw new DecodeError('Cannot decode SubjectPublicKeyInfo: the key is neither Ed25519 nor ECDSA P-256');
 }
