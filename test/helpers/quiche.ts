@@ -105,6 +105,8 @@ export class QuicheLink {
   conn: Connection | undefined;
   /** Where quiche believes the sdnet peer is (change it to simulate NAT rebinding). */
   oursAddr: Host = { host: '127.0.0.2', port: 4434 };
+  /** The path sdnet receives quiche's datagrams on (change it to rebind quiche's address). */
+  quichePath: PathAddr = QUICHE_PATH;
   /** Datagrams each way, as sent (before drops). */
   readonly toQuiche: Uint8Array[] = [];
   readonly toOurs: Uint8Array[] = [];
@@ -170,7 +172,7 @@ export class QuicheLink {
   #deliverToOurs(d: Uint8Array): void {
     const i = this.toOurs.push(d) - 1;
     if (this.#options.dropToOurs?.(i, d)) return;
-    this.ours.handleDatagram(nowUs(), QUICHE_PATH, d.slice());
+    this.ours.handleDatagram(nowUs(), this.quichePath, d.slice());
     for (let c = this.ours.pollIncoming(); c !== undefined; c = this.ours.pollIncoming()) this.conn ??= c;
   }
 
