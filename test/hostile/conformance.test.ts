@@ -21,7 +21,7 @@ import { decodePacketNumber, initialKeys, unprotectHeader } from '../../src/tran
 import { decodeFrame, type Frame } from '../../src/transport/quic/wire/frames.ts';
 import { parseHeader } from '../../src/transport/quic/wire/header.ts';
 import { ByteReader } from '../../src/transport/quic/wire/reader.ts';
-import { Arena, expectAlive } from './arena.ts';
+import { Arena, expectAlive, expectClosedWith } from './arena.ts';
 import { F, TEST_ALPN, type RawPeer } from './raw-peer.ts';
 
 const bytes = (n: number, fill = 0x61) => new Uint8Array(n).fill(fill);
@@ -304,5 +304,136 @@ describe('4. every PTO probe of a client Initial carries the ClientHello (RFC 90
     // The server answered the first datagram that reached it, the second probe: it carried the ClientHello.
     const third = clientInitialFrames(w.fromClient[2]!, client.originalDcid)!;
     expect(third.some((f) => f.type === 'crypto' && f.offset === 0)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------- RFC 9000 §19 frames against stream states
+
+describe('RFC 9000 §3, §4.5, §19: frames against stream states (beyond frames.test.ts)', () => {
+  const E = { STREAM_LIMIT_ERROR: 0x04, STREAM_STATE_ERROR: 0x05, FINAL_SIZE_ERROR: 0x06, FLOW_CONTROL_ERROR: 0x03 };
+
+  it('a second RESET_STREAM with another final size → FINAL_SIZE_ERROR (§4.5)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10))]);
+    arena.send(peer, [F.resetStream(2, 1, 10)]);
+    expectAlive(arena, conn);
+    arena.send(peer, [F.resetStream(2, 1, 11)]);
+    expectClosedWith(arena, conn, peer, E.FINAL_SIZE_ERROR, 0x04);
+  });
+
+  it('a repeated RESET_STREAM with the same final size is accepted (a retransmission)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10))]);
+    arena.send(peer, [F.resetStream(2, 1, 10)]);
+    arena.send(peer, [F.resetStream(2, 1, 10)]);
+    expectAlive(arena, conn);
+  });
+
+  it('STREAM data beyond the final size a RESET_STREAM gave → FINAL_SIZE_ERROR (§4.5)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10))]);
+    arena.send(peer, [F.resetStream(2, 1, 10)]);
+    arena.send(peer, [F.stream(2, 10, bytes(5))]);
+    expectClosedWith(arena, conn, peer, E.FINAL_SIZE_ERROR);
+  });
+
+  it('RESET_STREAM after the FIN and all data arrived, with the same final size, is accepted', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10), true)]);
+    arena.send(peer, [F.resetStream(2, 1, 10)]);
+    expectAlive(arena, conn);
+  });
+
+  it('STREAM_DATA_BLOCKED beyond MAX_STREAMS → STREAM_LIMIT_ERROR (§4.6)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.streamDataBlocked(400, 0)]);
+    expectClosedWith(arena, conn, peer, E.STREAM_LIMIT_ERROR, 0x15);
+  });
+
+  it('STREAM_DATA_BLOCKED for a local bidi stream not yet opened → STREAM_STATE_ERROR', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.streamDataBlocked(1, 0)]);
+    expectClosedWith(arena, conn, peer, E.STREAM_STATE_ERROR, 0x15);
+  });
+
+  it('STREAM_DATA_BLOCKED opens the peer’s stream and every lower one of its type (§3.2)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.streamDataBlocked(8, 0)]);
+    const opened: number[] = [];
+    for (let e = conn.pollEvent(); e; e = conn.pollEvent()) if (e.type === 'stream-opened') opened.push(e.id);
+    expect(opened).toEqual([0, 4, 8]);
+    expectAlive(arena, conn);
+  });
+
+  it('MAX_STREAM_DATA and STOP_SENDING beyond MAX_STREAMS → STREAM_LIMIT_ERROR (§4.6)', () => {
+    for (const frame of [F.maxStreamData(400, 10), F.stopSending(400, 1)]) {
+      const arena = new Arena();
+      const { peer, conn } = arena.handshake();
+      arena.send(peer, [frame]);
+      expectClosedWith(arena, conn, peer, E.STREAM_LIMIT_ERROR);
+    }
+  });
+
+  it('STOP_SENDING opens a peer bidi stream not yet seen and is answered with RESET_STREAM of final size 0 (§3.5, §19.5)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stopSending(4, 3)]);
+    arena.advance(50);
+    expect(peer.framesOf('reset_stream')).toEqual([{ type: 'reset_stream', id: 4, code: 3, finalSize: 0 }]);
+    expectAlive(arena, conn);
+  });
+
+  it('MAX_STREAM_DATA on a peer bidi stream not yet seen opens it (§19.10)', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.maxStreamData(4, 5000)]);
+    const opened: number[] = [];
+    for (let e = conn.pollEvent(); e; e = conn.pollEvent()) if (e.type === 'stream-opened') opened.push(e.id);
+    expect(opened).toEqual([0, 4]);
+    expect(conn.writeStream(4, bytes(10))).toBe(10);
+    expectAlive(arena, conn);
+  });
+
+  it('STREAM on a peer stream already finished and forgotten is ignored, not reopened', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10), true)]);
+    while (!conn.readStream(2).fin) {
+      // read it all
+    }
+    arena.send(peer, [F.stream(2, 0, bytes(10), true)]);
+    const opened: number[] = [];
+    for (let e = conn.pollEvent(); e; e = conn.pollEvent()) if (e.type === 'stream-opened') opened.push(e.id);
+    expect(opened).toEqual([2]);
+    expect(conn.isReadable(2)).toBe(false);
+    expectAlive(arena, conn);
+  });
+
+  it('after STOP_SENDING, the stream window is still enforced: data beyond MAX_STREAM_DATA → FLOW_CONTROL_ERROR', () => {
+    const arena = new Arena({ settings: { streamReceiveWindow: 10_000 } });
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(2, 0, bytes(10))]);
+    conn.stopSending(2, 1);
+    arena.send(peer, [F.stream(2, 9_000, bytes(2_000))]);
+    expectClosedWith(arena, conn, peer, E.FLOW_CONTROL_ERROR);
+  });
+
+  it('after STOP_SENDING, while data is still missing, a final size that changes → FINAL_SIZE_ERROR', () => {
+    const arena = new Arena();
+    const { peer, conn } = arena.handshake();
+    arena.send(peer, [F.stream(6, 0, bytes(10))]);
+    conn.stopSending(6, 1);
+    // Size Known with a gap at [10, 15): the stream is kept, so the change is seen.
+    arena.send(peer, [F.stream(6, 15, bytes(5), true)]);
+    expectAlive(arena, conn);
+    arena.send(peer, [F.stream(6, 15, bytes(6), true)]);
+    expectClosedWith(arena, conn, peer, E.FINAL_SIZE_ERROR);
   });
 });

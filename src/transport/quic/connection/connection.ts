@@ -1074,7 +1074,12 @@ export class Connection {
       case 'stream_data_blocked':
       case 'streams_blocked':
         // Informational; our window updates are driven by consumption (RFC 9000 §4.1).
-        if (frame.type === 'stream_data_blocked') this.#checkStreamFrame(frame.id, 'recv', wireType);
+        if (frame.type === 'stream_data_blocked') {
+          this.#checkStreamFrame(frame.id, 'recv', wireType);
+          // RFC 9000 §3.2: it opens a peer's stream (and the lower ones); §4.6: beyond our
+          // MAX_STREAMS → STREAM_LIMIT_ERROR; §19.8: a local stream not yet opened → STREAM_STATE_ERROR.
+          this.#getOrOpenStream(frame.id, wireType);
+        }
         return;
       case 'new_token':
         // RFC 9000 §19.7: a server receiving NEW_TOKEN → PROTOCOL_VIOLATION. Clients ignore it (no 0-RTT).
@@ -1547,7 +1552,12 @@ export class Connection {
   #onResetStream(id: number, code: number, finalSize: number, wireType: number): void {
     this.#checkStreamFrame(id, 'recv', wireType);
     const recv = this.#getOrOpenStream(id, wireType)?.recv;
-    if (recv === undefined || recv.resetCode !== undefined) return;
+    if (recv === undefined) return;
+    if (recv.resetCode !== undefined) {
+      // RFC 9000 §4.5: a repeated RESET_STREAM may not change the final size.
+      if (finalSize !== recv.finalSize) throw new TransportError(TransportErrorCode.FINAL_SIZE_ERROR, 'RESET_STREAM changes the final size of a reset stream', wireType);
+      return;
+    }
     // RFC 9000 §4.5: the final size may not change or fall below data received.
     if ((recv.finalSize !== undefined && recv.finalSize !== finalSize) || finalSize < recv.buffer.highest) {
       throw new TransportError(TransportErrorCode.FINAL_SIZE_ERROR, 'RESET_STREAM final size conflicts with received data', wireType);
