@@ -39,13 +39,14 @@ const leaves: Record<CertKeyAlgorithm, IssuedCertificate> = {
 const quicheCert = issueCertificate({ cn: 'quiche.test', algorithm: 'ecdsa-p256', issuer: ca, dns: ['quiche.test'] });
 
 /** An sdnet endpoint with X.509 credentials that pins quiche's key. */
-function sdnet(algorithm: CertKeyAlgorithm, settings: Partial<ConnectionSettings> = {}, o: { pin?: Uint8Array; requireClientCertificate?: boolean } = {}): QuicEndpoint {
+function sdnet(algorithm: CertKeyAlgorithm, settings: Partial<ConnectionSettings> = {}, o: { pin?: Uint8Array; requireClientCertificate?: boolean; retry?: boolean } = {}): QuicEndpoint {
   const leaf = leaves[algorithm];
   return new QuicEndpoint({
     provider: nodeCryptoProvider,
     secretKey: SecretKey.generate().toBytes(),
     alpns: [enc.encode(ALPN)],
     settings: { initialRtt: 50_000, ...settings },
+    ...(o.retry ? { retry: true } : {}),
     credentials: x509Credentials({
       certificateChain: [leaf.certPem, ca.certPem],
       privateKey: leaf.keyPem,
@@ -68,8 +69,8 @@ function sdnetClient(algorithm: CertKeyAlgorithm = 'ecdsa-p256', settings: Parti
 }
 
 /** quiche dials sdnet (server). */
-function sdnetServer(algorithm: CertKeyAlgorithm = 'ecdsa-p256', settings: Partial<ConnectionSettings> = {}, link: Partial<ConstructorParameters<typeof QuicheLink>[0]> = {}, qopts: Partial<QuicheConfigOptions> = {}) {
-  const ours = sdnet(algorithm, settings, { requireClientCertificate: true });
+function sdnetServer(algorithm: CertKeyAlgorithm = 'ecdsa-p256', settings: Partial<ConnectionSettings> = {}, link: Partial<ConstructorParameters<typeof QuicheLink>[0]> = {}, qopts: Partial<QuicheConfigOptions> = {}, retry = false) {
+  const ours = sdnet(algorithm, settings, { requireClientCertificate: true, retry });
   return new QuicheLink({ q, ours, role: 'client', config: qconfig(qopts), serverName: 'sdnet.test', ...link });
 }
 
@@ -226,6 +227,19 @@ describe.skipIf(loaded.reason !== undefined)('quiche ↔ sdnet: transfer, key up
     const l = sdnetClient('ed25519', {}, { retry: true });
     await bulkEachWay(l, 64 * 1024, 31);
     expect(l.retries).toBe(1);
+  });
+
+  it('sdnet server validates the quiche client with a Retry first: quiche follows it', async () => {
+    const l = sdnetServer('ed25519', {}, {}, {}, true);
+    await bulkEachWay(l, 64 * 1024, 33);
+    expect(l.ours.stats.retries).toBe(1);
+  });
+
+  it('a quiche client offering only an ALPN sdnet does not serve gets no_application_protocol (0x178) in the Initial close', async () => {
+    const ours = sdnet('ecdsa-p256', {}, { requireClientCertificate: true });
+    const l = new QuicheLink({ q, ours, role: 'client', config: qconfig({ alpn: 'other/1' }), serverName: 'sdnet.test' });
+    await l.until(() => l.qconn!.peerError() !== null, 5_000, 'quiche to read the refusal');
+    expect(l.qconn!.peerError()!.errorCode).toBe(0x100 + 120);
   });
 
   it('NAT rebinding of the sdnet client mid-transfer: quiche validates the new address and the transfer completes', async () => {
