@@ -18,10 +18,30 @@ export const MAX_TLS_CERTIFICATE_ENTRIES = 10;
 export const MAX_ACK_RANGES = 64;
 
 /**
- * Most out-of-order segments buffered per stream. Honest peers fragment only through loss;
- * 1-byte frames with gaps could otherwise make a 16 MiB window cost millions of objects.
+ * Disjoint ranges of received data buffered per connection, over all streams and CRYPTO
+ * levels (each gap in a stream splits it). Honest peers leave gaps only through loss and
+ * reordering; 1-byte frames with gaps would otherwise make a window cost millions of objects.
+ * Beyond it the connection closes (FLOW_CONTROL_ERROR, or CRYPTO_BUFFER_EXCEEDED).
  */
-export const MAX_STREAM_RECV_SEGMENTS = 16_384;
+export const MAX_RECV_FRAGMENTS = 4096;
+
+/**
+ * Disjoint ranges of CRYPTO data buffered per encryption level. Initial packets are not
+ * authenticated, so this is what a spoofed datagram can make a new connection hold; a
+ * handshake flight is a few packets. Beyond it: CRYPTO_BUFFER_EXCEEDED (RFC 9000 §7.5).
+ */
+export const MAX_CRYPTO_FRAGMENTS = 64;
+
+/** Heap a stored chunk of received data costs beyond its bytes (node, view, slot), for the receive-memory budget. */
+export const RECV_CHUNK_OVERHEAD = 192;
+
+/**
+ * Receive memory (stored bytes plus chunk overhead, CRYPTO and unread DATAGRAMs included) a
+ * connection may hold beyond 1.5 × its connection receive window. Flow control bounds the
+ * stored bytes by the window, and chunks of at least ~600 bytes on average (small pieces are
+ * merged) bound their overhead by a third of it; this bounds the rest.
+ */
+export const RECV_MEMORY_SLACK = 2 * 1024 * 1024;
 
 /** Largest amount of CRYPTO data buffered beyond the read offset per level (RFC 9000 §7.5 requires ≥ 4096). */
 export const MAX_CRYPTO_BUFFER = 64 * 1024;

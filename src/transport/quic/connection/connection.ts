@@ -19,11 +19,15 @@ import {
   ACTIVE_CONNECTION_ID_LIMIT,
   MAX_ACK_RANGES,
   MAX_CRYPTO_BUFFER,
+  MAX_CRYPTO_FRAGMENTS,
   MAX_DATAGRAM_RECV_QUEUE,
   MAX_DATAGRAM_SEND_QUEUE,
   MAX_EARLY_PACKETS,
   MAX_PATH_CANDIDATES,
   MAX_PENDING_RETIRES,
+  MAX_RECV_FRAGMENTS,
+  RECV_CHUNK_OVERHEAD,
+  RECV_MEMORY_SLACK,
 } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, protectHeader, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
 import { RETRY_TAG_LENGTH, verifyRetryIntegrity } from '../protection/retry.ts';
@@ -53,7 +57,7 @@ import { MAX_CID_LENGTH, QUIC_V1, parseHeader, type LongHeader, type PacketHeade
 import { ByteReader } from '../wire/reader.ts';
 import { decodeTransportParameters, type DirectAddress, type TransportParameters } from '../wire/transport-params.ts';
 import { RangeSet } from './range-set.ts';
-import { RecvBuffer } from './recv-buffer.ts';
+import { RecvBudget, RecvBuffer } from './recv-buffer.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { Stream, StreamRecv, StreamSend, streamDir, streamId, streamIndex, streamInitiator, type Dir } from './streams.ts';
 import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type PathChangeReason, type Transmit } from './types.ts';
@@ -339,6 +343,8 @@ export class Connection {
   #keyDiscardPending = false;
 
   // ---- flow control
+  /** What every receive buffer (streams, CRYPTO) and the DATAGRAM queue may hold together. */
+  readonly #recvBudget = new RecvBudget(MAX_RECV_FRAGMENTS);
   #localMaxData: number;
   #localDataWindow: number;
   #recvTotal = 0;
@@ -413,6 +419,8 @@ export class Connection {
     this.#peerCompletedAddressValidation = options.side === 'server';
     this.#localMaxData = options.settings.receiveWindow;
     this.#localDataWindow = options.settings.receiveWindow;
+    this.#setRecvMemoryLimit();
+    for (const space of this.#spaces) space.cryptoRecv.budget = this.#recvBudget;
     this.#localMaxStreams = { bi: options.settings.maxConcurrentBidiStreams, uni: options.settings.maxConcurrentUniStreams };
 
     const localCid = this.#issueCid(options.cidLength, false);
@@ -667,7 +675,9 @@ export class Connection {
 
   /** The next received datagram. */
   readDatagram(): Uint8Array | undefined {
-    return this.#datagramsIn.shift();
+    const d = this.#datagramsIn.shift();
+    if (d !== undefined) this.#recvBudget.memory -= d.length + RECV_CHUNK_OVERHEAD;
+    return d;
   }
 
   // ---- close
@@ -1068,8 +1078,10 @@ export class Connection {
         if (frameSize({ type: 'datagram', data: frame.data }) > this.#settings.maxDatagramFrameSize) {
           throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'unexpected or oversized DATAGRAM', wireType);
         }
-        if (this.#datagramsIn.length >= MAX_DATAGRAM_RECV_QUEUE) this.#datagramsIn.shift();
         this.#datagramsIn.push(frame.data.slice());
+        this.#recvBudget.memory += frame.data.length + RECV_CHUNK_OVERHEAD;
+        // Unread datagrams are dropped oldest first beyond the queue length or the memory budget.
+        while (this.#datagramsIn.length > MAX_DATAGRAM_RECV_QUEUE || (this.#recvBudget.memory > this.#recvBudget.maxMemory && this.#datagramsIn.length > 1)) this.readDatagram();
         this.#events.push({ type: 'datagram' });
         return;
     }
@@ -1084,6 +1096,10 @@ export class Connection {
       throw new TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, 'too much CRYPTO data ahead of the read offset', wireType);
     }
     space.cryptoRecv.insert(offset, data);
+    // RFC 9000 §7.5: a fragmented flight is buffered only up to a budget (Initial CRYPTO is unauthenticated).
+    if (space.cryptoRecv.fragmentCount > MAX_CRYPTO_FRAGMENTS || this.#recvBudget.exceeded) {
+      throw new TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, 'CRYPTO data too fragmented', wireType);
+    }
     for (let chunk = space.cryptoRecv.read(); chunk !== undefined; chunk = space.cryptoRecv.read()) {
       try {
         this.#tls.handleHandshakeData(LEVEL_OF[spaceId]!, chunk);
@@ -1484,7 +1500,7 @@ export class Connection {
     const hasSend = dir === 'bi' || local;
     const hasRecv = dir === 'bi' || !local;
     const sendCredit = p === undefined ? 0 : dir === 'uni' ? p.initialMaxStreamDataUni : local ? p.initialMaxStreamDataBidiRemote : p.initialMaxStreamDataBidiLocal;
-    const stream = new Stream(id, hasSend ? new StreamSend(sendCredit) : undefined, hasRecv ? new StreamRecv(s.streamReceiveWindow) : undefined);
+    const stream = new Stream(id, hasSend ? new StreamSend(sendCredit) : undefined, hasRecv ? new StreamRecv(s.streamReceiveWindow, this.#recvBudget) : undefined);
     this.#streams.set(id, stream);
   }
 
@@ -1576,6 +1592,7 @@ export class Connection {
     if (this.#localMaxData - this.#readTotal < this.#localDataWindow / 2) {
       if (now - this.#lastDataWindowUpdate < 2 * this.#rtt.smoothed && this.#localDataWindow < this.#settings.maxReceiveWindow) {
         this.#localDataWindow = Math.min(this.#localDataWindow * 2, this.#settings.maxReceiveWindow);
+        this.#setRecvMemoryLimit();
       }
       this.#lastDataWindowUpdate = now;
       this.#localMaxData = this.#readTotal + this.#localDataWindow;
@@ -1583,11 +1600,20 @@ export class Connection {
     }
   }
 
+  /**
+   * The connection-level receive-memory budget: flow control bounds stored stream bytes by the
+   * connection window; half as much again covers chunk overhead, plus CRYPTO and DATAGRAMs.
+   */
+  #setRecvMemoryLimit(): void {
+    this.#recvBudget.maxMemory = this.#localDataWindow * 1.5 + RECV_MEMORY_SLACK;
+  }
+
   /** Forget a stream once both sides are finished; credit the peer a new one (RFC 9000 §4.6). */
   #maybeFreeStream(id: number): void {
     const stream = this.#streams.get(id);
     if (stream === undefined || !stream.closed) return;
     this.#streams.delete(id);
+    stream.recv?.buffer.release();
     if (streamInitiator(id) !== this.side) {
       const dir = streamDir(id);
       this.#remoteClosedCount[dir]++;
