@@ -167,6 +167,11 @@ class Space {
   timeOfLastAckEliciting = 0;
   ackElicitingInFlight = 0;
   readonly received = new RangeSet();
+  /**
+   * Every packet number below this is treated as a duplicate (RFC 9000 §12.3): `received`
+   * forgets old ranges (it only feeds ACK frames), this remembers that they were forgotten.
+   */
+  duplicateFloor = 0;
   largestReceived = -1;
   largestReceivedTime = 0;
   ackPending = false;
@@ -863,8 +868,9 @@ export class Connection {
     // RFC 9000 §17.2 / §17.3.1: reserved bits must be 0 after removing protection.
     const reserved = header.form === 'long' ? buf[0]! & 0x0c : buf[0]! & 0x18;
     if (reserved !== 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'reserved header bits set');
-    // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again.
-    if (space.received.contains(pn)) return;
+    // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again (nor one below the
+    // floor of what we still remember).
+    if (pn < space.duplicateFloor || space.received.contains(pn)) return;
     if (phaseChange) this.#onPeerKeyUpdate(pn);
     this.#packetsReceived++;
 
@@ -885,7 +891,11 @@ export class Connection {
     const wasLargest = pn > space.largestReceived;
     const outOfOrder = space.largestReceived >= 0 && pn !== space.largestReceived + 1;
     space.received.insert(pn, pn + 1);
-    space.received.truncate(MAX_ACK_RANGES);
+    if (space.received.size > MAX_ACK_RANGES) {
+      // The oldest ranges are dropped; every number below what is kept counts as seen.
+      space.received.truncate(MAX_ACK_RANGES);
+      space.duplicateFloor = Math.max(space.duplicateFloor, space.received.min!);
+    }
     if (wasLargest) {
       space.largestReceived = pn;
       space.largestReceivedTime = now;
@@ -1316,7 +1326,11 @@ export class Connection {
           break;
         case 'ack':
           // The peer has our ACK up to `largest`: older ranges need not be repeated (RFC 9000 §13.2.4).
-          if (f.largest > 0) space.received.removeBelow(Math.max(0, f.largest - 2 * MAX_ACK_RANGES));
+          if (f.largest > 0) {
+            const floor = Math.max(0, f.largest - 2 * MAX_ACK_RANGES);
+            space.received.removeBelow(floor);
+            space.duplicateFloor = Math.max(space.duplicateFloor, floor);
+          }
           break;
         case 'reset_stream': {
           const send = this.#streams.get(f.id)?.send;
