@@ -381,6 +381,9 @@ export class Connection {
   #handshakeDonePending = false;
   #closeFrame: Extract<Frame, { type: 'connection_close' }> | undefined;
   #closeSendsOwed = 0;
+  /** Closing state: datagrams received, and the count at which the next one is answered. */
+  #closeTriggers = 0;
+  #closeAnswerAt = 1;
   #pingPending = false;
   #mtuProbe: { size: number; pn: number; failures: number } | undefined;
   #mtuProbeAt = 0;
@@ -760,8 +763,14 @@ export class Connection {
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
     if (this.#state === 'closed' || this.#state === 'draining') return;
     if (this.#state === 'closing') {
-      // RFC 9000 §10.2.1: in the closing state, answer incoming packets with CONNECTION_CLOSE (rate-limited here).
-      this.#closeSendsOwed = Math.min(this.#closeSendsOwed + 1, 1);
+      // RFC 9000 §8.1, §9.3: bytes from the path still raise what we may send to it unvalidated.
+      if (path.key === this.#path.addr.key) this.#path.bytesReceived += data.length;
+      // RFC 9000 §10.2.1: answer incoming packets with CONNECTION_CLOSE, at a limited rate: the
+      // 1st, 2nd, 4th, 8th, ... datagram after entering the closing state.
+      if (++this.#closeTriggers >= this.#closeAnswerAt) {
+        this.#closeAnswerAt *= 2;
+        this.#closeSendsOwed = 1;
+      }
       return;
     }
     let onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
@@ -1946,6 +1955,8 @@ export class Connection {
     this.#closeFrame = frame;
     this.#closeError = error;
     this.#closeSendsOwed = 1;
+    this.#closeTriggers = 0;
+    this.#closeAnswerAt = 1;
     this.#state = 'closing';
     // RFC 9000 §10.2: the closing state lasts three PTOs.
     this.#closeDeadline = now + 3 * this.#rtt.pto(this.#peerMaxAckDelay);
@@ -2256,7 +2267,9 @@ export class Connection {
   #transmitClose(now: number): Transmit | undefined {
     if (this.#closeSendsOwed <= 0 || this.#closeFrame === undefined) return undefined;
     this.#closeSendsOwed--;
-    const out = new Uint8Array(Math.max(this.#path.mtu, MIN_DATAGRAM));
+    // RFC 9000 §8.1: the anti-amplification limit holds in the closing state too.
+    const budget = this.#pathBudget(this.#path);
+    const out = new Uint8Array(Math.min(Math.max(this.#path.mtu, MIN_DATAGRAM), Math.max(0, budget)));
     let pos = 0;
     for (const id of SPACE_IDS) {
       const space = this.#spaces[id];
@@ -2280,6 +2293,7 @@ export class Connection {
       pos = draft.start + this.#finishPacket(now, draft, [{ k: 'close' }], false, false, false);
     }
     if (pos === 0) return undefined;
+    this.#path.bytesSent += pos;
     return { path: this.#path.addr, data: out.subarray(0, pos) };
   }
 
