@@ -335,7 +335,9 @@ export class Endpoint {
   /** Endpoint-level counters (drops by reason, resets, version negotiations). */
   stats(): EndpointStats & { internalErrors: number; sendErrors: number; paths: PathSocketStats } {
     const paths = this.#socket.stats;
-    return { ...this.#quic.stats, internalErrors: this.#driver.internalErrors, sendErrors: paths.udpSendErrors, paths };
+    const quic = this.#quic.stats;
+    // Caught in a connection (it closed with INTERNAL_ERROR) or at the driver (a datagram dropped).
+    return { ...quic, internalErrors: quic.internalErrors + this.#driver.internalErrors, sendErrors: paths.udpSendErrors, paths };
   }
 
   /**

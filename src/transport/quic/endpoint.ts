@@ -73,6 +73,11 @@ export interface EndpointStats {
   versionNegotiations: number;
   retries: number;
   statelessResetsReceived: number;
+  /**
+   * Unexpected exceptions inside a connection (bugs, never peer input), each caught at the
+   * endpoint and turned into an INTERNAL_ERROR close of that one connection. Should stay 0.
+   */
+  internalErrors: number;
 }
 
 /** A Map key for a connection ID: one char per byte (much cheaper than hex, per datagram). */
@@ -101,9 +106,11 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #incoming: Connection[] = [];
   readonly #stateless: Transmit[] = [];
   #cursor = 0;
+  /** The latest time we were given (for failures found where no time is passed). */
+  #now = 0;
   #resetWindow = { start: 0, count: 0 };
   #vnWindow = { start: 0, count: 0 };
-  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0 };
+  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0, internalErrors: 0 };
 
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
@@ -123,7 +130,31 @@ export class QuicEndpoint implements ConnectionHost {
   }
 
   get stats(): EndpointStats {
-    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped } };
+    let internalErrors = this.#stats.internalErrors;
+    for (const c of this.#connections) internalErrors += c.internalErrors;
+    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped }, internalErrors };
+  }
+
+  /** Hand a datagram to a connection (an exception escaping it closes that connection only). */
+  #deliver(c: Connection, now: number, path: PathAddr, data: Uint8Array): void {
+    try {
+      c.handleDatagram(now, path, data);
+    } catch (err) {
+      c.failInternal(now, err);
+    }
+  }
+
+  /**
+   * Run one connection's handler; an exception escaping it (a bug) closes that connection
+   * with INTERNAL_ERROR instead of leaving the endpoint (and the driver's timer) mid-loop.
+   */
+  #guard<T>(c: Connection, now: number, f: (c: Connection) => T): T | undefined {
+    try {
+      return f(c);
+    } catch (err) {
+      c.failInternal(now, err);
+      return undefined;
+    }
   }
 
   /** Live connections (any state but closed). */
@@ -218,6 +249,7 @@ export class QuicEndpoint implements ConnectionHost {
    * is removed in place). Never throws for hostile input.
    */
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
+    this.#now = now;
     if (data.length === 0) return this.#drop('empty');
     const first = data[0]!;
     if ((first & 0x80) === 0) {
@@ -225,13 +257,13 @@ export class QuicEndpoint implements ConnectionHost {
       if ((first & 0x40) === 0) return this.#drop('fixed-bit');
       const cid = data.subarray(1, 1 + this.#cidLength);
       const conn = cid.length === this.#cidLength ? this.#byCid.get(cidKey(cid)) : undefined;
-      if (conn) return conn.handleDatagram(now, path, data);
+      if (conn) return this.#deliver(conn, now, path, data);
       // RFC 9000 §10.3.1: a datagram that matches no connection may be a stateless reset for one.
       if (data.length >= 21) {
         const reset = this.#resetTokens.get(cidKey(data.subarray(data.length - 16)));
         if (reset) {
           this.#stats.statelessResetsReceived++;
-          return reset.handleStatelessReset(now);
+          return void this.#guard(reset, now, (c) => c.handleStatelessReset(now));
         }
       }
       return this.#maybeStatelessReset(now, path, data);
@@ -245,7 +277,7 @@ export class QuicEndpoint implements ConnectionHost {
     }
     if (header.form === 'short') return this.#drop('malformed');
     const conn = this.#byCid.get(cidKey(header.dcid));
-    if (conn) return conn.handleDatagram(now, path, data);
+    if (conn) return this.#deliver(conn, now, path, data);
     if (header.form !== 'long' || header.type !== 'initial') return this.#drop('unknown-connection');
     if (this.#retry) {
       if (header.token.length === 0) return this.#sendRetry(now, path, data, header.dcid, header.scid);
@@ -346,7 +378,7 @@ export class QuicEndpoint implements ConnectionHost {
     });
     this.#connections.push(connection);
     this.#stats.connections++;
-    connection.handleDatagram(now, path, data);
+    this.#deliver(connection, now, path, data);
     if (connection.state === 'closed') return;
     this.#incoming.push(connection);
   }
@@ -420,12 +452,21 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** The next datagram to send, from any connection (round-robin), or undefined. */
   pollTransmit(now: number): Transmit | undefined {
+    this.#now = now;
     const s = this.#stateless.shift();
     if (s) return s;
     const n = this.#connections.length;
     for (let i = 0; i < n; i++) {
       const idx = (this.#cursor + i) % n;
-      const t = this.#connections[idx]!.pollTransmit(now);
+      const c = this.#connections[idx]!;
+      let t: Transmit | undefined;
+      try {
+        t = c.pollTransmit(now);
+      } catch (err) {
+        // A bug: that connection closes (INTERNAL_ERROR) and may still send its CONNECTION_CLOSE.
+        c.failInternal(now, err);
+        t = this.#guard(c, now, (x) => x.pollTransmit(now));
+      }
       if (t) {
         this.#cursor = (idx + 1) % n;
         return t;
@@ -438,7 +479,13 @@ export class QuicEndpoint implements ConnectionHost {
   pollTimeout(): number | undefined {
     let t: number | undefined;
     for (const c of this.#connections) {
-      const d = c.pollTimeout();
+      let d: number | undefined;
+      try {
+        d = c.pollTimeout();
+      } catch (err) {
+        c.failInternal(this.#now, err);
+        d = this.#guard(c, this.#now, (x) => x.pollTimeout());
+      }
       if (d !== undefined && (t === undefined || d < t)) t = d;
     }
     return t;
@@ -446,9 +493,12 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** Run due timers; forget closed connections. */
   handleTimeout(now: number): void {
+    this.#now = now;
     for (const c of this.#connections) {
-      const d = c.pollTimeout();
-      if (d !== undefined && d <= now) c.handleTimeout(now);
+      this.#guard(c, now, (x) => {
+        const d = x.pollTimeout();
+        if (d !== undefined && d <= now) x.handleTimeout(now);
+      });
     }
     this.#reap();
   }
@@ -457,6 +507,7 @@ export class QuicEndpoint implements ConnectionHost {
     for (let i = this.#connections.length - 1; i >= 0; i--) {
       const c = this.#connections[i]!;
       if (c.isClosed) {
+        this.#stats.internalErrors += c.internalErrors;
         this.#connections.splice(i, 1);
         for (const cid of c.localCids) this.#byCid.delete(cidKey(cid));
       }

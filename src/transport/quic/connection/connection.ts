@@ -757,6 +757,25 @@ export class Connection {
     this.#candidates.set(path.key, { addr: path, attempts: 0, nextAt: now, probing: false });
   }
 
+  /**
+   * An unexpected exception escaped one of this connection's handlers (a bug, not peer input:
+   * peer input closes with its RFC code). The endpoint calls this and goes on serving the
+   * others: the connection closes with INTERNAL_ERROR, or, failing again while closing, ends
+   * at once without another packet.
+   */
+  failInternal(now: number, err: unknown): void {
+    this.internalErrors++;
+    try {
+      if (this.#state === 'handshaking' || this.#state === 'established') {
+        this.#closeWithTransportError(now, new TransportError(TransportErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error)?.message ?? String(err)}`));
+        return;
+      }
+      if (this.#state !== 'closed') this.#enterClosed(now);
+    } catch {
+      this.#state = 'closed';
+    }
+  }
+
   // ================================================================== input
 
   /** A datagram for this connection arrived on `path`. */
@@ -1693,7 +1712,7 @@ export class Connection {
     }
     if (f.seq < this.#remoteRetirePriorTo) {
       // Already retired by an earlier retire_prior_to: retire it right away (RFC 9000 §19.15).
-      this.#queueRetire(f.seq);
+      if (!this.#queueRetire(f.seq)) throw this.#retireOverflow(wireType);
       return;
     }
     this.#remoteCids.set(f.seq, { seq: f.seq, cid: f.cid, resetToken: f.resetToken });
@@ -1702,7 +1721,7 @@ export class Connection {
       for (const seq of [...this.#remoteCids.keys()]) {
         if (seq < f.retirePriorTo) {
           this.#remoteCids.delete(seq);
-          this.#queueRetire(seq);
+          if (!this.#queueRetire(seq)) throw this.#retireOverflow(wireType);
         }
       }
       if (this.#remoteCid.seq < f.retirePriorTo) {
@@ -1714,9 +1733,16 @@ export class Connection {
     if (this.#remoteCids.size > ACTIVE_CONNECTION_ID_LIMIT) throw new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs', wireType);
   }
 
-  #queueRetire(seq: number): void {
-    if (this.#pendingRetires.length >= MAX_PENDING_RETIRES) throw new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs to retire');
+  /** Queue a RETIRE_CONNECTION_ID; false (nothing queued) when too many are pending already. Never throws: timers call it. */
+  #queueRetire(seq: number): boolean {
+    if (this.#pendingRetires.length >= MAX_PENDING_RETIRES) return false;
     this.#pendingRetires.push(seq);
+    return true;
+  }
+
+  /** A peer whose NEW_CONNECTION_IDs retire faster than we can say so (CVE-2024-22189). */
+  #retireOverflow(wireType: number): TransportError {
+    return new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs to retire', wireType);
   }
 
   #onRetireConnectionId(seq: number, wireType: number): void {
@@ -1903,8 +1929,9 @@ export class Connection {
     this.#pathChanges++;
     // RFC 9000 §9.5: a new path uses a new connection ID when one is available.
     const fresh = [...this.#remoteCids.values()].filter((c) => c.seq !== this.#remoteCid.seq).sort((a, b) => a.seq - b.seq)[0];
-    if (fresh) {
-      this.#queueRetire(this.#remoteCid.seq);
+    // If the retirement cannot be queued now (the peer retired many IDs while this path could
+    // not send), the path keeps the ID in use: switching paths must not fail.
+    if (fresh && this.#queueRetire(this.#remoteCid.seq)) {
       this.#remoteCids.delete(this.#remoteCid.seq);
       this.#useRemoteCid(fresh);
     }
