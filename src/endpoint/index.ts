@@ -7,3 +7,4 @@ export { Endpoint, Incoming, type ConnectOptions, type EndpointOptions } from '.
 export { Connection, type SignalOptions } from './connection.ts';
 export { StreamResetError, type BiStream } from './streams.ts';
 export { ConnectionError, type ConnectionStats } from '../transport/quic/connection/types.ts';
+export type { RetryMode, RetryPolicy } from '../transport/quic/endpoint.ts';

@@ -9,7 +9,7 @@ import { nodeCryptoProvider } from '../../src/transport/crypto/index.ts';
 import type { ConnectionSettings } from '../../src/transport/quic/config.ts';
 import type { Connection } from '../../src/transport/quic/connection/connection.ts';
 import type { PathAddr, Transmit } from '../../src/transport/quic/connection/types.ts';
-import { QuicEndpoint } from '../../src/transport/quic/endpoint.ts';
+import { QuicEndpoint, type RetryMode, type RetryPolicy } from '../../src/transport/quic/endpoint.ts';
 import { transportErrorName } from '../../src/transport/quic/errors.ts';
 import { RawPeer, TEST_ALPN, type RawPeerOptions } from './raw-peer.ts';
 
@@ -17,8 +17,8 @@ export interface ArenaOptions {
   settings?: Partial<ConnectionSettings>;
   alpns?: Uint8Array[];
   statelessResetKey?: Uint8Array;
-  /** Validate client addresses with Retry first. */
-  retry?: boolean;
+  /** When to validate client addresses with Retry first (the endpoint's default: 'auto'). */
+  retry?: boolean | RetryMode | RetryPolicy;
 }
 
 export class Arena {
@@ -43,7 +43,7 @@ export class Arena {
       alpns: options.alpns ?? [TEST_ALPN],
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.statelessResetKey ? { statelessResetKey: options.statelessResetKey } : {}),
-      ...(options.retry ? { retry: true } : {}),
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
   }
 

@@ -174,6 +174,11 @@ async function udpAttack(serverKey: Uint8Array, port: number, hostile: (peer: Ra
   const peer = new RawPeer({ serverKey, autoFinish: options.finish ?? true });
   sock.on('message', (msg) => {
     peer.receive(new Uint8Array(msg));
+    // A server under load asks for a Retry first (RFC 9000 §8.1.2): follow it, as a client with a real address can.
+    if (peer.retries.length > 0 && peer.retryToken.length === 0) {
+      peer.followRetry();
+      sock.send(peer.initialDatagram(), port, '127.0.0.1');
+    }
     for (const d of peer.takeOutgoing()) sock.send(d, port, '127.0.0.1');
   });
   sock.send(peer.initialDatagram(), port, '127.0.0.1');

@@ -11,7 +11,15 @@ import type { CryptoProvider, Ed25519Signer } from '../crypto/provider.ts';
 import { DEFAULT_CONNECTION_SETTINGS, type ConnectionSettings } from './config.ts';
 import { Connection, type ConnectionHost } from './connection/connection.ts';
 import type { PathAddr, Transmit } from './connection/types.ts';
-import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_VERSION_NEGOTIATIONS_PER_SECOND } from './limits.ts';
+import {
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_SOURCE,
+  MAX_HANDSHAKES_PER_SOURCE,
+  MAX_HANDSHAKING,
+  MAX_STATELESS_RESETS_PER_SECOND,
+  MAX_VERSION_NEGOTIATIONS_PER_SECOND,
+  RETRY_THRESHOLD,
+} from './limits.ts';
 import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
 import { encodeTransportParameters, type DirectAddress, type TransportParameters } from './wire/transport-params.ts';
@@ -34,10 +42,11 @@ export interface QuicEndpointOptions {
   /** NSS key-log sink (SSLKEYLOGFILE). */
   readonly keyLog?: (line: string) => void;
   /**
-   * Validate client addresses with a Retry round trip before any handshake work
-   * (RFC 9000 §8.1.2): costs one RTT, stops spoofed-source floods from creating state.
+   * When to validate client addresses with a Retry round trip before any handshake work
+   * (RFC 9000 §8.1.2): it costs the client one RTT and stops spoofed-source floods from
+   * creating state. Default `'auto'`; `true` is `'always'`, `false` is `'never'`.
    */
-  readonly retry?: boolean;
+  readonly retry?: boolean | RetryMode | RetryPolicy;
   /**
    * Our direct addresses, advertised to clients in the sdnet_direct_addresses transport
    * parameter (they may upgrade a relayed connection to one). Undefined: not advertised, and
@@ -46,6 +55,33 @@ export interface QuicEndpointOptions {
   readonly directAddresses?: () => readonly DirectAddress[];
   /** Turns a direct address a server advertised into a path we can send on (or undefined). */
   readonly resolvePath?: (address: DirectAddress) => PathAddr | undefined;
+}
+
+/** `'auto'`: Retry only under load (see {@link RetryPolicy}); `'always'`; `'never'`. */
+export type RetryMode = 'auto' | 'always' | 'never';
+
+/**
+ * When a server answers a new client's Initial with a Retry (RFC 9000 §8.1.2). Under
+ * `'auto'`, Initials without a token get a Retry once `threshold` handshakes are in progress,
+ * or once their source address has {@link MAX_HANDSHAKES_PER_SOURCE} handshakes in progress
+ * that have not proved their address: spoofed Initials then cannot fill the handshake slots,
+ * and honest clients still get in for one more round trip. Under `'never'` such Initials are
+ * dropped instead.
+ */
+export interface RetryPolicy {
+  readonly mode: RetryMode;
+  /** `'auto'`: handshakes in progress from which every new client must retry (default {@link RETRY_THRESHOLD}). */
+  readonly threshold?: number;
+}
+
+/**
+ * The address an Initial counts against for the per-source caps: the IP of a UDP path (all
+ * ports of one host together), or the relayed path itself (the relay authenticated the peer's
+ * endpoint id; the relay's own address is shared by all its clients). None for loopback.
+ */
+function sourceOf(path: PathAddr): string | undefined {
+  if (path.loopback) return undefined;
+  return path.relayed ? path.key : (path.host ?? path.key);
 }
 
 /** How long a Retry token stays valid (µs). */
@@ -96,7 +132,8 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #keyLog: ((line: string) => void) | undefined;
   /** One signer for every connection (importing the key costs ~45 µs). */
   readonly #signer: Ed25519Signer;
-  readonly #retry: boolean;
+  readonly #retryMode: RetryMode;
+  readonly #retryThreshold: number;
   readonly #directAddresses: (() => readonly DirectAddress[]) | undefined;
   readonly #resolvePath: ((address: DirectAddress) => PathAddr | undefined) | undefined;
   /** Seals Retry tokens (a key only this endpoint knows). */
@@ -122,7 +159,9 @@ export class QuicEndpoint implements ConnectionHost {
     this.#cipherSuites = options.cipherSuites;
     this.#keyLog = options.keyLog;
     this.#signer = options.provider.ed25519Signer(options.secretKey);
-    this.#retry = options.retry ?? false;
+    const retry = options.retry ?? 'auto';
+    this.#retryMode = retry === true ? 'always' : retry === false ? 'never' : typeof retry === 'string' ? retry : retry.mode;
+    this.#retryThreshold = typeof retry === 'object' ? (retry.threshold ?? RETRY_THRESHOLD) : RETRY_THRESHOLD;
     this.#directAddresses = options.directAddresses;
     this.#resolvePath = options.resolvePath;
     this.#tokenKey = options.provider.randomBytes(16);
@@ -279,23 +318,50 @@ export class QuicEndpoint implements ConnectionHost {
     const conn = this.#byCid.get(cidKey(header.dcid));
     if (conn) return this.#deliver(conn, now, path, data);
     if (header.form !== 'long' || header.type !== 'initial') return this.#drop('unknown-connection');
-    if (this.#retry) {
-      if (header.token.length === 0) return this.#sendRetry(now, path, data, header.dcid, header.scid);
-      const odcid = this.#openRetryToken(now, path, header.token);
-      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN); we drop.
-      if (odcid === undefined) return this.#drop('invalid-token');
-      return this.#accept(now, path, data, header.dcid, header.scid, odcid);
-    }
-    this.#accept(now, path, data, header.dcid, header.scid);
+    this.#onNewInitial(now, path, data, header.dcid, header.scid, header.token);
   }
 
-  /** RFC 9000 §17.2.5: a Retry with a token binding the client's address and original DCID. */
-  #sendRetry(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array): void {
+  /** An Initial that matches no connection: accept it, ask for a Retry, or drop it. */
+  #onNewInitial(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, token: Uint8Array): void {
     if (this.#alpns.length === 0) return this.#drop('not-accepting');
+    // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
     if (data.length < 1200) return this.#drop('short-initial');
+    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
     if (dcid.length < 8) return this.#drop('short-dcid');
+    const source = sourceOf(path);
+    let handshaking = 0;
+    let fromSource = 0;
+    let unvalidatedFromSource = 0;
+    let validatedFromSource = 0;
+    for (const c of this.#connections) {
+      if (c.side !== 'server') continue;
+      const mine = source !== undefined && sourceOf(c.path) === source;
+      if (mine) fromSource++;
+      if (c.state !== 'handshaking') continue;
+      handshaking++;
+      if (mine && c.addressValidated) validatedFromSource++;
+      else if (mine) unvalidatedFromSource++;
+    }
+    if (fromSource >= MAX_CONNECTIONS_PER_SOURCE) return this.#drop('too-many-connections-from-source');
+    if (token.length > 0 && this.#retryMode !== 'never') {
+      const odcid = this.#openRetryToken(now, path, token, dcid);
+      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN); we drop.
+      if (odcid === undefined) return this.#drop('invalid-token');
+      // The address is proved: only its own handshakes count against it (a spoofer cannot add to them).
+      if (validatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
+      return this.#accept(now, path, data, dcid, scid, handshaking, odcid);
+    }
+    const busy = handshaking >= this.#retryThreshold || unvalidatedFromSource >= MAX_HANDSHAKES_PER_SOURCE;
+    // RFC 9000 §8.1.2: validate the address with a Retry before committing state to it.
+    if (this.#retryMode === 'always' || (this.#retryMode === 'auto' && busy)) return this.#sendRetry(now, path, dcid, scid);
+    if (unvalidatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
+    this.#accept(now, path, data, dcid, scid, handshaking);
+  }
+
+  /** RFC 9000 §17.2.5: a Retry with a token binding the client's address, original DCID and the Retry's SCID. */
+  #sendRetry(now: number, path: PathAddr, dcid: Uint8Array, scid: Uint8Array): void {
     const newScid = this.#provider.randomBytes(this.#cidLength);
-    const token = this.#sealRetryToken(now, path, dcid);
+    const token = this.#sealRetryToken(now, path, dcid, newScid);
     const body = new Uint8Array(7 + scid.length + newScid.length + token.length);
     let p = 0;
     body[p++] = 0xf0 | (this.#provider.randomBytes(1)[0]! & 0x0f);
@@ -316,41 +382,48 @@ export class QuicEndpoint implements ConnectionHost {
     this.#stateless.push({ path, data: out });
   }
 
-  /** Token = nonce[12] ‖ AES-GCM(time ‖ odcid, aad = path key). */
-  #sealRetryToken(now: number, path: PathAddr, odcid: Uint8Array): Uint8Array {
+  /**
+   * Token = nonce[12] ‖ AES-GCM(time ‖ odcid, aad = path key ‖ Retry SCID). The Retry's SCID
+   * is the only DCID the token is good for (the client's next Initial must use it, RFC 9000
+   * §17.2.5.2), so one token cannot open connections under other DCIDs.
+   */
+  #sealRetryToken(now: number, path: PathAddr, odcid: Uint8Array, retryScid: Uint8Array): Uint8Array {
     const nonce = this.#provider.randomBytes(12);
     const plain = new Uint8Array(8 + odcid.length);
     new DataView(plain.buffer).setFloat64(0, now);
     plain.set(odcid, 8);
-    const sealed = this.#provider.aead('aes-128-gcm', this.#tokenKey).seal(nonce, new TextEncoder().encode(path.key), plain);
+    const sealed = this.#provider.aead('aes-128-gcm', this.#tokenKey).seal(nonce, this.#tokenAad(path, retryScid), plain);
     const out = new Uint8Array(12 + sealed.length);
     out.set(nonce);
     out.set(sealed, 12);
     return out;
   }
 
-  #openRetryToken(now: number, path: PathAddr, token: Uint8Array): Uint8Array | undefined {
+  #tokenAad(path: PathAddr, retryScid: Uint8Array): Uint8Array {
+    const key = new TextEncoder().encode(path.key);
+    const aad = new Uint8Array(key.length + 1 + retryScid.length);
+    aad.set(key);
+    aad[key.length] = retryScid.length;
+    aad.set(retryScid, key.length + 1);
+    return aad;
+  }
+
+  /** The original DCID a token from our Retry carries, if it is genuine, fresh, from `path` and used with the Retry's SCID as `dcid`. */
+  #openRetryToken(now: number, path: PathAddr, token: Uint8Array, dcid: Uint8Array): Uint8Array | undefined {
     if (token.length < 12 + 16 + 8 + 8 || token.length > 12 + 16 + 8 + 20) return undefined;
-    const plain = this.#provider.aead('aes-128-gcm', this.#tokenKey).open(token.subarray(0, 12), new TextEncoder().encode(path.key), token.subarray(12));
+    const plain = this.#provider.aead('aes-128-gcm', this.#tokenKey).open(token.subarray(0, 12), this.#tokenAad(path, dcid), token.subarray(12));
     if (plain === null) return undefined;
     const issued = new DataView(plain.buffer, plain.byteOffset).getFloat64(0);
     if (!(now - issued >= 0 && now - issued < RETRY_TOKEN_LIFETIME)) return undefined;
     return plain.slice(8);
   }
 
-  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, retriedFrom?: Uint8Array): void {
-    if (this.#alpns.length === 0) return this.#drop('not-accepting');
-    // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
-    if (data.length < 1200) return this.#drop('short-initial');
-    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
-    if (dcid.length < 8) return this.#drop('short-dcid');
+  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, handshaking: number, retriedFrom?: Uint8Array): void {
     if (this.#connections.length >= MAX_CONNECTIONS) return this.#drop('too-many-connections');
     // Only a packet that decrypts with the Initial keys earns state (as quinn does): garbage
     // with a valid-looking header must not occupy a handshake slot.
     const keys = this.#initialDecrypts(data, dcid);
     if (keys === undefined) return this.#drop('undecryptable-initial');
-    let handshaking = 0;
-    for (const c of this.#connections) if (c.side === 'server' && c.state === 'handshaking') handshaking++;
     if (handshaking >= MAX_HANDSHAKING) return this.#drop('too-many-handshakes');
     const connection = new Connection({
       side: 'server',

@@ -63,6 +63,21 @@ export const MAX_EARLY_PACKETS = 8;
 export const MAX_CONNECTIONS = 4096;
 /** Server-side connections still in the handshake, before new Initials are dropped. */
 export const MAX_HANDSHAKING = 256;
+/**
+ * Handshakes in progress from which a server in the default `'auto'` Retry mode answers every
+ * new Initial without a token with a Retry (RFC 9000 §8.1.2): spoofed Initials can hold at
+ * most this many of the {@link MAX_HANDSHAKING} slots; clients that prove their address take the rest.
+ */
+export const RETRY_THRESHOLD = 64;
+/**
+ * Handshakes in progress from one source address (an IP, or one relayed peer), counted
+ * separately for addresses proved (by a Retry token or a Handshake packet) and not: beyond
+ * it, unproved Initials from that address get a Retry (or are dropped with Retry off) and
+ * proved ones are dropped. A spoofer can only fill the unproved count of an address.
+ */
+export const MAX_HANDSHAKES_PER_SOURCE = 16;
+/** Server-side connections (any state) from one source address (an IP, or one relayed peer). */
+export const MAX_CONNECTIONS_PER_SOURCE = 256;
 
 /** Stateless resets sent per second at most (RFC 9000 §10.3.3 asks for a limit). */
 export const MAX_STATELESS_RESETS_PER_SECOND = 64;

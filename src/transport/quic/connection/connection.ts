@@ -497,6 +497,11 @@ export class Connection {
     return this.#handshakeConfirmed;
   }
 
+  /** Server: the client proved its address (a Retry token, a Handshake packet, RFC 9000 §8.1). */
+  get addressValidated(): boolean {
+    return this.#addressValidated;
+  }
+
   /** The negotiated ALPN protocol. */
   get alpn(): Uint8Array | undefined {
     return this.#tls.alpn;
