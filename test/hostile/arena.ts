@@ -59,10 +59,14 @@ export class Arena {
     this.#peers.set(name, peer);
   }
 
-  /** A datagram arrives at the server from `from`. Throws if the endpoint throws. */
+  /**
+   * A datagram arrives at the server from `from`. Throws if the endpoint throws. A name
+   * `host:port` is a path whose host is `host` (several ports of one address).
+   */
   deliver(from: string, data: Uint8Array): void {
     this.#bytesFrom.set(from, (this.#bytesFrom.get(from) ?? 0) + data.length);
-    this.server.handleDatagram(this.now, { key: from }, data);
+    const colon = from.lastIndexOf(':');
+    this.server.handleDatagram(this.now, colon > 0 ? { key: from, host: from.slice(0, colon) } : { key: from }, data);
     for (let c = this.server.pollIncoming(); c !== undefined; c = this.server.pollIncoming()) this.accepted.push(c);
   }
 

@@ -88,3 +88,9 @@ export const MAX_VERSION_NEGOTIATIONS_PER_SECOND = 64;
 export const MAX_PEER_DIRECT_ADDRESSES = 16;
 /** Most direct paths a client keeps trying while its connection runs over a relay. */
 export const MAX_PATH_CANDIDATES = 16;
+/**
+ * Probes (a PATH_CHALLENGE and its resends) a client sends, at most in a burst, to addresses
+ * a peer advertised that never answered; the budget refills one per ADVERTISED_PROBE_REFILL µs.
+ */
+export const MAX_ADVERTISED_PROBES = 16;
+export const ADVERTISED_PROBE_REFILL = 60_000_000;

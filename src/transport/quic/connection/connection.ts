@@ -23,6 +23,8 @@ import {
   MAX_DATAGRAM_RECV_QUEUE,
   MAX_DATAGRAM_SEND_QUEUE,
   MAX_EARLY_PACKETS,
+  ADVERTISED_PROBE_REFILL,
+  MAX_ADVERTISED_PROBES,
   MAX_PATH_CANDIDATES,
   MAX_PENDING_RETIRES,
   MAX_RECV_FRAGMENTS,
@@ -31,6 +33,7 @@ import {
 } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, protectHeader, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
 import { RETRY_TAG_LENGTH, verifyRetryIntegrity } from '../protection/retry.ts';
+import { isProbeable } from '../address.ts';
 import { createCongestionController, type CongestionController } from '../recovery/congestion.ts';
 import { Pacer } from '../recovery/pacer.ts';
 import { RttEstimator } from '../recovery/rtt.ts';
@@ -187,6 +190,13 @@ class Space {
 /** A direct path a client tries while its connection runs over a relay. */
 interface Candidate {
   readonly addr: PathAddr;
+  /**
+   * The peer told us about it (sdnet_direct_addresses), rather than our own dial: until it
+   * validates once, its probes come out of the connection's probe budget.
+   */
+  readonly advertised: boolean;
+  /** It answered a PATH_CHALLENGE at least once. */
+  validated: boolean;
   /** Failed probes in a row. */
   attempts: number;
   /** When to probe it next (µs). */
@@ -758,8 +768,12 @@ export class Connection {
    * (only with sdnet peers, which advertise that they follow migrations).
    */
   addCandidatePath(now: number, path: PathAddr): void {
+    this.#addCandidate(now, path, false);
+  }
+
+  #addCandidate(now: number, path: PathAddr, advertised: boolean): void {
     if (this.side !== 'client' || path.relayed || this.#candidates.has(path.key) || this.#candidates.size >= MAX_PATH_CANDIDATES) return;
-    this.#candidates.set(path.key, { addr: path, attempts: 0, nextAt: now, probing: false });
+    this.#candidates.set(path.key, { addr: path, advertised, validated: false, attempts: 0, nextAt: now, probing: false });
   }
 
   /**
@@ -797,13 +811,15 @@ export class Connection {
       }
       return;
     }
-    let onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
+    const onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
     // Before the handshake completes the server keeps to the path it first heard from; copies of
     // the client's Initial arriving over other paths are dropped (iroh-wire §3.5).
     if (onPath === undefined && this.side === 'server' && this.#state === 'handshaking') return;
-    // A datagram from a path we did not know: count it, it bounds what we may send there.
-    onPath ??= this.#otherPath(path, false, true);
-    onPath.bytesReceived += data.length;
+    // What arrives on a path bounds what we may send there (RFC 9000 §8.1, §9.3). A path we did
+    // not know gets state only once a packet of the datagram authenticates (#handlePacket):
+    // spoofed garbage must not fill the slots of real paths.
+    if (onPath !== undefined) onPath.bytesReceived += data.length;
+    this.#unknownPathBytes = onPath === undefined ? data.length : 0;
     this.#now = now;
     this.#bytesReceived += data.length;
     let offset = 0;
@@ -842,6 +858,11 @@ export class Connection {
     this.#setLossTimer();
   }
 
+  /** Bytes of the datagram being processed, when it came on a path we have no state for yet. */
+  #unknownPathBytes = 0;
+  /** Packets that failed authentication over the connection's lifetime (RFC 9001 §6.6). */
+  #authFailures = 0;
+
   /** Closing, draining or closed (a method, so TypeScript does not narrow the state across calls). */
   #gone(): boolean {
     return this.#state === 'closing' || this.#state === 'draining' || this.#state === 'closed';
@@ -856,6 +877,8 @@ export class Connection {
     if (header.form === 'version-negotiation') return this.#onVersionNegotiation(now, header.versions, firstInDatagram);
     if (header.form === 'long' && header.type === 'retry') return this.#onRetry(now, header, packet);
     if (header.form === 'long' && header.type === '0rtt') return; // we never accept 0-RTT
+    // RFC 9000 §7.2: after the first valid server packet, a client discards packets with another SCID.
+    if (header.form === 'long' && this.side === 'client' && this.#receivedFirstServerPacket && !equalBytes(header.scid, this.#peerInitialScid!)) return;
     const spaceId: SpaceId = header.form === 'short' ? SPACE_APP : header.type === 'initial' ? SPACE_INITIAL : SPACE_HANDSHAKE;
     const space = this.#spaces[spaceId];
     if (space.discarded) return;
@@ -895,7 +918,10 @@ export class Connection {
     const payload = keys.open(pn, headerBytes, sealed);
     if (payload === null) {
       // RFC 9000 §10.3.1: a datagram that does not authenticate may be a stateless reset.
-      if (last && header.form === 'short' && this.#isStatelessReset(datagram)) this.#onStatelessReset(now);
+      if (last && header.form === 'short' && this.#isStatelessReset(datagram)) return this.#onStatelessReset(now);
+      // RFC 9001 §6.6: count every packet that fails authentication, across all keys; beyond the
+      // AEAD's integrity limit, close with AEAD_LIMIT_REACHED (and process nothing more).
+      if (++this.#authFailures > this.#integrityLimit(keys)) throw new TransportError(TransportErrorCode.AEAD_LIMIT_REACHED, 'too many packets failed authentication');
       return;
     }
     // RFC 9000 §17.2 / §17.3.1: reserved bits must be 0 after removing protection.
@@ -904,6 +930,11 @@ export class Connection {
     // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again (nor one below the
     // floor of what we still remember).
     if (pn < space.duplicateFloor || space.received.contains(pn)) return;
+    if (this.#unknownPathBytes > 0) {
+      // The first authenticated packet from a new path: now it gets state (and the datagram counts).
+      this.#otherPath(path, false, true).bytesReceived += this.#unknownPathBytes;
+      this.#unknownPathBytes = 0;
+    }
     if (phaseChange) this.#onPeerKeyUpdate(pn);
     this.#packetsReceived++;
 
@@ -945,6 +976,13 @@ export class Connection {
     this.#lastActivity = now;
     this.#resetIdleTimer(now);
     if (spaceId === SPACE_APP && wasLargest) this.#onPathActivity(now, path, ackEliciting);
+  }
+
+  /** RFC 9001 §6.6: packets that may fail authentication before the connection must close. */
+  #integrityLimit(keys: PacketKeys): number {
+    // AES-GCM: 2^52; ChaCha20-Poly1305: 2^36.
+    const aead = keys.suite.aead === 'chacha20-poly1305' ? 2 ** 36 : 2 ** 52;
+    return Math.min(aead, this.#settings.maxAuthenticationFailures);
   }
 
   /** The peer's packets moved to the next key phase (RFC 9001 §6.2). */
@@ -1219,8 +1257,11 @@ export class Connection {
       this.#managePaths = true;
       for (const d of this.#dialed) this.addCandidatePath(this.#now, d);
       for (const a of p.sdnetDirectAddresses) {
+        // Whatever the peer says, no probe goes to an address no single host has (unspecified,
+        // multicast, broadcast, reserved) or to port 0: we would be its reflector.
+        if (!isProbeable(a)) continue;
         const path = this.#resolvePath?.(a);
-        if (path) this.addCandidatePath(this.#now, path);
+        if (path) this.#addCandidate(this.#now, path, true);
       }
     }
     this.#peerMaxData = p.initialMaxData;
@@ -1842,6 +1883,7 @@ export class Connection {
         const c = this.#candidates.get(p.addr.key);
         if (c !== undefined) {
           c.probing = false;
+          c.validated = true;
           c.attempts = 0;
           if (p !== this.#path && this.#managePaths && this.#path.addr.relayed) this.#upgrade(now, p);
         }
@@ -1911,6 +1953,11 @@ export class Connection {
     if (this.#path.addr.relayed) {
       for (const c of this.#candidates.values()) {
         if (c.probing || now < c.nextAt) continue;
+        if (c.advertised && !c.validated && !this.#takeProbe(now)) {
+          // Out of budget: try again when it refills (not on every timer pass).
+          c.nextAt = this.#probeBucketAt + ADVERTISED_PROBE_REFILL;
+          continue;
+        }
         c.probing = true;
         this.#startChallenge(now, this.#otherPath(c.addr, true, false));
       }
@@ -1918,6 +1965,26 @@ export class Connection {
       this.#pingPending = true;
     }
   }
+
+  /**
+   * Probes of advertised addresses that never answered: a bucket of MAX_ADVERTISED_PROBES,
+   * refilled one per ADVERTISED_PROBE_REFILL. A peer listing addresses that are not its own
+   * (a victim's) gets a few PATH_CHALLENGEs sent there, not a stream of them.
+   */
+  #takeProbe(now: number): boolean {
+    const refilled = Math.floor((now - this.#probeBucketAt) / ADVERTISED_PROBE_REFILL);
+    if (refilled > 0) {
+      this.#probeBucket = Math.min(MAX_ADVERTISED_PROBES, this.#probeBucket + refilled);
+      this.#probeBucketAt += refilled * ADVERTISED_PROBE_REFILL;
+    }
+    if (this.#probeBucket === MAX_ADVERTISED_PROBES) this.#probeBucketAt = now;
+    if (this.#probeBucket <= 0) return false;
+    this.#probeBucket--;
+    return true;
+  }
+
+  #probeBucket = MAX_ADVERTISED_PROBES;
+  #probeBucketAt = 0;
 
   /** The next time {@link #runPathTimers} has work, or 0. */
   #pathTimerAt(): number {
@@ -2236,7 +2303,13 @@ export class Connection {
     const copy = this.#dialCopies.shift();
     if (copy) return copy;
     if (this.#state === 'closing') return this.#transmitClose(now);
-    // Owed PATH_RESPONSEs / challenges on other paths go first, in their own datagrams.
+    // Owed PATH_RESPONSEs / challenges go first, in their own datagrams padded to 1200 bytes
+    // (RFC 9000 §8.2.1, §8.2.2), on the current path as on the others.
+    const current = this.#path;
+    if (current.responses.length > 0 || (current.challengePending && current.challenge !== undefined)) {
+      const t = this.#transmitPathFrames(now, current);
+      if (t) return t;
+    }
     for (const p of this.#otherPaths.values()) {
       if (p.responses.length > 0 || p.challengePending) {
         const t = this.#transmitPathFrames(now, p);
