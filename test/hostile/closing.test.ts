@@ -32,6 +32,27 @@ describe('issue 11 item 6: the closing state obeys the 3× limit', () => {
     expect(arena.internalErrors).toBe(0);
   });
 
+  it('a spoofed handshake the application refuses after the server flight spent the budget: the CONNECTION_CLOSE stays within 3×', () => {
+    const arena = new Arena();
+    const peer = arena.peer('victim', { autoFinish: false });
+    arena.deliver('victim', peer.initialDatagram());
+    arena.pump();
+    const conn = arena.conn('victim')!;
+    // Nobody answers: the server resends its flight until the budget is spent.
+    arena.advance(3_000);
+    expect(conn.state).toBe('handshaking');
+    expect(arena.bytesTo('victim')).toBeGreaterThan(3 * arena.bytesFrom('victim') - 1200);
+    // The application turns the attempt away (Incoming.refuse); then triggers keep coming.
+    conn.close(arena.now, 2, 'refused');
+    arena.pump();
+    for (let i = 0; i < 100; i++) {
+      arena.deliver('attacker', cat(0x40, peer.dcid));
+      arena.pump();
+    }
+    expect(arena.bytesTo('victim'), `sent to the victim, which sent ${arena.bytesFrom('victim')} bytes`).toBeLessThanOrEqual(3 * arena.bytesFrom('victim'));
+    expect(arena.internalErrors).toBe(0);
+  });
+
   it('a closing connection answers a flood of datagrams with a logarithmic number of CONNECTION_CLOSEs', () => {
     const arena = new Arena();
     const { peer, conn } = arena.handshake();

@@ -2372,9 +2372,7 @@ export class Connection {
   #transmitClose(now: number): Transmit | undefined {
     if (this.#closeSendsOwed <= 0 || this.#closeFrame === undefined) return undefined;
     this.#closeSendsOwed--;
-    // RFC 9000 §8.1: the anti-amplification limit holds in the closing state too.
-    const budget = this.#pathBudget(this.#path);
-    const out = new Uint8Array(Math.min(Math.max(this.#path.mtu, MIN_DATAGRAM), Math.max(0, budget)));
+    const out = new Uint8Array(Math.max(this.#path.mtu, MIN_DATAGRAM));
     let pos = 0;
     for (const id of SPACE_IDS) {
       const space = this.#spaces[id];
@@ -2397,7 +2395,8 @@ export class Connection {
       writeFrame(draft.w, frame);
       pos = draft.start + this.#finishPacket(now, draft, [{ k: 'close' }], false, false, false);
     }
-    if (pos === 0) return undefined;
+    // RFC 9000 §8.1: the anti-amplification limit holds in the closing state too.
+    if (pos === 0 || pos > this.#pathBudget(this.#path)) return undefined;
     this.#path.bytesSent += pos;
     return { path: this.#path.addr, data: out.subarray(0, pos) };
   }
