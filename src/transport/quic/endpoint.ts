@@ -345,11 +345,15 @@ export class QuicEndpoint implements ConnectionHost {
     if (fromSource >= MAX_CONNECTIONS_PER_SOURCE) return this.#drop('too-many-connections-from-source');
     if (token.length > 0 && this.#retryMode !== 'never') {
       const odcid = this.#openRetryToken(now, path, token, dcid);
-      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN); we drop.
-      if (odcid === undefined) return this.#drop('invalid-token');
-      // The address is proved: only its own handshakes count against it (a spoofer cannot add to them).
-      if (validatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
-      return this.#accept(now, path, data, dcid, scid, handshaking, odcid);
+      if (odcid !== undefined) {
+        // The address is proved: only its own handshakes count against it (a spoofer cannot add to them).
+        if (validatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
+        return this.#accept(now, path, data, dcid, scid, handshaking, odcid);
+      }
+      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN): we drop when we
+      // Retry everyone. Otherwise it may be some other server's token, and the client goes on as
+      // one that has not proved its address (§8.1.3: "SHOULD proceed as if ... no token").
+      if (this.#retryMode === 'always') return this.#drop('invalid-token');
     }
     const busy = handshaking >= this.#retryThreshold || unvalidatedFromSource >= MAX_HANDSHAKES_PER_SOURCE;
     // RFC 9000 §8.1.2: validate the address with a Retry before committing state to it.
@@ -568,10 +572,12 @@ export class QuicEndpoint implements ConnectionHost {
   handleTimeout(now: number): void {
     this.#now = now;
     for (const c of this.#connections) {
-      this.#guard(c, now, (x) => {
-        const d = x.pollTimeout();
-        if (d !== undefined && d <= now) x.handleTimeout(now);
-      });
+      try {
+        const d = c.pollTimeout();
+        if (d !== undefined && d <= now) c.handleTimeout(now);
+      } catch (err) {
+        c.failInternal(now, err);
+      }
     }
     this.#reap();
   }
