@@ -23,7 +23,7 @@ import { defaultCryptoProvider, type CryptoProvider } from '../transport/crypto/
 import type { ConnectionSettings } from '../transport/quic/config.ts';
 import type { Connection as CoreConnection } from '../transport/quic/connection/connection.ts';
 import type { PathAddr } from '../transport/quic/connection/types.ts';
-import { QuicEndpoint, type EndpointStats } from '../transport/quic/endpoint.ts';
+import { QuicEndpoint, type EndpointStats, type RetryMode, type RetryPolicy } from '../transport/quic/endpoint.ts';
 import { EndpointDriver } from '../transport/io/driver.ts';
 import { UdpPath } from '../transport/io/udp.ts';
 import { keyLogWriter } from '../transport/io/keylog.ts';
@@ -67,6 +67,13 @@ export interface EndpointOptions {
   advertiseDirectAddresses?: boolean;
   /** QUIC settings (windows, timeouts, congestion control). */
   settings?: Partial<ConnectionSettings>;
+  /**
+   * When incoming clients must first prove their address with a Retry round trip (RFC 9000
+   * §8.1.2). Default `'auto'`: only while many handshakes are in progress (or one address has
+   * many), so a flood of spoofed Initials cannot lock honest clients out; `'always'` costs
+   * every client one round trip; `'never'` drops Initials beyond the limits instead.
+   */
+  retry?: RetryMode | RetryPolicy;
   /** Crypto implementation (default: node:crypto). */
   provider?: CryptoProvider;
   /**
@@ -176,6 +183,7 @@ export class Endpoint {
       ...(keyLog ? { keyLog } : {}),
       alpns: (options.alpns ?? []).map(encodeAlpn),
       ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
       ...(options.advertiseDirectAddresses === false ? {} : { directAddresses: () => (self.endpoint ? self.endpoint.#advertisedAddresses() : []) }),
       resolvePath: (a) => (self.endpoint ? self.endpoint.#resolvePath(a) : undefined),
     });
@@ -376,7 +384,9 @@ export class Endpoint {
   /** Endpoint-level counters (drops by reason, resets, version negotiations). */
   stats(): EndpointStats & { internalErrors: number; sendErrors: number; paths: PathSocketStats } {
     const paths = this.#socket.stats;
-    return { ...this.#quic.stats, internalErrors: this.#driver.internalErrors, sendErrors: paths.udpSendErrors, paths };
+    const quic = this.#quic.stats;
+    // Caught in a connection (it closed with INTERNAL_ERROR) or at the driver (a datagram dropped).
+    return { ...quic, internalErrors: quic.internalErrors + this.#driver.internalErrors, sendErrors: paths.udpSendErrors, paths };
   }
 
   /**

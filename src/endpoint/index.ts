@@ -8,3 +8,4 @@ export { Connection, type SignalOptions } from './connection.ts';
 export { StreamResetError, type BiStream } from './streams.ts';
 export { ConnectionError, type ConnectionStats } from '../transport/quic/connection/types.ts';
 export type { PemOrDer, PeerCertificates, X509Options } from './x509.ts';
+export type { RetryMode, RetryPolicy } from '../transport/quic/endpoint.ts';

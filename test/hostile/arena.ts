@@ -9,7 +9,7 @@ import { nodeCryptoProvider } from '../../src/transport/crypto/index.ts';
 import type { ConnectionSettings } from '../../src/transport/quic/config.ts';
 import type { Connection } from '../../src/transport/quic/connection/connection.ts';
 import type { PathAddr, Transmit } from '../../src/transport/quic/connection/types.ts';
-import { QuicEndpoint } from '../../src/transport/quic/endpoint.ts';
+import { QuicEndpoint, type RetryMode, type RetryPolicy } from '../../src/transport/quic/endpoint.ts';
 import { transportErrorName } from '../../src/transport/quic/errors.ts';
 import { RawPeer, TEST_ALPN, type RawPeerOptions } from './raw-peer.ts';
 
@@ -17,8 +17,8 @@ export interface ArenaOptions {
   settings?: Partial<ConnectionSettings>;
   alpns?: Uint8Array[];
   statelessResetKey?: Uint8Array;
-  /** Validate client addresses with Retry first. */
-  retry?: boolean;
+  /** When to validate client addresses with Retry first (the endpoint's default: 'auto'). */
+  retry?: boolean | RetryMode | RetryPolicy;
 }
 
 export class Arena {
@@ -43,7 +43,7 @@ export class Arena {
       alpns: options.alpns ?? [TEST_ALPN],
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.statelessResetKey ? { statelessResetKey: options.statelessResetKey } : {}),
-      ...(options.retry ? { retry: true } : {}),
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
     });
   }
 
@@ -59,10 +59,14 @@ export class Arena {
     this.#peers.set(name, peer);
   }
 
-  /** A datagram arrives at the server from `from`. Throws if the endpoint throws. */
+  /**
+   * A datagram arrives at the server from `from`. Throws if the endpoint throws. A name
+   * `host:port` is a path whose host is `host` (several ports of one address).
+   */
   deliver(from: string, data: Uint8Array): void {
     this.#bytesFrom.set(from, (this.#bytesFrom.get(from) ?? 0) + data.length);
-    this.server.handleDatagram(this.now, { key: from }, data);
+    const colon = from.lastIndexOf(':');
+    this.server.handleDatagram(this.now, colon > 0 ? { key: from, host: from.slice(0, colon) } : { key: from }, data);
     for (let c = this.server.pollIncoming(); c !== undefined; c = this.server.pollIncoming()) this.accepted.push(c);
   }
 

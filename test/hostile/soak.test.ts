@@ -7,34 +7,14 @@
 import { describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Endpoint } from '../../src/endpoint/index.ts';
 import { ExtensionType } from '../../src/transport/quic/tls/constants.ts';
+import { getGc, memory } from '../helpers/heap.ts';
 import { Arena } from './arena.ts';
 import { F, RawPeer, TEST_ALPN, cat } from './raw-peer.ts';
 
 const rand = (n: number) => new Uint8Array(randomBytes(n));
 const MiB = 1024 * 1024;
-
-/** `gc()` if we can get it (node --expose-gc, or the flag set at run time). */
-function getGc(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g === 'function') return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Heap and ArrayBuffer bytes after full collections. */
-function memory(gc: (() => void) | undefined): { heap: number; buffers: number } {
-  for (let i = 0; i < 4; i++) gc?.();
-  const m = process.memoryUsage();
-  return { heap: m.heapUsed, buffers: m.arrayBuffers };
-}
 
 const mb = (n: number) => `${(n / MiB).toFixed(2)} MiB`;
 
@@ -194,6 +174,11 @@ async function udpAttack(serverKey: Uint8Array, port: number, hostile: (peer: Ra
   const peer = new RawPeer({ serverKey, autoFinish: options.finish ?? true });
   sock.on('message', (msg) => {
     peer.receive(new Uint8Array(msg));
+    // A server under load asks for a Retry first (RFC 9000 §8.1.2): follow it, as a client with a real address can.
+    if (peer.retries.length > 0 && peer.retryToken.length === 0) {
+      peer.followRetry();
+      sock.send(peer.initialDatagram(), port, '127.0.0.1');
+    }
     for (const d of peer.takeOutgoing()) sock.send(d, port, '127.0.0.1');
   });
   sock.send(peer.initialDatagram(), port, '127.0.0.1');

@@ -316,6 +316,32 @@ describe('iroh client → TS server', () => {
     expect(reason).toMatch(/from ts/);
   });
 
+  it('follows our Retry (address validation, a token bound to the Retry SCID) and echoes', async () => {
+    const server = await Endpoint.bind({ alpns: [ALPN], bindAddr: '127.0.0.1:0', retry: 'always' });
+    cleanups.push(() => server.close());
+    const accepted = (async () => {
+      for await (const inc of server.accept()) return inc.accept();
+      throw new Error('no connection');
+    })();
+    const client = await theirs();
+    const conn = await client.connect(irohAddrOf(server.id.toString(), server.boundSockets[0]!.port), alpnArray(ALPN));
+    const tsConn = await accepted;
+    expect(server.stats().retries).toBe(1);
+    const echo = (async () => {
+      const bi = await tsConn.acceptBi();
+      const data = await readAll(bi.readable);
+      const w = bi.writable.getWriter();
+      await w.write(data);
+      await w.close();
+    })();
+    const bi = await conn.openBi();
+    await bi.send.writeAll(alpnArray('after a retry'));
+    await bi.send.finish();
+    expect(new TextDecoder().decode(fromArray(await bi.recv.readToEnd(1 << 16)))).toBe('after a retry');
+    await echo;
+    conn.close(0n, []);
+  });
+
   it('refuses an ALPN we do not serve with no_application_protocol (0x178)', async () => {
     const server = await ours(['only/1']);
     const client = await theirs();

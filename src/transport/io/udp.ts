@@ -7,6 +7,7 @@
  */
 import dgram from 'node:dgram';
 import { SocketAddr } from '../../identity/socket-addr.ts';
+import { ipScope } from '../quic/address.ts';
 import type { PathAddr } from '../quic/connection/types.ts';
 
 /** A remote UDP address as the core sees it. */
@@ -17,12 +18,14 @@ export class UdpPath implements PathAddr {
   /** The host string for dgram, computed once (it is needed for every datagram sent). */
   readonly host: string;
   readonly port: number;
+  readonly loopback: boolean;
 
   constructor(addr: SocketAddr) {
     this.addr = addr;
     this.key = `udp:${addr.toString()}`;
     this.host = addr.host;
     this.port = addr.port;
+    this.loopback = ipScope(addr.ip) === 'loopback';
   }
 
   static from(host: string, port: number): UdpPath {

@@ -42,6 +42,12 @@ export interface ConnectionSettings {
   readonly keyUpdateInterval: number;
   /** Handshake must complete within this many ms. */
   readonly handshakeTimeout: number;
+  /**
+   * Close with AEAD_LIMIT_REACHED once this many received packets failed authentication (RFC
+   * 9001 §6.6); the AEAD's own integrity limit applies when lower (2^52 for AES-GCM, 2^36 for
+   * ChaCha20-Poly1305).
+   */
+  readonly maxAuthenticationFailures: number;
 }
 
 export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
@@ -63,4 +69,5 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
   ackDelayExponent: 3,
   keyUpdateInterval: 1 << 22,
   handshakeTimeout: 10_000,
+  maxAuthenticationFailures: 2 ** 52,
 };

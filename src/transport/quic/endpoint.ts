@@ -11,7 +11,15 @@ import type { CryptoProvider, Ed25519Signer } from '../crypto/provider.ts';
 import { DEFAULT_CONNECTION_SETTINGS, type ConnectionSettings } from './config.ts';
 import { Connection, type ConnectionHost } from './connection/connection.ts';
 import type { PathAddr, Transmit } from './connection/types.ts';
-import { MAX_CONNECTIONS, MAX_HANDSHAKING, MAX_STATELESS_RESETS_PER_SECOND, MAX_VERSION_NEGOTIATIONS_PER_SECOND } from './limits.ts';
+import {
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_SOURCE,
+  MAX_HANDSHAKES_PER_SOURCE,
+  MAX_HANDSHAKING,
+  MAX_STATELESS_RESETS_PER_SECOND,
+  MAX_VERSION_NEGOTIATIONS_PER_SECOND,
+  RETRY_THRESHOLD,
+} from './limits.ts';
 import { TlsClientSession, TlsServerSession } from './tls/index.ts';
 import { spkiFromCertificate } from './tls/x509.ts';
 import { QUIC_V1, UnsupportedVersionError, parseHeader } from './wire/header.ts';
@@ -75,10 +83,11 @@ export interface QuicEndpointOptions {
   /** NSS key-log sink (SSLKEYLOGFILE). */
   readonly keyLog?: (line: string) => void;
   /**
-   * Validate client addresses with a Retry round trip before any handshake work
-   * (RFC 9000 §8.1.2): costs one RTT, stops spoofed-source floods from creating state.
+   * When to validate client addresses with a Retry round trip before any handshake work
+   * (RFC 9000 §8.1.2): it costs the client one RTT and stops spoofed-source floods from
+   * creating state. Default `'auto'`; `true` is `'always'`, `false` is `'never'`.
    */
-  readonly retry?: boolean;
+  readonly retry?: boolean | RetryMode | RetryPolicy;
   /**
    * Our direct addresses, advertised to clients in the sdnet_direct_addresses transport
    * parameter (they may upgrade a relayed connection to one). Undefined: not advertised, and
@@ -87,6 +96,33 @@ export interface QuicEndpointOptions {
   readonly directAddresses?: () => readonly DirectAddress[];
   /** Turns a direct address a server advertised into a path we can send on (or undefined). */
   readonly resolvePath?: (address: DirectAddress) => PathAddr | undefined;
+}
+
+/** `'auto'`: Retry only under load (see {@link RetryPolicy}); `'always'`; `'never'`. */
+export type RetryMode = 'auto' | 'always' | 'never';
+
+/**
+ * When a server answers a new client's Initial with a Retry (RFC 9000 §8.1.2). Under
+ * `'auto'`, Initials without a token get a Retry once `threshold` handshakes are in progress,
+ * or once their source address has {@link MAX_HANDSHAKES_PER_SOURCE} handshakes in progress
+ * that have not proved their address: spoofed Initials then cannot fill the handshake slots,
+ * and honest clients still get in for one more round trip. Under `'never'` such Initials are
+ * dropped instead.
+ */
+export interface RetryPolicy {
+  readonly mode: RetryMode;
+  /** `'auto'`: handshakes in progress from which every new client must retry (default {@link RETRY_THRESHOLD}). */
+  readonly threshold?: number;
+}
+
+/**
+ * The address an Initial counts against for the per-source caps: the IP of a UDP path (all
+ * ports of one host together), or the relayed path itself (the relay authenticated the peer's
+ * endpoint id; the relay's own address is shared by all its clients). None for loopback.
+ */
+function sourceOf(path: PathAddr): string | undefined {
+  if (path.loopback) return undefined;
+  return path.relayed ? path.key : (path.host ?? path.key);
 }
 
 /** How long a Retry token stays valid (µs). */
@@ -114,6 +150,11 @@ export interface EndpointStats {
   versionNegotiations: number;
   retries: number;
   statelessResetsReceived: number;
+  /**
+   * Unexpected exceptions inside a connection (bugs, never peer input), each caught at the
+   * endpoint and turned into an INTERNAL_ERROR close of that one connection. Should stay 0.
+   */
+  internalErrors: number;
 }
 
 /** A Map key for a connection ID: one char per byte (much cheaper than hex, per datagram). */
@@ -133,7 +174,8 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #keyLog: ((line: string) => void) | undefined;
   /** One signer for every connection (importing the key costs ~45 µs). */
   readonly #signer: Ed25519Signer;
-  readonly #retry: boolean;
+  readonly #retryMode: RetryMode;
+  readonly #retryThreshold: number;
   readonly #directAddresses: (() => readonly DirectAddress[]) | undefined;
   readonly #resolvePath: ((address: DirectAddress) => PathAddr | undefined) | undefined;
   /** Seals Retry tokens (a key only this endpoint knows). */
@@ -143,9 +185,11 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #incoming: Connection[] = [];
   readonly #stateless: Transmit[] = [];
   #cursor = 0;
+  /** The latest time we were given (for failures found where no time is passed). */
+  #now = 0;
   #resetWindow = { start: 0, count: 0 };
   #vnWindow = { start: 0, count: 0 };
-  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0 };
+  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0, internalErrors: 0 };
 
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
@@ -159,7 +203,9 @@ export class QuicEndpoint implements ConnectionHost {
     this.#cipherSuites = options.cipherSuites;
     this.#keyLog = options.keyLog;
     this.#signer = options.provider.ed25519Signer(options.secretKey);
-    this.#retry = options.retry ?? false;
+    const retry = options.retry ?? 'auto';
+    this.#retryMode = retry === true ? 'always' : retry === false ? 'never' : typeof retry === 'string' ? retry : retry.mode;
+    this.#retryThreshold = typeof retry === 'object' ? (retry.threshold ?? RETRY_THRESHOLD) : RETRY_THRESHOLD;
     this.#directAddresses = options.directAddresses;
     this.#resolvePath = options.resolvePath;
     this.#tokenKey = options.provider.randomBytes(16);
@@ -167,7 +213,31 @@ export class QuicEndpoint implements ConnectionHost {
   }
 
   get stats(): EndpointStats {
-    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped } };
+    let internalErrors = this.#stats.internalErrors;
+    for (const c of this.#connections) internalErrors += c.internalErrors;
+    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped }, internalErrors };
+  }
+
+  /** Hand a datagram to a connection (an exception escaping it closes that connection only). */
+  #deliver(c: Connection, now: number, path: PathAddr, data: Uint8Array): void {
+    try {
+      c.handleDatagram(now, path, data);
+    } catch (err) {
+      c.failInternal(now, err);
+    }
+  }
+
+  /**
+   * Run one connection's handler; an exception escaping it (a bug) closes that connection
+   * with INTERNAL_ERROR instead of leaving the endpoint (and the driver's timer) mid-loop.
+   */
+  #guard<T>(c: Connection, now: number, f: (c: Connection) => T): T | undefined {
+    try {
+      return f(c);
+    } catch (err) {
+      c.failInternal(now, err);
+      return undefined;
+    }
   }
 
   /** Live connections (any state but closed). */
@@ -274,6 +344,7 @@ export class QuicEndpoint implements ConnectionHost {
    * is removed in place). Never throws for hostile input.
    */
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
+    this.#now = now;
     if (data.length === 0) return this.#drop('empty');
     const first = data[0]!;
     if ((first & 0x80) === 0) {
@@ -281,13 +352,13 @@ export class QuicEndpoint implements ConnectionHost {
       if ((first & 0x40) === 0) return this.#drop('fixed-bit');
       const cid = data.subarray(1, 1 + this.#cidLength);
       const conn = cid.length === this.#cidLength ? this.#byCid.get(cidKey(cid)) : undefined;
-      if (conn) return conn.handleDatagram(now, path, data);
+      if (conn) return this.#deliver(conn, now, path, data);
       // RFC 9000 §10.3.1: a datagram that matches no connection may be a stateless reset for one.
       if (data.length >= 21) {
         const reset = this.#resetTokens.get(cidKey(data.subarray(data.length - 16)));
         if (reset) {
           this.#stats.statelessResetsReceived++;
-          return reset.handleStatelessReset(now);
+          return void this.#guard(reset, now, (c) => c.handleStatelessReset(now));
         }
       }
       return this.#maybeStatelessReset(now, path, data);
@@ -301,25 +372,56 @@ export class QuicEndpoint implements ConnectionHost {
     }
     if (header.form === 'short') return this.#drop('malformed');
     const conn = this.#byCid.get(cidKey(header.dcid));
-    if (conn) return conn.handleDatagram(now, path, data);
+    if (conn) return this.#deliver(conn, now, path, data);
     if (header.form !== 'long' || header.type !== 'initial') return this.#drop('unknown-connection');
-    if (this.#retry) {
-      if (header.token.length === 0) return this.#sendRetry(now, path, data, header.dcid, header.scid);
-      const odcid = this.#openRetryToken(now, path, header.token);
-      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN); we drop.
-      if (odcid === undefined) return this.#drop('invalid-token');
-      return this.#accept(now, path, data, header.dcid, header.scid, odcid);
-    }
-    this.#accept(now, path, data, header.dcid, header.scid);
+    this.#onNewInitial(now, path, data, header.dcid, header.scid, header.token);
   }
 
-  /** RFC 9000 §17.2.5: a Retry with a token binding the client's address and original DCID. */
-  #sendRetry(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array): void {
+  /** An Initial that matches no connection: accept it, ask for a Retry, or drop it. */
+  #onNewInitial(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, token: Uint8Array): void {
     if (this.#alpns.length === 0) return this.#drop('not-accepting');
+    // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
     if (data.length < 1200) return this.#drop('short-initial');
+    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
     if (dcid.length < 8) return this.#drop('short-dcid');
+    const source = sourceOf(path);
+    let handshaking = 0;
+    let fromSource = 0;
+    let unvalidatedFromSource = 0;
+    let validatedFromSource = 0;
+    for (const c of this.#connections) {
+      if (c.side !== 'server') continue;
+      const mine = source !== undefined && sourceOf(c.path) === source;
+      if (mine) fromSource++;
+      if (c.state !== 'handshaking') continue;
+      handshaking++;
+      if (mine && c.addressValidated) validatedFromSource++;
+      else if (mine) unvalidatedFromSource++;
+    }
+    if (fromSource >= MAX_CONNECTIONS_PER_SOURCE) return this.#drop('too-many-connections-from-source');
+    if (token.length > 0 && this.#retryMode !== 'never') {
+      const odcid = this.#openRetryToken(now, path, token, dcid);
+      if (odcid !== undefined) {
+        // The address is proved: only its own handshakes count against it (a spoofer cannot add to them).
+        if (validatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
+        return this.#accept(now, path, data, dcid, scid, handshaking, odcid);
+      }
+      // RFC 9000 §8.1.3: an invalid token from a Retry → drop (or INVALID_TOKEN): we drop when we
+      // Retry everyone. Otherwise it may be some other server's token, and the client goes on as
+      // one that has not proved its address (§8.1.3: "SHOULD proceed as if ... no token").
+      if (this.#retryMode === 'always') return this.#drop('invalid-token');
+    }
+    const busy = handshaking >= this.#retryThreshold || unvalidatedFromSource >= MAX_HANDSHAKES_PER_SOURCE;
+    // RFC 9000 §8.1.2: validate the address with a Retry before committing state to it.
+    if (this.#retryMode === 'always' || (this.#retryMode === 'auto' && busy)) return this.#sendRetry(now, path, dcid, scid);
+    if (unvalidatedFromSource >= MAX_HANDSHAKES_PER_SOURCE) return this.#drop('too-many-handshakes-from-source');
+    this.#accept(now, path, data, dcid, scid, handshaking);
+  }
+
+  /** RFC 9000 §17.2.5: a Retry with a token binding the client's address, original DCID and the Retry's SCID. */
+  #sendRetry(now: number, path: PathAddr, dcid: Uint8Array, scid: Uint8Array): void {
     const newScid = this.#provider.randomBytes(this.#cidLength);
-    const token = this.#sealRetryToken(now, path, dcid);
+    const token = this.#sealRetryToken(now, path, dcid, newScid);
     const body = new Uint8Array(7 + scid.length + newScid.length + token.length);
     let p = 0;
     body[p++] = 0xf0 | (this.#provider.randomBytes(1)[0]! & 0x0f);
@@ -340,41 +442,48 @@ export class QuicEndpoint implements ConnectionHost {
     this.#stateless.push({ path, data: out });
   }
 
-  /** Token = nonce[12] ‖ AES-GCM(time ‖ odcid, aad = path key). */
-  #sealRetryToken(now: number, path: PathAddr, odcid: Uint8Array): Uint8Array {
+  /**
+   * Token = nonce[12] ‖ AES-GCM(time ‖ odcid, aad = path key ‖ Retry SCID). The Retry's SCID
+   * is the only DCID the token is good for (the client's next Initial must use it, RFC 9000
+   * §17.2.5.2), so one token cannot open connections under other DCIDs.
+   */
+  #sealRetryToken(now: number, path: PathAddr, odcid: Uint8Array, retryScid: Uint8Array): Uint8Array {
     const nonce = this.#provider.randomBytes(12);
     const plain = new Uint8Array(8 + odcid.length);
     new DataView(plain.buffer).setFloat64(0, now);
     plain.set(odcid, 8);
-    const sealed = this.#provider.aead('aes-128-gcm', this.#tokenKey).seal(nonce, new TextEncoder().encode(path.key), plain);
+    const sealed = this.#provider.aead('aes-128-gcm', this.#tokenKey).seal(nonce, this.#tokenAad(path, retryScid), plain);
     const out = new Uint8Array(12 + sealed.length);
     out.set(nonce);
     out.set(sealed, 12);
     return out;
   }
 
-  #openRetryToken(now: number, path: PathAddr, token: Uint8Array): Uint8Array | undefined {
+  #tokenAad(path: PathAddr, retryScid: Uint8Array): Uint8Array {
+    const key = new TextEncoder().encode(path.key);
+    const aad = new Uint8Array(key.length + 1 + retryScid.length);
+    aad.set(key);
+    aad[key.length] = retryScid.length;
+    aad.set(retryScid, key.length + 1);
+    return aad;
+  }
+
+  /** The original DCID a token from our Retry carries, if it is genuine, fresh, from `path` and used with the Retry's SCID as `dcid`. */
+  #openRetryToken(now: number, path: PathAddr, token: Uint8Array, dcid: Uint8Array): Uint8Array | undefined {
     if (token.length < 12 + 16 + 8 + 8 || token.length > 12 + 16 + 8 + 20) return undefined;
-    const plain = this.#provider.aead('aes-128-gcm', this.#tokenKey).open(token.subarray(0, 12), new TextEncoder().encode(path.key), token.subarray(12));
+    const plain = this.#provider.aead('aes-128-gcm', this.#tokenKey).open(token.subarray(0, 12), this.#tokenAad(path, dcid), token.subarray(12));
     if (plain === null) return undefined;
     const issued = new DataView(plain.buffer, plain.byteOffset).getFloat64(0);
     if (!(now - issued >= 0 && now - issued < RETRY_TOKEN_LIFETIME)) return undefined;
     return plain.slice(8);
   }
 
-  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, retriedFrom?: Uint8Array): void {
-    if (this.#alpns.length === 0) return this.#drop('not-accepting');
-    // RFC 9000 §14.1: a server MUST discard an Initial in a datagram smaller than 1200 bytes.
-    if (data.length < 1200) return this.#drop('short-initial');
-    // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
-    if (dcid.length < 8) return this.#drop('short-dcid');
+  #accept(now: number, path: PathAddr, data: Uint8Array, dcid: Uint8Array, scid: Uint8Array, handshaking: number, retriedFrom?: Uint8Array): void {
     if (this.#connections.length >= MAX_CONNECTIONS) return this.#drop('too-many-connections');
     // Only a packet that decrypts with the Initial keys earns state (as quinn does): garbage
     // with a valid-looking header must not occupy a handshake slot.
     const keys = this.#initialDecrypts(data, dcid);
     if (keys === undefined) return this.#drop('undecryptable-initial');
-    let handshaking = 0;
-    for (const c of this.#connections) if (c.side === 'server' && c.state === 'handshaking') handshaking++;
     if (handshaking >= MAX_HANDSHAKING) return this.#drop('too-many-handshakes');
     const connection = new Connection({
       side: 'server',
@@ -403,7 +512,7 @@ export class QuicEndpoint implements ConnectionHost {
     });
     this.#connections.push(connection);
     this.#stats.connections++;
-    connection.handleDatagram(now, path, data);
+    this.#deliver(connection, now, path, data);
     if (connection.state === 'closed') return;
     this.#incoming.push(connection);
   }
@@ -477,12 +586,21 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** The next datagram to send, from any connection (round-robin), or undefined. */
   pollTransmit(now: number): Transmit | undefined {
+    this.#now = now;
     const s = this.#stateless.shift();
     if (s) return s;
     const n = this.#connections.length;
     for (let i = 0; i < n; i++) {
       const idx = (this.#cursor + i) % n;
-      const t = this.#connections[idx]!.pollTransmit(now);
+      const c = this.#connections[idx]!;
+      let t: Transmit | undefined;
+      try {
+        t = c.pollTransmit(now);
+      } catch (err) {
+        // A bug: that connection closes (INTERNAL_ERROR) and may still send its CONNECTION_CLOSE.
+        c.failInternal(now, err);
+        t = this.#guard(c, now, (x) => x.pollTransmit(now));
+      }
       if (t) {
         this.#cursor = (idx + 1) % n;
         return t;
@@ -495,7 +613,13 @@ export class QuicEndpoint implements ConnectionHost {
   pollTimeout(): number | undefined {
     let t: number | undefined;
     for (const c of this.#connections) {
-      const d = c.pollTimeout();
+      let d: number | undefined;
+      try {
+        d = c.pollTimeout();
+      } catch (err) {
+        c.failInternal(this.#now, err);
+        d = this.#guard(c, this.#now, (x) => x.pollTimeout());
+      }
       if (d !== undefined && (t === undefined || d < t)) t = d;
     }
     return t;
@@ -503,9 +627,14 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** Run due timers; forget closed connections. */
   handleTimeout(now: number): void {
+    this.#now = now;
     for (const c of this.#connections) {
-      const d = c.pollTimeout();
-      if (d !== undefined && d <= now) c.handleTimeout(now);
+      try {
+        const d = c.pollTimeout();
+        if (d !== undefined && d <= now) c.handleTimeout(now);
+      } catch (err) {
+        c.failInternal(now, err);
+      }
     }
     this.#reap();
   }
@@ -514,6 +643,7 @@ export class QuicEndpoint implements ConnectionHost {
     for (let i = this.#connections.length - 1; i >= 0; i--) {
       const c = this.#connections[i]!;
       if (c.isClosed) {
+        this.#stats.internalErrors += c.internalErrors;
         this.#connections.splice(i, 1);
         for (const cid of c.localCids) this.#byCid.delete(cidKey(cid));
       }

@@ -18,10 +18,30 @@ export const MAX_TLS_CERTIFICATE_ENTRIES = 10;
 export const MAX_ACK_RANGES = 64;
 
 /**
- * Most out-of-order segments buffered per stream. Honest peers fragment only through loss;
- * 1-byte frames with gaps could otherwise make a 16 MiB window cost millions of objects.
+ * Disjoint ranges of received data buffered per connection, over all streams and CRYPTO
+ * levels (each gap in a stream splits it). Honest peers leave gaps only through loss and
+ * reordering; 1-byte frames with gaps would otherwise make a window cost millions of objects.
+ * Beyond it the connection closes (FLOW_CONTROL_ERROR, or CRYPTO_BUFFER_EXCEEDED).
  */
-export const MAX_STREAM_RECV_SEGMENTS = 16_384;
+export const MAX_RECV_FRAGMENTS = 4096;
+
+/**
+ * Disjoint ranges of CRYPTO data buffered per encryption level. Initial packets are not
+ * authenticated, so this is what a spoofed datagram can make a new connection hold; a
+ * handshake flight is a few packets. Beyond it: CRYPTO_BUFFER_EXCEEDED (RFC 9000 §7.5).
+ */
+export const MAX_CRYPTO_FRAGMENTS = 64;
+
+/** Heap a stored chunk of received data costs beyond its bytes (node, view, slot), for the receive-memory budget. */
+export const RECV_CHUNK_OVERHEAD = 192;
+
+/**
+ * Receive memory (stored bytes plus chunk overhead, CRYPTO and unread DATAGRAMs included) a
+ * connection may hold beyond 1.5 × its connection receive window. Flow control bounds the
+ * stored bytes by the window, and chunks of at least ~600 bytes on average (small pieces are
+ * merged) bound their overhead by a third of it; this bounds the rest.
+ */
+export const RECV_MEMORY_SLACK = 2 * 1024 * 1024;
 
 /** Largest amount of CRYPTO data buffered beyond the read offset per level (RFC 9000 §7.5 requires ≥ 4096). */
 export const MAX_CRYPTO_BUFFER = 64 * 1024;
@@ -43,6 +63,21 @@ export const MAX_EARLY_PACKETS = 8;
 export const MAX_CONNECTIONS = 4096;
 /** Server-side connections still in the handshake, before new Initials are dropped. */
 export const MAX_HANDSHAKING = 256;
+/**
+ * Handshakes in progress from which a server in the default `'auto'` Retry mode answers every
+ * new Initial without a token with a Retry (RFC 9000 §8.1.2): spoofed Initials can hold at
+ * most this many of the {@link MAX_HANDSHAKING} slots; clients that prove their address take the rest.
+ */
+export const RETRY_THRESHOLD = 64;
+/**
+ * Handshakes in progress from one source address (an IP, or one relayed peer), counted
+ * separately for addresses proved (by a Retry token or a Handshake packet) and not: beyond
+ * it, unproved Initials from that address get a Retry (or are dropped with Retry off) and
+ * proved ones are dropped. A spoofer can only fill the unproved count of an address.
+ */
+export const MAX_HANDSHAKES_PER_SOURCE = 16;
+/** Server-side connections (any state) from one source address (an IP, or one relayed peer). */
+export const MAX_CONNECTIONS_PER_SOURCE = 256;
 
 /** Stateless resets sent per second at most (RFC 9000 §10.3.3 asks for a limit). */
 export const MAX_STATELESS_RESETS_PER_SECOND = 64;
@@ -53,3 +88,9 @@ export const MAX_VERSION_NEGOTIATIONS_PER_SECOND = 64;
 export const MAX_PEER_DIRECT_ADDRESSES = 16;
 /** Most direct paths a client keeps trying while its connection runs over a relay. */
 export const MAX_PATH_CANDIDATES = 16;
+/**
+ * Probes (a PATH_CHALLENGE and its resends) a client sends, at most in a burst, to addresses
+ * a peer advertised that never answered; the budget refills one per ADVERTISED_PROBE_REFILL µs.
+ */
+export const MAX_ADVERTISED_PROBES = 16;
+export const ADVERTISED_PROBE_REFILL = 60_000_000;

@@ -19,14 +19,21 @@ import {
   ACTIVE_CONNECTION_ID_LIMIT,
   MAX_ACK_RANGES,
   MAX_CRYPTO_BUFFER,
+  MAX_CRYPTO_FRAGMENTS,
   MAX_DATAGRAM_RECV_QUEUE,
   MAX_DATAGRAM_SEND_QUEUE,
   MAX_EARLY_PACKETS,
+  ADVERTISED_PROBE_REFILL,
+  MAX_ADVERTISED_PROBES,
   MAX_PATH_CANDIDATES,
   MAX_PENDING_RETIRES,
+  MAX_RECV_FRAGMENTS,
+  RECV_CHUNK_OVERHEAD,
+  RECV_MEMORY_SLACK,
 } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, protectHeader, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
 import { RETRY_TAG_LENGTH, verifyRetryIntegrity } from '../protection/retry.ts';
+import { isProbeable } from '../address.ts';
 import { createCongestionController, type CongestionController } from '../recovery/congestion.ts';
 import { Pacer } from '../recovery/pacer.ts';
 import { RttEstimator } from '../recovery/rtt.ts';
@@ -53,7 +60,7 @@ import { MAX_CID_LENGTH, QUIC_V1, parseHeader, type LongHeader, type PacketHeade
 import { ByteReader } from '../wire/reader.ts';
 import { decodeTransportParameters, type DirectAddress, type TransportParameters } from '../wire/transport-params.ts';
 import { RangeSet } from './range-set.ts';
-import { RecvBuffer } from './recv-buffer.ts';
+import { RecvBudget, RecvBuffer } from './recv-buffer.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { Stream, StreamRecv, StreamSend, streamDir, streamId, streamIndex, streamInitiator, type Dir } from './streams.ts';
 import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type PathChangeReason, type Transmit } from './types.ts';
@@ -163,6 +170,11 @@ class Space {
   timeOfLastAckEliciting = 0;
   ackElicitingInFlight = 0;
   readonly received = new RangeSet();
+  /**
+   * Every packet number below this is treated as a duplicate (RFC 9000 §12.3): `received`
+   * forgets old ranges (it only feeds ACK frames), this remembers that they were forgotten.
+   */
+  duplicateFloor = 0;
   largestReceived = -1;
   largestReceivedTime = 0;
   ackPending = false;
@@ -178,6 +190,13 @@ class Space {
 /** A direct path a client tries while its connection runs over a relay. */
 interface Candidate {
   readonly addr: PathAddr;
+  /**
+   * The peer told us about it (sdnet_direct_addresses), rather than our own dial: until it
+   * validates once, its probes come out of the connection's probe budget.
+   */
+  readonly advertised: boolean;
+  /** It answered a PATH_CHALLENGE at least once. */
+  validated: boolean;
   /** Failed probes in a row. */
   attempts: number;
   /** When to probe it next (µs). */
@@ -339,6 +358,8 @@ export class Connection {
   #keyDiscardPending = false;
 
   // ---- flow control
+  /** What every receive buffer (streams, CRYPTO) and the DATAGRAM queue may hold together. */
+  readonly #recvBudget = new RecvBudget(MAX_RECV_FRAGMENTS);
   #localMaxData: number;
   #localDataWindow: number;
   #recvTotal = 0;
@@ -370,6 +391,9 @@ export class Connection {
   #handshakeDonePending = false;
   #closeFrame: Extract<Frame, { type: 'connection_close' }> | undefined;
   #closeSendsOwed = 0;
+  /** Closing state: datagrams received, and the count at which the next one is answered. */
+  #closeTriggers = 0;
+  #closeAnswerAt = 1;
   #pingPending = false;
   #mtuProbe: { size: number; pn: number; failures: number } | undefined;
   #mtuProbeAt = 0;
@@ -413,6 +437,8 @@ export class Connection {
     this.#peerCompletedAddressValidation = options.side === 'server';
     this.#localMaxData = options.settings.receiveWindow;
     this.#localDataWindow = options.settings.receiveWindow;
+    this.#setRecvMemoryLimit();
+    for (const space of this.#spaces) space.cryptoRecv.budget = this.#recvBudget;
     this.#localMaxStreams = { bi: options.settings.maxConcurrentBidiStreams, uni: options.settings.maxConcurrentUniStreams };
 
     const localCid = this.#issueCid(options.cidLength, false);
@@ -479,6 +505,11 @@ export class Connection {
 
   get handshakeConfirmed(): boolean {
     return this.#handshakeConfirmed;
+  }
+
+  /** Server: the client proved its address (a Retry token, a Handshake packet, RFC 9000 §8.1). */
+  get addressValidated(): boolean {
+    return this.#addressValidated;
   }
 
   /** The negotiated ALPN protocol. */
@@ -621,7 +652,7 @@ export class Connection {
     // The stream stays until its final size is known: data still in flight is counted toward
     // connection flow control as it arrives (RFC 9000 §4.5), and the STOP_SENDING frame is
     // sent, and repeated when lost, until Data Recvd or Reset Recvd (§3.5, §13.3).
-    recv.buffer.discard();
+    recv.buffer.clear();
     this.#creditStopped(id, recv);
     if (!recv.finished) {
       recv.stopSendingPending = true;
@@ -703,7 +734,9 @@ export class Connection {
 
   /** The next received datagram. */
   readDatagram(): Uint8Array | undefined {
-    return this.#datagramsIn.shift();
+    const d = this.#datagramsIn.shift();
+    if (d !== undefined) this.#recvBudget.memory -= d.length + RECV_CHUNK_OVERHEAD;
+    return d;
   }
 
   // ---- close
@@ -771,8 +804,31 @@ export class Connection {
    * (only with sdnet peers, which advertise that they follow migrations).
    */
   addCandidatePath(now: number, path: PathAddr): void {
+    this.#addCandidate(now, path, false);
+  }
+
+  #addCandidate(now: number, path: PathAddr, advertised: boolean): void {
     if (this.side !== 'client' || path.relayed || this.#candidates.has(path.key) || this.#candidates.size >= MAX_PATH_CANDIDATES) return;
-    this.#candidates.set(path.key, { addr: path, attempts: 0, nextAt: now, probing: false });
+    this.#candidates.set(path.key, { addr: path, advertised, validated: false, attempts: 0, nextAt: now, probing: false });
+  }
+
+  /**
+   * An unexpected exception escaped one of this connection's handlers (a bug, not peer input:
+   * peer input closes with its RFC code). The endpoint calls this and goes on serving the
+   * others: the connection closes with INTERNAL_ERROR, or, failing again while closing, ends
+   * at once without another packet.
+   */
+  failInternal(now: number, err: unknown): void {
+    this.internalErrors++;
+    try {
+      if (this.#state === 'handshaking' || this.#state === 'established') {
+        this.#closeWithTransportError(now, new TransportError(TransportErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error)?.message ?? String(err)}`));
+        return;
+      }
+      if (this.#state !== 'closed') this.#enterClosed(now);
+    } catch {
+      this.#state = 'closed';
+    }
   }
 
   // ================================================================== input
@@ -781,17 +837,25 @@ export class Connection {
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
     if (this.#state === 'closed' || this.#state === 'draining') return;
     if (this.#state === 'closing') {
-      // RFC 9000 §10.2.1: in the closing state, answer incoming packets with CONNECTION_CLOSE (rate-limited here).
-      this.#closeSendsOwed = Math.min(this.#closeSendsOwed + 1, 1);
+      // RFC 9000 §8.1, §9.3: bytes from the path still raise what we may send to it unvalidated.
+      if (path.key === this.#path.addr.key) this.#path.bytesReceived += data.length;
+      // RFC 9000 §10.2.1: answer incoming packets with CONNECTION_CLOSE, at a limited rate: the
+      // 1st, 2nd, 4th, 8th, ... datagram after entering the closing state.
+      if (++this.#closeTriggers >= this.#closeAnswerAt) {
+        this.#closeAnswerAt *= 2;
+        this.#closeSendsOwed = 1;
+      }
       return;
     }
-    let onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
+    const onPath = path.key === this.#path.addr.key ? this.#path : this.#otherPaths.get(path.key);
     // Before the handshake completes the server keeps to the path it first heard from; copies of
     // the client's Initial arriving over other paths are dropped (iroh-wire §3.5).
     if (onPath === undefined && this.side === 'server' && this.#state === 'handshaking') return;
-    // A datagram from a path we did not know: count it, it bounds what we may send there.
-    onPath ??= this.#otherPath(path, false, true);
-    onPath.bytesReceived += data.length;
+    // What arrives on a path bounds what we may send there (RFC 9000 §8.1, §9.3). A path we did
+    // not know gets state only once a packet of the datagram authenticates (#handlePacket):
+    // spoofed garbage must not fill the slots of real paths.
+    if (onPath !== undefined) onPath.bytesReceived += data.length;
+    this.#unknownPathBytes = onPath === undefined ? data.length : 0;
     this.#now = now;
     this.#bytesReceived += data.length;
     let offset = 0;
@@ -830,6 +894,11 @@ export class Connection {
     this.#setLossTimer();
   }
 
+  /** Bytes of the datagram being processed, when it came on a path we have no state for yet. */
+  #unknownPathBytes = 0;
+  /** Packets that failed authentication over the connection's lifetime (RFC 9001 §6.6). */
+  #authFailures = 0;
+
   /** Closing, draining or closed (a method, so TypeScript does not narrow the state across calls). */
   #gone(): boolean {
     return this.#state === 'closing' || this.#state === 'draining' || this.#state === 'closed';
@@ -844,6 +913,8 @@ export class Connection {
     if (header.form === 'version-negotiation') return this.#onVersionNegotiation(now, header.versions, firstInDatagram);
     if (header.form === 'long' && header.type === 'retry') return this.#onRetry(now, header, packet);
     if (header.form === 'long' && header.type === '0rtt') return; // we never accept 0-RTT
+    // RFC 9000 §7.2: after the first valid server packet, a client discards packets with another SCID.
+    if (header.form === 'long' && this.side === 'client' && this.#receivedFirstServerPacket && !equalBytes(header.scid, this.#peerInitialScid!)) return;
     const spaceId: SpaceId = header.form === 'short' ? SPACE_APP : header.type === 'initial' ? SPACE_INITIAL : SPACE_HANDSHAKE;
     const space = this.#spaces[spaceId];
     if (space.discarded) return;
@@ -883,14 +954,23 @@ export class Connection {
     const payload = keys.open(pn, headerBytes, sealed);
     if (payload === null) {
       // RFC 9000 §10.3.1: a datagram that does not authenticate may be a stateless reset.
-      if (last && header.form === 'short' && this.#isStatelessReset(datagram)) this.#onStatelessReset(now);
+      if (last && header.form === 'short' && this.#isStatelessReset(datagram)) return this.#onStatelessReset(now);
+      // RFC 9001 §6.6: count every packet that fails authentication, across all keys; beyond the
+      // AEAD's integrity limit, close with AEAD_LIMIT_REACHED (and process nothing more).
+      if (++this.#authFailures > this.#integrityLimit(keys)) throw new TransportError(TransportErrorCode.AEAD_LIMIT_REACHED, 'too many packets failed authentication');
       return;
     }
     // RFC 9000 §17.2 / §17.3.1: reserved bits must be 0 after removing protection.
     const reserved = header.form === 'long' ? buf[0]! & 0x0c : buf[0]! & 0x18;
     if (reserved !== 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'reserved header bits set');
-    // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again.
-    if (space.received.contains(pn)) return;
+    // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again (nor one below the
+    // floor of what we still remember).
+    if (pn < space.duplicateFloor || space.received.contains(pn)) return;
+    if (this.#unknownPathBytes > 0) {
+      // The first authenticated packet from a new path: now it gets state (and the datagram counts).
+      this.#otherPath(path, false, true).bytesReceived += this.#unknownPathBytes;
+      this.#unknownPathBytes = 0;
+    }
     if (phaseChange) this.#onPeerKeyUpdate(pn);
     this.#packetsReceived++;
 
@@ -911,7 +991,11 @@ export class Connection {
     const wasLargest = pn > space.largestReceived;
     const outOfOrder = space.largestReceived >= 0 && pn !== space.largestReceived + 1;
     space.received.insert(pn, pn + 1);
-    space.received.truncate(MAX_ACK_RANGES);
+    if (space.received.size > MAX_ACK_RANGES) {
+      // The oldest ranges are dropped; every number below what is kept counts as seen.
+      space.received.truncate(MAX_ACK_RANGES);
+      space.duplicateFloor = Math.max(space.duplicateFloor, space.received.min!);
+    }
     if (wasLargest) {
       space.largestReceived = pn;
       space.largestReceivedTime = now;
@@ -928,6 +1012,13 @@ export class Connection {
     this.#lastActivity = now;
     this.#resetIdleTimer(now);
     if (spaceId === SPACE_APP && wasLargest) this.#onPathActivity(now, path, ackEliciting);
+  }
+
+  /** RFC 9001 §6.6: packets that may fail authentication before the connection must close. */
+  #integrityLimit(keys: PacketKeys): number {
+    // AES-GCM: 2^52; ChaCha20-Poly1305: 2^36.
+    const aead = keys.suite.aead === 'chacha20-poly1305' ? 2 ** 36 : 2 ** 52;
+    return Math.min(aead, this.#settings.maxAuthenticationFailures);
   }
 
   /** The peer's packets moved to the next key phase (RFC 9001 §6.2). */
@@ -1109,8 +1200,10 @@ export class Connection {
         if (frameSize({ type: 'datagram', data: frame.data }) > this.#settings.maxDatagramFrameSize) {
           throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'unexpected or oversized DATAGRAM', wireType);
         }
-        if (this.#datagramsIn.length >= MAX_DATAGRAM_RECV_QUEUE) this.#datagramsIn.shift();
         this.#datagramsIn.push(frame.data.slice());
+        this.#recvBudget.memory += frame.data.length + RECV_CHUNK_OVERHEAD;
+        // Unread datagrams are dropped oldest first beyond the queue length or the memory budget.
+        while (this.#datagramsIn.length > MAX_DATAGRAM_RECV_QUEUE || (this.#recvBudget.memory > this.#recvBudget.maxMemory && this.#datagramsIn.length > 1)) this.readDatagram();
         this.#events.push({ type: 'datagram' });
         return;
     }
@@ -1125,6 +1218,10 @@ export class Connection {
       throw new TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, 'too much CRYPTO data ahead of the read offset', wireType);
     }
     space.cryptoRecv.insert(offset, data);
+    // RFC 9000 §7.5: a fragmented flight is buffered only up to a budget (Initial CRYPTO is unauthenticated).
+    if (space.cryptoRecv.fragmentCount > MAX_CRYPTO_FRAGMENTS || this.#recvBudget.exceeded) {
+      throw new TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, 'CRYPTO data too fragmented', wireType);
+    }
     for (let chunk = space.cryptoRecv.read(); chunk !== undefined; chunk = space.cryptoRecv.read()) {
       try {
         this.#tls.handleHandshakeData(LEVEL_OF[spaceId]!, chunk);
@@ -1201,8 +1298,11 @@ export class Connection {
       this.#managePaths = true;
       for (const d of this.#dialed) this.addCandidatePath(this.#now, d);
       for (const a of p.sdnetDirectAddresses) {
+        // Whatever the peer says, no probe goes to an address no single host has (unspecified,
+        // multicast, broadcast, reserved) or to port 0: we would be its reflector.
+        if (!isProbeable(a)) continue;
         const path = this.#resolvePath?.(a);
-        if (path) this.addCandidatePath(this.#now, path);
+        if (path) this.#addCandidate(this.#now, path, true);
       }
     }
     this.#peerMaxData = p.initialMaxData;
@@ -1341,7 +1441,11 @@ export class Connection {
           break;
         case 'ack':
           // The peer has our ACK up to `largest`: older ranges need not be repeated (RFC 9000 §13.2.4).
-          if (f.largest > 0) space.received.removeBelow(Math.max(0, f.largest - 2 * MAX_ACK_RANGES));
+          if (f.largest > 0) {
+            const floor = Math.max(0, f.largest - 2 * MAX_ACK_RANGES);
+            space.received.removeBelow(floor);
+            space.duplicateFloor = Math.max(space.duplicateFloor, floor);
+          }
           break;
         case 'reset_stream': {
           const send = this.#streams.get(f.id)?.send;
@@ -1525,7 +1629,7 @@ export class Connection {
     const hasSend = dir === 'bi' || local;
     const hasRecv = dir === 'bi' || !local;
     const sendCredit = p === undefined ? 0 : dir === 'uni' ? p.initialMaxStreamDataUni : local ? p.initialMaxStreamDataBidiRemote : p.initialMaxStreamDataBidiLocal;
-    const stream = new Stream(id, hasSend ? new StreamSend(sendCredit) : undefined, hasRecv ? new StreamRecv(s.streamReceiveWindow) : undefined);
+    const stream = new Stream(id, hasSend ? new StreamSend(sendCredit) : undefined, hasRecv ? new StreamRecv(s.streamReceiveWindow, this.#recvBudget) : undefined);
     this.#streams.set(id, stream);
   }
 
@@ -1621,6 +1725,7 @@ export class Connection {
     if (this.#localMaxData - this.#readTotal < this.#localDataWindow / 2) {
       if (now - this.#lastDataWindowUpdate < 2 * this.#rtt.smoothed && this.#localDataWindow < this.#settings.maxReceiveWindow) {
         this.#localDataWindow = Math.min(this.#localDataWindow * 2, this.#settings.maxReceiveWindow);
+        this.#setRecvMemoryLimit();
       }
       this.#lastDataWindowUpdate = now;
       this.#localMaxData = this.#readTotal + this.#localDataWindow;
@@ -1628,11 +1733,20 @@ export class Connection {
     }
   }
 
+  /**
+   * The connection-level receive-memory budget: flow control bounds stored stream bytes by the
+   * connection window; half as much again covers chunk overhead, plus CRYPTO and DATAGRAMs.
+   */
+  #setRecvMemoryLimit(): void {
+    this.#recvBudget.maxMemory = this.#localDataWindow * 1.5 + RECV_MEMORY_SLACK;
+  }
+
   /** Forget a stream once both sides are finished; credit the peer a new one (RFC 9000 §4.6). */
   #maybeFreeStream(id: number): void {
     const stream = this.#streams.get(id);
     if (stream === undefined || !stream.closed) return;
     this.#streams.delete(id);
+    stream.recv?.buffer.release();
     if (streamInitiator(id) !== this.side) {
       const dir = streamDir(id);
       this.#remoteClosedCount[dir]++;
@@ -1689,7 +1803,7 @@ export class Connection {
     }
     if (f.seq < this.#remoteRetirePriorTo) {
       // Already retired by an earlier retire_prior_to: retire it right away (RFC 9000 §19.15).
-      this.#queueRetire(f.seq);
+      if (!this.#queueRetire(f.seq)) throw this.#retireOverflow(wireType);
       return;
     }
     this.#remoteCids.set(f.seq, { seq: f.seq, cid: f.cid, resetToken: f.resetToken });
@@ -1698,7 +1812,7 @@ export class Connection {
       for (const seq of [...this.#remoteCids.keys()]) {
         if (seq < f.retirePriorTo) {
           this.#remoteCids.delete(seq);
-          this.#queueRetire(seq);
+          if (!this.#queueRetire(seq)) throw this.#retireOverflow(wireType);
         }
       }
       if (this.#remoteCid.seq < f.retirePriorTo) {
@@ -1710,9 +1824,16 @@ export class Connection {
     if (this.#remoteCids.size > ACTIVE_CONNECTION_ID_LIMIT) throw new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs', wireType);
   }
 
-  #queueRetire(seq: number): void {
-    if (this.#pendingRetires.length >= MAX_PENDING_RETIRES) throw new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs to retire');
+  /** Queue a RETIRE_CONNECTION_ID; false (nothing queued) when too many are pending already. Never throws: timers call it. */
+  #queueRetire(seq: number): boolean {
+    if (this.#pendingRetires.length >= MAX_PENDING_RETIRES) return false;
     this.#pendingRetires.push(seq);
+    return true;
+  }
+
+  /** A peer whose NEW_CONNECTION_IDs retire faster than we can say so (CVE-2024-22189). */
+  #retireOverflow(wireType: number): TransportError {
+    return new TransportError(TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, 'too many connection IDs to retire', wireType);
   }
 
   #onRetireConnectionId(seq: number, wireType: number): void {
@@ -1807,6 +1928,7 @@ export class Connection {
         const c = this.#candidates.get(p.addr.key);
         if (c !== undefined) {
           c.probing = false;
+          c.validated = true;
           c.attempts = 0;
           if (p !== this.#path && this.#managePaths && this.#path.addr.relayed) this.#upgrade(now, p);
         }
@@ -1876,6 +1998,11 @@ export class Connection {
     if (this.#path.addr.relayed) {
       for (const c of this.#candidates.values()) {
         if (c.probing || now < c.nextAt) continue;
+        if (c.advertised && !c.validated && !this.#takeProbe(now)) {
+          // Out of budget: try again when it refills (not on every timer pass).
+          c.nextAt = this.#probeBucketAt + ADVERTISED_PROBE_REFILL;
+          continue;
+        }
         c.probing = true;
         this.#startChallenge(now, this.#otherPath(c.addr, true, false));
       }
@@ -1883,6 +2010,26 @@ export class Connection {
       this.#pingPending = true;
     }
   }
+
+  /**
+   * Probes of advertised addresses that never answered: a bucket of MAX_ADVERTISED_PROBES,
+   * refilled one per ADVERTISED_PROBE_REFILL. A peer listing addresses that are not its own
+   * (a victim's) gets a few PATH_CHALLENGEs sent there, not a stream of them.
+   */
+  #takeProbe(now: number): boolean {
+    const refilled = Math.floor((now - this.#probeBucketAt) / ADVERTISED_PROBE_REFILL);
+    if (refilled > 0) {
+      this.#probeBucket = Math.min(MAX_ADVERTISED_PROBES, this.#probeBucket + refilled);
+      this.#probeBucketAt += refilled * ADVERTISED_PROBE_REFILL;
+    }
+    if (this.#probeBucket === MAX_ADVERTISED_PROBES) this.#probeBucketAt = now;
+    if (this.#probeBucket <= 0) return false;
+    this.#probeBucket--;
+    return true;
+  }
+
+  #probeBucket = MAX_ADVERTISED_PROBES;
+  #probeBucketAt = 0;
 
   /** The next time {@link #runPathTimers} has work, or 0. */
   #pathTimerAt(): number {
@@ -1899,8 +2046,9 @@ export class Connection {
     this.#pathChanges++;
     // RFC 9000 §9.5: a new path uses a new connection ID when one is available.
     const fresh = [...this.#remoteCids.values()].filter((c) => c.seq !== this.#remoteCid.seq).sort((a, b) => a.seq - b.seq)[0];
-    if (fresh) {
-      this.#queueRetire(this.#remoteCid.seq);
+    // If the retirement cannot be queued now (the peer retired many IDs while this path could
+    // not send), the path keeps the ID in use: switching paths must not fail.
+    if (fresh && this.#queueRetire(this.#remoteCid.seq)) {
       this.#remoteCids.delete(this.#remoteCid.seq);
       this.#useRemoteCid(fresh);
     }
@@ -1951,6 +2099,8 @@ export class Connection {
     this.#closeFrame = frame;
     this.#closeError = error;
     this.#closeSendsOwed = 1;
+    this.#closeTriggers = 0;
+    this.#closeAnswerAt = 1;
     this.#state = 'closing';
     // RFC 9000 §10.2: the closing state lasts three PTOs.
     this.#closeDeadline = now + 3 * this.#rtt.pto(this.#peerMaxAckDelay);
@@ -2198,7 +2348,13 @@ export class Connection {
     const copy = this.#dialCopies.shift();
     if (copy) return copy;
     if (this.#state === 'closing') return this.#transmitClose(now);
-    // Owed PATH_RESPONSEs / challenges on other paths go first, in their own datagrams.
+    // Owed PATH_RESPONSEs / challenges go first, in their own datagrams padded to 1200 bytes
+    // (RFC 9000 §8.2.1, §8.2.2), on the current path as on the others.
+    const current = this.#path;
+    if (current.responses.length > 0 || (current.challengePending && current.challenge !== undefined)) {
+      const t = this.#transmitPathFrames(now, current);
+      if (t) return t;
+    }
     for (const p of this.#otherPaths.values()) {
       if (p.responses.length > 0 || p.challengePending) {
         const t = this.#transmitPathFrames(now, p);
@@ -2303,6 +2459,9 @@ export class Connection {
       }
     }
     for (const d of drafts) pos = d.start + this.#finishPacket(now, d, [{ k: 'close' }], false, false, false);
+    // RFC 9000 §8.1: the anti-amplification limit holds in the closing state too.
+    if (pos === 0 || pos > this.#pathBudget(this.#path)) return undefined;
+    this.#path.bytesSent += pos;
     return { path: this.#path.addr, data: out.subarray(0, pos) };
   }
 

@@ -5,8 +5,7 @@
  * @module
  */
 import { TransportError, TransportErrorCode } from '../errors.ts';
-import { MAX_STREAM_RECV_SEGMENTS } from '../limits.ts';
-import { RecvBuffer } from './recv-buffer.ts';
+import { RecvBuffer, type RecvBudget } from './recv-buffer.ts';
 import { SendBuffer } from './send-buffer.ts';
 
 export type Dir = 'bi' | 'uni';
@@ -71,7 +70,7 @@ export class StreamSend {
 }
 
 export class StreamRecv {
-  readonly buffer = new RecvBuffer();
+  readonly buffer: RecvBuffer;
   state: RecvState = 'recv';
   /** Our MAX_STREAM_DATA for this stream. */
   maxData: number;
@@ -94,9 +93,11 @@ export class StreamRecv {
   /** A 'stream-readable' event is outstanding (cleared when the application reads). */
   readableNotified = false;
 
-  constructor(window: number) {
+  /** `budget`: the connection's receive budget, which this stream's buffered data is charged to. */
+  constructor(window: number, budget?: RecvBudget) {
     this.maxData = window;
     this.window = window;
+    this.buffer = new RecvBuffer(budget);
   }
 
   /**
@@ -115,8 +116,10 @@ export class StreamRecv {
     const before = this.buffer.highest;
     if (this.resetCode === undefined && this.state !== 'data-read') {
       this.buffer.insert(offset, data);
-      if (this.buffer.segmentCount > MAX_STREAM_RECV_SEGMENTS) {
-        throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'stream data too fragmented', frameType);
+      // Fragments or memory beyond the connection's receive budget: treated like data beyond
+      // our limits (RFC 9000 §4.1), since no honest peer gets there.
+      if (this.buffer.budget?.exceeded) {
+        throw new TransportError(TransportErrorCode.FLOW_CONTROL_ERROR, 'stream data too fragmented (receive buffer budget exceeded)', frameType);
       }
     } else if (end > this.buffer.highest) {
       this.buffer.highest = end;

@@ -24,6 +24,11 @@ export interface PathAddr {
    * port changes (RFC 9000 §9.4). Paths without one are all different hosts.
    */
   readonly host?: string;
+  /**
+   * The peer is on this machine (a loopback address): the endpoint's per-address caps do not
+   * apply, since every local process shares the address.
+   */
+  readonly loopback?: boolean;
 }
 
 /** One datagram to send. */
