@@ -12,7 +12,11 @@ import { RelayClient, type RelayClientEvents, type RelayClientOptions } from '..
 import { FrameType, KeyCache, RelayClientConnection, type RelayClientConnectionEvent } from '../../src/relay/protocol/index.ts';
 import { parsePrometheusText, startRelayServer, type RelayServerHandle, type RelayServerOptions } from '../../relay-server/src/index.ts';
 
-/** A relay on 127.0.0.1 with an ephemeral port, metrics on, and test-friendly timers. */
+/**
+ * A relay on 127.0.0.1 with an ephemeral port, metrics on, and test-friendly timers. Every test
+ * client comes from 127.0.0.1, so the per-address admission limits are off unless a test sets
+ * them (the tests of those limits do, and run them at their defaults).
+ */
 export function startTestRelay(options: RelayServerOptions = {}): Promise<RelayServerHandle> {
   return startRelayServer({
     host: '127.0.0.1',
@@ -20,7 +24,7 @@ export function startTestRelay(options: RelayServerOptions = {}): Promise<RelayS
     metrics: { port: 0 },
     rateLimit: false,
     ...options,
-    limits: { handshakeTimeoutMs: 5_000, ...options.limits },
+    limits: { handshakeTimeoutMs: 5_000, maxConnectionsPerIp: 0, maxHandshakingPerIp: 0, acceptRatePerIp: 0, ...options.limits },
     timing: { tickMs: 20, shutdownGraceMs: 500, ...options.timing },
   });
 }

@@ -326,15 +326,15 @@ describe('hostile clients (reliability.md §5.G)', () => {
     expect(r.stats().endpoints).toBe(1);
   });
 
-  it('text messages are ignored, as iroh does (iroh-wire §1.3)', async () => {
+  it('a text message is refused with 1003 and counted: the relay protocol is binary', async () => {
     const r = await relay();
+    const honest = await honestPair(r);
     const c = raw(r);
     await c.authenticate();
     c.ws.send('hello');
-    c.send(encodePingPong(FrameType.Ping, new Uint8Array(8).fill(3)));
-    const pong = await c.frame(c.received.length + 1);
-    expect(pong[0]).toBe(FrameType.Pong);
-    expect(await metric(r, 'relay_text_messages_ignored_total')).toBe(1);
+    expect(await c.closed).toBe(1003);
+    expect(await metric(r, 'relay_text_messages_refused_total')).toBe(1);
+    await honest.check();
   });
 
   it('more clients than maxClients get 503 and the others keep working', async () => {

@@ -47,7 +47,7 @@ describe.skipIf(reason !== undefined)('relay-only in network namespaces (root)',
     // Every UDP packet crossing the switch is dropped; TCP (the relay) passes.
     await l.switchFilter('meta l4proto udp counter drop');
     const relayAddr = l.hosts.relay!.addr;
-    const relay = l.spawn('relay', [process.execPath, RELAY_BIN, '--host', relayAddr, '--port', '3340', '--metrics-port', '9090', '--log-level', 'warn']);
+    const relay = l.spawn('relay', [process.execPath, RELAY_BIN, '--host', relayAddr, '--port', '3340', '--metrics-host', relayAddr, '--metrics-port', '9090', '--log-level', 'warn']);
     const relayOut = new JsonLines(relay);
     const url = await relayOut.waitText(/^http:\/\//, 15_000, 'the relay URL');
     expect(url).toBe(`http://${relayAddr}:3340/`);
