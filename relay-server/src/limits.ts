@@ -16,7 +16,8 @@
  * - what it sends: every WebSocket frame (binary, text, control) is charged to its byte-rate
  *   bucket when its header arrives, before the payload is read or unmasked;
  * - what the relay queues towards it: {@link DEFAULT_SEND_QUEUE_DEPTH} frames and
- *   {@link DEFAULT_SEND_QUEUE_BYTES} bytes, of which at most {@link MAX_PENDING_PONGS} pongs,
+ *   {@link DEFAULT_SEND_QUEUE_BYTES} bytes, of which at most {@link MAX_PENDING_PONGS} pongs
+ *   (past that the relay stops reading from the client),
  *   {@link DEFAULT_MAX_QUEUED_BYTES_TOTAL} across all clients, and a socket that makes no write
  *   progress for {@link DEFAULT_WRITE_TIMEOUT_MS} is closed whatever the client sends.
  *
@@ -118,9 +119,11 @@ export const DEFAULT_SEND_QUEUE_BYTES = PER_CLIENT_SEND_QUEUE_BYTES;
 export const DEFAULT_MAX_QUEUED_BYTES_TOTAL = 256 * 1024 * 1024;
 
 /**
- * Pongs (answers to relay `Ping` frames and to WebSocket pings) queued towards one client. A
- * client that pings without reading gets no more than this; the rest are dropped (counted).
- * An honest client has one ping outstanding.
+ * Pongs (answers to relay `Ping` frames and to WebSocket pings) queued towards one client.
+ * With this many unwritten the relay stops reading from that client until one is written, so
+ * a client that pings without reading fills its own TCP window and is closed by the write
+ * timeout; a pong that still finds the queue full is dropped (counted). An honest client has
+ * one ping outstanding.
  */
 export const MAX_PENDING_PONGS = 4;
 

@@ -230,7 +230,10 @@ class ClientConn implements RegisteredConn {
   readonly onPongWritten = (): void => {
     this.pendingPongs--;
     this.onWritten();
+    if (this.pausedForPongs) this.#server.pongsDrained(this);
   };
+  /** Reading stopped until a queued pong is written (a client pinging faster than it reads). */
+  pausedForPongs = false;
 
   constructor(
     server: RelayServerImpl,
@@ -440,9 +443,9 @@ class RelayServerImpl implements RelayServerHandle {
           key: toBuffer(options.tls!.key),
           // The exporter behind the TLS-header authentication (iroh-wire §1.5) is TLS 1.3's.
           minVersion: 'TLSv1.3',
-          // Node counts this from the TLS socket's creation, i.e. the TCP accept; the tick
-          // enforces the whole establish deadline from the accept as well.
-          handshakeTimeout: l.handshakeTimeoutMs,
+          // The establish deadline, counted from the TCP accept, is the tick's (TLS included);
+          // Node's own TLS timer is only a backstop behind it.
+          handshakeTimeout: l.handshakeTimeoutMs + 1_000,
         } satisfies HttpsServerOptions)
       : createHttpServer(httpOptions);
     // A backstop behind the caps enforced at accept (Node drops connections past it unseen).
@@ -747,7 +750,10 @@ class RelayServerImpl implements RelayServerHandle {
       new ServerWebSocket(socket, MAX_HANDSHAKE_MESSAGE_BYTES, {
         charge: (bytes) => this.#charge(c, bytes),
         onMessage: (data) => this.#guardClient(c, 'message', () => this.#onMessage(c, data)),
-        onPing: (payload) => this.#guardClient(c, 'ping', () => this.#sendPong(c, ServerWebSocket.pongFrame(payload))),
+        onPing: (payload) =>
+          this.#guardClient(c, 'ping', () => {
+            if (this.#pongFits(c, payload.length + 2)) this.#sendPong(c, ServerWebSocket.pongFrame(payload));
+          }),
         onViolation: (code, message) =>
           this.#guardClient(c, 'violation', () => {
             if (code === CloseCode.unsupportedData) this.#m.textMessages.inc();
@@ -806,7 +812,16 @@ class RelayServerImpl implements RelayServerHandle {
     if (c.closed || c.closing) return;
     const more = c.bucket!.consume(0, now());
     if (more > 0) this.#throttle(c, more);
-    else c.ws.resume();
+    else if (!c.pausedForPongs) c.ws.resume();
+  }
+
+  /** A pong of a client paused for its pong backlog was written: read on (unless rate-limited). */
+  pongsDrained(c: ClientConn): void {
+    this.#guardClient(c, 'pong drained', () => {
+      if (c.pendingPongs >= MAX_PENDING_PONGS || c.closed || c.closing) return;
+      c.pausedForPongs = false;
+      if (c.resumeTimer === undefined) c.ws.resume();
+    });
   }
 
   /** Drain a connection's events and frames to send. */
@@ -867,6 +882,7 @@ class RelayServerImpl implements RelayServerHandle {
       if (!c.ws.open) continue;
       const type = f[0]!;
       const h = frameHeaderLength(f.length);
+      if (type === FrameType.Pong && !this.#pongFits(c, h + f.length)) continue;
       const out = Buffer.allocUnsafe(h + f.length);
       writeFrameHeader(out, Opcode.binary, f.length);
       out.set(f, h);
@@ -884,15 +900,30 @@ class RelayServerImpl implements RelayServerHandle {
     }
   }
 
-  /** A pong (relay `Pong` or WebSocket pong), unless the client already has enough queued. */
+  /** Whether a pong of `bytes` may be queued; counts the drop when not. */
+  #pongFits(c: ClientConn, bytes: number): boolean {
+    if (c.pendingPongs < MAX_PENDING_PONGS && this.#fits(c, bytes)) return true;
+    this.#m.pongsDropped.inc();
+    return false;
+  }
+
+  /**
+   * A pong (relay `Pong` or WebSocket pong). At most {@link MAX_PENDING_PONGS} wait in the
+   * client's queue: with that many unwritten, reading from the client stops until one is
+   * written — as iroh's relay blocks its read loop on the pong write. So a client that pings
+   * without reading fills its own TCP window, its socket stops making write progress, and the
+   * write timeout closes it; one that reads gets every pong. (A pong that still finds the
+   * queue full — a WebSocket ping already in the read buffer — is dropped and counted.)
+   */
   #sendPong(c: ClientConn, frame: Buffer): void {
     if (!c.ws.open || c.closing) return;
-    if (c.pendingPongs >= MAX_PENDING_PONGS || !this.#fits(c, frame.length)) {
-      this.#m.pongsDropped.inc();
-      return;
-    }
+    if (!this.#pongFits(c, frame.length)) return;
     c.pendingPongs++;
     this.#write(c, frame, c.onPongWritten);
+    if (c.pendingPongs >= MAX_PENDING_PONGS && !c.pausedForPongs) {
+      c.pausedForPongs = true;
+      c.ws.pause();
+    }
   }
 
   #onAuthenticated(c: ClientConn, publicKey: PublicKey, mechanism: 'challenge' | 'keying-material'): void {
