@@ -760,12 +760,18 @@ class RelayServerImpl implements RelayServerHandle {
             if (!c.closed && !c.closing) this.#endConn(c, 'protocol', new RelayError('ERR_RELAY_PROTOCOL', message), code);
           }),
         onClose: (code) => this.#guardClient(c, 'close', () => this.#onWsClose(c, code)),
+        onInternalError: (err) =>
+          this.#guardClient(c, 'websocket', () => {
+            throw err;
+          }),
       }),
     );
     if (this.#rate) c.bucket = new TokenBucket(this.#rate.bytesPerSecond, this.#rate.burstBytes, now());
     this.#conns.add(c);
-    conn.start(now(), headerKey);
-    this.flush(c);
+    this.#guardClient(c, 'start', () => {
+      conn.start(now(), headerKey);
+      this.flush(c);
+    });
   }
 
   /**

@@ -154,6 +154,8 @@ export interface ServerWebSocketHandlers {
   onViolation(code: number, message: string): void;
   /** The TCP connection is gone; `code` is the peer's close code, or 1006 without one. */
   onClose(code: number, reason: string): void;
+  /** Framing code here threw (a bug, not the peer's doing): the socket is already cut. */
+  onInternalError(err: unknown): void;
 }
 
 type State = 'open' | 'closing' | 'closed';
@@ -230,7 +232,13 @@ export class ServerWebSocket {
     const held = this.#held;
     if (held !== undefined) {
       this.#held = undefined;
-      this.#parse(held, this.#heldOff);
+      try {
+        this.#parse(held, this.#heldOff);
+      } catch (err) {
+        this.socket.destroy();
+        this.#h.onInternalError(err);
+        return;
+      }
     }
     if (!this.#paused && !this.closed) this.socket.resume();
   }
@@ -273,12 +281,18 @@ export class ServerWebSocket {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state === 'closed') return;
-    if (this.#paused) {
-      // Bytes that were already on their way when we paused: hold them.
-      this.#hold(chunk, 0);
-      return;
+    try {
+      if (this.#paused) {
+        // Bytes that were already on their way when we paused: hold them.
+        this.#hold(chunk, 0);
+        return;
+      }
+      this.#parse(chunk, 0);
+    } catch (err) {
+      // Whatever went wrong concerns this connection only: it must not reach the event loop.
+      this.socket.destroy();
+      this.#h.onInternalError(err);
     }
-    this.#parse(chunk, 0);
   };
 
   #hold(chunk: Buffer, off: number): void {
