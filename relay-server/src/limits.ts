@@ -67,10 +67,10 @@ export const DEFAULT_ACCEPT_RATE_PER_IP = 10;
 export const DEFAULT_ACCEPT_BURST_PER_IP = 20;
 
 /**
- * Address groups whose accept bucket is remembered. A bucket back at its burst is forgotten on
- * the next tick, so only groups that connected in the last few seconds are held; past this
- * bound new groups are let through unmetered rather than growing the map (the per-group and
- * total connection caps still hold).
+ * Address groups remembered without a connection (for their accept bucket). A bucket back at
+ * its burst is forgotten on the next tick, so only groups that connected in the last few
+ * seconds are held; past this bound the oldest of them are forgotten early. Groups with a
+ * connection are always kept: the connection caps bound how many there are.
  */
 export const MAX_TRACKED_ADDRESS_GROUPS = 65_536;
 

@@ -551,10 +551,9 @@ class RelayServerImpl implements RelayServerHandle {
     const groupKey = addressGroup(address);
     let group = this.#groups.get(groupKey);
     if (group === undefined) {
+      if (this.#groups.size >= MAX_TRACKED_ADDRESS_GROUPS) this.#forgetIdleGroups();
       group = { conns: 0, handshaking: 0, tokens: l.acceptBurstPerIp, last: t };
-      // Past the bound a new group is admitted unmetered rather than growing the table; the
-      // per-group caps need the entry, so it is still counted while it has connections.
-      if (this.#groups.size < MAX_TRACKED_ADDRESS_GROUPS) this.#groups.set(groupKey, group);
+      this.#groups.set(groupKey, group);
     }
     const refuse = (reason: string): void => {
       this.#m.refused.incLabelled({ reason });
@@ -586,6 +585,20 @@ class RelayServerImpl implements RelayServerHandle {
         if (group.conns === 0 && this.#groups.get(groupKey) === group && (l.acceptRatePerIp === 0 || group.tokens >= l.acceptBurstPerIp)) this.#groups.delete(groupKey);
       }),
     );
+  }
+
+  /**
+   * The table is full: forget the oldest groups that hold no connection (their accept buckets
+   * start afresh if they come back). Groups with connections stay — there are no more of
+   * those than connections, which the caps bound.
+   */
+  #forgetIdleGroups(): void {
+    let n = 0;
+    for (const [key, g] of this.#groups) {
+      if (g.conns > 0) continue;
+      this.#groups.delete(key);
+      if (++n >= 1024) return;
+    }
   }
 
   /** The connection is no longer counted as handshaking (authenticated, or closed). */
