@@ -762,7 +762,16 @@ class RelayServerImpl implements RelayServerHandle {
     const c = new ClientConn(this, { socket, tcp, conn, remoteAddress: socket.remoteAddress, token, version, headerKey }, (c) =>
       new ServerWebSocket(socket, MAX_HANDSHAKE_MESSAGE_BYTES, {
         charge: (bytes) => this.#charge(c, bytes),
-        onMessage: (data) => this.#guardClient(c, 'message', () => this.#onMessage(c, data)),
+        onMessage: (data) => {
+          // #guardClient's work inline: this runs once per datagram, without a closure.
+          try {
+            this.#onMessage(c, data);
+          } catch (err) {
+            this.#guardClient(c, 'message', () => {
+              throw err;
+            });
+          }
+        },
         onPing: (payload) =>
           this.#guardClient(c, 'ping', () => {
             if (this.#pongFits(c, payload.length + 2)) this.#sendPong(c, ServerWebSocket.pongFrame(payload));

@@ -93,6 +93,18 @@ export function encodeFrame(opcode: number, payload: Uint8Array): Buffer {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+let lastBuffer: ArrayBufferLike | undefined;
+let lastView: Int32Array<ArrayBufferLike> = new Int32Array(0);
+
+/** An Int32Array over all whole words of `ab`, cached for the last buffer asked for. */
+function int32View(ab: ArrayBufferLike): Int32Array {
+  if (ab !== lastBuffer) {
+    lastBuffer = ab;
+    lastView = new Int32Array(ab, 0, ab.byteLength >>> 2);
+  }
+  return lastView;
+}
 const MASK_SCRATCH = new Uint8Array(4);
 
 /**
@@ -130,8 +142,10 @@ export function unmask(buf: Buffer, off: number, len: number, maskOff: number): 
     const c = mask[(r + 2) & 3]!;
     const d = mask[(r + 3) & 3]!;
     const w = LITTLE_ENDIAN ? a | (b << 8) | (c << 16) | (d << 24) : (a << 24) | (b << 16) | (c << 8) | d;
-    const view = new Int32Array(buf.buffer, buf.byteOffset + i, words);
-    for (let k = 0; k < words; k++) view[k] = view[k]! ^ w;
+    // One view per underlying ArrayBuffer (a TCP read holds many frames), not per frame.
+    const view = int32View(buf.buffer);
+    const first = (buf.byteOffset + i) >>> 2;
+    for (let k = first; k < first + words; k++) view[k] = view[k]! ^ w;
     i += words * 4;
   }
   // Tail.
