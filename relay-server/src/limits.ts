@@ -17,7 +17,8 @@
  *   bucket when its header arrives, before the payload is read or unmasked;
  * - what the relay queues towards it: {@link DEFAULT_SEND_QUEUE_DEPTH} frames and
  *   {@link DEFAULT_SEND_QUEUE_BYTES} bytes, of which at most {@link MAX_PENDING_PONGS} pongs
- *   (past that the relay stops reading from the client),
+ *   (past that the relay stops reading from the client), at most {@link PONG_RATE_PER_SECOND}
+ *   pongs a second (past that it stops reading and probes the client with a Ping),
  *   {@link DEFAULT_MAX_QUEUED_BYTES_TOTAL} across all clients, and a socket that makes no write
  *   progress for {@link DEFAULT_WRITE_TIMEOUT_MS} is closed whatever the client sends.
  *
@@ -123,9 +124,22 @@ export const DEFAULT_MAX_QUEUED_BYTES_TOTAL = 256 * 1024 * 1024;
  * With this many unwritten the relay stops reading from that client until one is written, so
  * a client that pings without reading fills its own TCP window and is closed by the write
  * timeout; a pong that still finds the queue full is dropped (counted). An honest client has
- * one ping outstanding.
+ * one ping outstanding. Not smaller: each pause and resume costs a turn of the event loop,
+ * and the sooner a non-reader's window fills the sooner it is found out. Not larger: the
+ * faster a flood of pings is answered, the more garbage per second, and V8 grows its young
+ * generation (RSS) with the allocation rate.
  */
-export const MAX_PENDING_PONGS = 4;
+export const MAX_PENDING_PONGS = 16;
+
+/**
+ * Pings (relay `Ping` and WebSocket pings) answered per client per second, with this burst. An
+ * iroh client pings every 15 s. Past the rate the relay stops reading from the client until
+ * the bucket refills, and probes it with a Ping of its own: a client that does not read cannot
+ * answer, and is closed when the write timeout has passed without the answer. So a flood of
+ * pings costs the relay a few dozen small reads a second instead of megabytes of them.
+ */
+export const PONG_RATE_PER_SECOND = 50;
+export const PONG_BURST = 100;
 
 /**
  * A client whose socket makes no write progress this long while something is queued for it

@@ -41,6 +41,7 @@ import {
   verifyClientAuthHeader,
 } from '../../src/relay/protocol/handshake.ts';
 import { keyId } from '../../src/relay/protocol/key-cache.ts';
+import { PING_DATA_LENGTH } from '../../src/relay/protocol/limits.ts';
 import { RelayServerConnection, type ServerCloseReason } from '../../src/relay/protocol/server-connection.ts';
 import { bearerToken, validateUpgradeRequest } from '../../src/relay/protocol/upgrade.ts';
 import { subprotocolOf, type ProtocolVersion } from '../../src/relay/protocol/version.ts';
@@ -56,7 +57,7 @@ import {
   type RelayServerTiming,
 } from './config.ts';
 import { DEFAULT_HOST, DEFAULT_METRICS_HOST } from './defaults.ts';
-import { MAX_HANDSHAKE_MESSAGE_BYTES, MAX_PENDING_PONGS, MAX_TRACKED_ADDRESS_GROUPS } from './limits.ts';
+import { MAX_HANDSHAKE_MESSAGE_BYTES, MAX_PENDING_PONGS, MAX_TRACKED_ADDRESS_GROUPS, PONG_BURST, PONG_RATE_PER_SECOND } from './limits.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
@@ -99,6 +100,8 @@ export interface RelayServerStats {
   pongsDropped: number;
   /** Clients closed because their socket made no write progress. */
   writeTimeouts: number;
+  /** Clients closed because they flooded pings and did not answer the relay's within the write timeout. */
+  probeTimeouts: number;
   /** TCP connections refused at accept (per-IP caps, accept rate, handshaking cap). */
   connectionsRefused: number;
   /** Unexpected exceptions caught (each closed the connection it concerned). */
@@ -227,13 +230,20 @@ class ClientConn implements RegisteredConn {
     this.lastProgress = coarseNow;
     this.#server.resync(this);
   };
-  readonly onPongWritten = (): void => {
-    this.pendingPongs--;
-    this.onWritten();
-    if (this.pausedForPongs) this.#server.pongsDrained(this);
-  };
-  /** Reading stopped until a queued pong is written (a client pinging faster than it reads). */
+  /** Reading stopped until queued pongs are written (a client pinging faster than it reads). */
   pausedForPongs = false;
+  /** The ping-answer bucket (PONG_RATE_PER_SECOND, PONG_BURST). */
+  pongTokens = PONG_BURST;
+  pongRefilledAt = 0;
+  /** Reading stopped until the ping-answer bucket refills. */
+  pongTimer: NodeJS.Timeout | undefined;
+  /** The answer to our probing Ping must arrive by then, or the client is closed. */
+  probeDeadline: number | undefined;
+  lastProbeAt = -Infinity;
+  /** Pong frames answered in this turn of the event loop, written together at its end. */
+  pongBatch: Buffer | undefined;
+  pongBatchBytes = 0;
+  pongBatchCount = 0;
 
   constructor(
     server: RelayServerImpl,
@@ -334,6 +344,8 @@ class RelayServerImpl implements RelayServerHandle {
   #closing: Promise<void> | undefined;
   /** Sockets corked during this tick's forwarding, uncorked on the next tick. */
   #corked: ClientConn[] = [];
+  /** Clients with pongs batched during this tick. */
+  #pongClients: ClientConn[] = [];
   #uncorkScheduled = false;
 
   url = '';
@@ -364,6 +376,7 @@ class RelayServerImpl implements RelayServerHandle {
     httpRequests: Counter;
     httpClientErrors: Counter;
     pingsSent: Counter;
+    probes: Counter;
     textMessages: Counter;
     internalErrors: Counter;
   };
@@ -404,6 +417,7 @@ class RelayServerImpl implements RelayServerHandle {
       httpRequests: m.counter('relay_http_requests_total', 'Plain HTTP requests, by path'),
       httpClientErrors: m.counter('relay_http_client_errors_total', 'Malformed HTTP requests and client socket errors'),
       pingsSent: m.counter('relay_pings_sent_total', 'Keep-alive pings sent to clients'),
+      probes: m.counter('relay_ping_flood_probes_total', 'Pings sent to clients that pinged faster than they are answered'),
       textMessages: m.counter('relay_text_messages_refused_total', 'WebSocket text messages refused (the connection is closed with 1003)'),
       internalErrors: m.counter('relay_internal_errors_total', 'Unexpected exceptions caught in handlers and timers, by where; each closed its connection'),
     };
@@ -772,10 +786,8 @@ class RelayServerImpl implements RelayServerHandle {
             });
           }
         },
-        onPing: (payload) =>
-          this.#guardClient(c, 'ping', () => {
-            if (this.#pongFits(c, payload.length + 2)) this.#sendPong(c, ServerWebSocket.pongFrame(payload));
-          }),
+        // RFC 6455 §5.5.3: a pong with the ping's payload, through the same bounded path.
+        onPing: (payload) => this.#guardClient(c, 'ping', () => this.#queuePong(c, Opcode.pong, payload, 0, payload.length)),
         onViolation: (code, message) =>
           this.#guardClient(c, 'violation', () => {
             if (code === CloseCode.unsupportedData) this.#m.textMessages.inc();
@@ -811,6 +823,14 @@ class RelayServerImpl implements RelayServerHandle {
   #onMessage(c: ClientConn, data: Buffer): void {
     if (c.closed || c.closing) return;
     const first = data[0];
+    if (first === FrameType.Ping && data.length === 1 + PING_DATA_LENGTH && c.conn.state === 'connected') {
+      // iroh-wire §1.7: a Ping is answered with a Pong carrying the same data. Answered here
+      // rather than by the connection's state machine so pongs are batched (a flood of pings
+      // costs a few bytes each, not a few objects each). Unlike other frames it does not
+      // postpone our keep-alive: it shows the client sends; our ping checks that it reads.
+      this.#queuePong(c, Opcode.binary, data, 0, data.length, FrameType.Pong);
+      return;
+    }
     if (first === 4 || first === 5) {
       // Datagram frames go through as they are (a tick-resolution clock is enough for them).
       c.conn.handleFrame(coarseNow, data);
@@ -840,7 +860,7 @@ class RelayServerImpl implements RelayServerHandle {
     if (c.closed || c.closing) return;
     const more = c.bucket!.consume(0, now());
     if (more > 0) this.#throttle(c, more);
-    else if (!c.pausedForPongs) c.ws.resume();
+    else this.#maybeResume(c);
   }
 
   /** A pong of a client paused for its pong backlog was written: read on (unless rate-limited). */
@@ -848,7 +868,7 @@ class RelayServerImpl implements RelayServerHandle {
     this.#guardClient(c, 'pong drained', () => {
       if (c.pendingPongs >= MAX_PENDING_PONGS || c.closed || c.closing) return;
       c.pausedForPongs = false;
-      if (c.resumeTimer === undefined) c.ws.resume();
+      this.#maybeResume(c);
     });
   }
 
@@ -865,6 +885,7 @@ class RelayServerImpl implements RelayServerHandle {
           this.#onAuthenticated(c, e.publicKey, e.mechanism);
           break;
         case 'pong':
+          c.probeDeadline = undefined;
           break;
         case 'closed':
           this.#writeTransmits(c);
@@ -889,10 +910,7 @@ class RelayServerImpl implements RelayServerHandle {
       // Coalesce everything written to this socket in this tick into one writev.
       socket.cork();
       this.#corked.push(c);
-      if (!this.#uncorkScheduled) {
-        this.#uncorkScheduled = true;
-        process.nextTick(this.#uncorkAll);
-      }
+      this.#scheduleFlush();
     }
     socket.write(frame, done);
     this.resync(c);
@@ -909,15 +927,14 @@ class RelayServerImpl implements RelayServerHandle {
     for (let f = c.conn.pollTransmit(); f !== undefined; f = c.conn.pollTransmit()) {
       if (!c.ws.open) continue;
       const type = f[0]!;
+      if (type === FrameType.Pong) {
+        this.#queuePong(c, Opcode.binary, f, 0, f.length);
+        continue;
+      }
       const h = frameHeaderLength(f.length);
-      if (type === FrameType.Pong && !this.#pongFits(c, h + f.length)) continue;
       const out = Buffer.allocUnsafe(h + f.length);
       writeFrameHeader(out, Opcode.binary, f.length);
       out.set(f, h);
-      if (type === FrameType.Pong) {
-        this.#sendPong(c, out);
-        continue;
-      }
       if (!this.#fits(c, out.length)) {
         // Status, EndpointGone, our own Ping: best effort like datagrams, never unbounded.
         this.#m.controlDrops.incLabelled({ frame: controlName(type) });
@@ -928,29 +945,114 @@ class RelayServerImpl implements RelayServerHandle {
     }
   }
 
-  /** Whether a pong of `bytes` may be queued; counts the drop when not. */
-  #pongFits(c: ClientConn, bytes: number): boolean {
-    if (c.pendingPongs < MAX_PENDING_PONGS && this.#fits(c, bytes)) return true;
-    this.#m.pongsDropped.inc();
-    return false;
-  }
-
   /**
-   * A pong (relay `Pong` or WebSocket pong). At most {@link MAX_PENDING_PONGS} wait in the
-   * client's queue: with that many unwritten, reading from the client stops until one is
-   * written — as iroh's relay blocks its read loop on the pong write. So a client that pings
-   * without reading fills its own TCP window, its socket stops making write progress, and the
-   * write timeout closes it; one that reads gets every pong. (A pong that still finds the
-   * queue full — a WebSocket ping already in the read buffer — is dropped and counted.)
+   * Queue a pong: a WebSocket frame with `opcode` around `src[from..to)`, its first byte
+   * replaced by `firstByte` when given (a relay Ping's type byte becomes Pong's). Pongs answered
+   * in one turn of the event loop go out as one write at its end.
+   *
+   * At most {@link MAX_PENDING_PONGS} wait unwritten: with that many the relay stops reading
+   * from the client until they are written — as iroh's relay blocks its read loop on the pong
+   * write. So a client that pings without reading fills its own TCP window, its socket stops
+   * making write progress, and the write timeout closes it; one that reads gets every pong. A
+   * pong that still finds the queue full (a ping already in the read buffer) is dropped and
+   * counted.
    */
-  #sendPong(c: ClientConn, frame: Buffer): void {
+  #queuePong(c: ClientConn, opcode: number, src: Uint8Array, from: number, to: number, firstByte?: number): void {
     if (!c.ws.open || c.closing) return;
-    if (!this.#pongFits(c, frame.length)) return;
+    const t = now();
+    c.pongTokens = Math.min(PONG_BURST, c.pongTokens + ((t - c.pongRefilledAt) * PONG_RATE_PER_SECOND) / 1000);
+    c.pongRefilledAt = t;
+    if (c.pongTokens < 1) {
+      this.#m.pongsDropped.inc();
+      this.#pingFlood(c, t);
+      return;
+    }
+    c.pongTokens -= 1;
+    const n = to - from;
+    const size = frameHeaderLength(n) + n;
+    if (c.pendingPongs >= MAX_PENDING_PONGS || !this.#fits(c, size + c.pongBatchBytes)) {
+      this.#m.pongsDropped.inc();
+      return;
+    }
+    let batch = c.pongBatch;
+    if (batch === undefined || c.pongBatchBytes + size > batch.length) {
+      if (batch !== undefined) this.#flushPongs(c);
+      // Room for a full backlog of relay pongs; a WebSocket pong (≤ 127 bytes) may start anew.
+      batch = Buffer.allocUnsafe(Math.max(size, MAX_PENDING_PONGS * (2 + 1 + PING_DATA_LENGTH)));
+      c.pongBatch = batch;
+      if (this.#pongClients.length === 0 || this.#pongClients.at(-1) !== c) this.#pongClients.push(c);
+      this.#scheduleFlush();
+    }
+    let off = c.pongBatchBytes;
+    off += writeFrameHeader(batch.subarray(off), opcode, n);
+    batch.set(src.subarray(from, to), off);
+    if (firstByte !== undefined) batch[off] = firstByte;
+    c.pongBatchBytes = off + n;
+    c.pongBatchCount++;
     c.pendingPongs++;
-    this.#write(c, frame, c.onPongWritten);
     if (c.pendingPongs >= MAX_PENDING_PONGS && !c.pausedForPongs) {
       c.pausedForPongs = true;
       c.ws.pause();
+    }
+  }
+
+  /**
+   * More pings than {@link PONG_RATE_PER_SECOND}: stop reading until the bucket has a token
+   * again, and probe the client with our own Ping (at most once a second). One that reads
+   * answers it and goes on at the allowed rate; one that does not is closed when the write
+   * timeout passes without the answer.
+   */
+  #pingFlood(c: ClientConn, t: number): void {
+    if (c.pongTimer === undefined) {
+      c.ws.pause();
+      const wait = Math.max(1, Math.ceil(((1 - c.pongTokens) * 1000) / PONG_RATE_PER_SECOND));
+      c.pongTimer = setTimeout(
+        () =>
+          this.#guardClient(c, 'pong timer', () => {
+            c.pongTimer = undefined;
+            this.#maybeResume(c);
+          }),
+        wait,
+      );
+    }
+    if (c.probeDeadline === undefined && t - c.lastProbeAt >= 1_000 && c.conn.pingNow(t)) {
+      c.lastProbeAt = t;
+      c.probeDeadline = t + this.#limits.writeTimeoutMs;
+      this.#m.probes.inc();
+      this.#writeTransmits(c);
+    }
+  }
+
+  /** Read from a client again once nothing holds it back (rate limit, pong backlog, ping flood). */
+  #maybeResume(c: ClientConn): void {
+    if (c.closed || c.closing) return;
+    if (c.resumeTimer === undefined && !c.pausedForPongs && c.pongTimer === undefined) c.ws.resume();
+  }
+
+  /** Write a client's batched pongs as one frame of the queue. */
+  #flushPongs(c: ClientConn): void {
+    const batch = c.pongBatch;
+    const count = c.pongBatchCount;
+    const bytes = c.pongBatchBytes;
+    c.pongBatch = undefined;
+    c.pongBatchBytes = 0;
+    c.pongBatchCount = 0;
+    if (batch === undefined || count === 0) return;
+    if (!c.ws.open || c.closing) {
+      c.pendingPongs -= count;
+      return;
+    }
+    this.#write(c, batch.subarray(0, bytes), () => {
+      c.pendingPongs -= count;
+      c.onWritten();
+      if (c.pausedForPongs) this.pongsDrained(c);
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (!this.#uncorkScheduled) {
+      this.#uncorkScheduled = true;
+      process.nextTick(this.#uncorkAll);
     }
   }
 
@@ -1048,6 +1150,9 @@ class RelayServerImpl implements RelayServerHandle {
 
   readonly #uncorkAll = (): void => {
     this.#uncorkScheduled = false;
+    const pongs = this.#pongClients;
+    this.#pongClients = [];
+    for (const c of pongs) this.#guardClient(c, 'pongs', () => this.#flushPongs(c));
     const list = this.#corked;
     this.#corked = [];
     for (const c of list) {
@@ -1091,6 +1196,10 @@ class RelayServerImpl implements RelayServerHandle {
     if (c.resumeTimer !== undefined) {
       clearTimeout(c.resumeTimer);
       c.resumeTimer = undefined;
+    }
+    if (c.pongTimer !== undefined) {
+      clearTimeout(c.pongTimer);
+      c.pongTimer = undefined;
     }
     if (c.keyId !== undefined) {
       this.#registry.unregister(c.keyId, c);
@@ -1147,6 +1256,11 @@ class RelayServerImpl implements RelayServerHandle {
     if (c.pendingFrames > 0 && t - c.lastProgress > this.#limits.writeTimeoutMs) {
       // iroh SERVER_WRITE_TIMEOUT: a client that does not read is dropped, whatever it sends.
       this.#abort(c, 'write_timeout');
+      return;
+    }
+    if (c.probeDeadline !== undefined && t > c.probeDeadline) {
+      // It flooded us with pings and did not answer ours within the write timeout.
+      this.#abort(c, 'probe_timeout');
       return;
     }
     const deadline = c.conn.pollTimeout();
@@ -1228,6 +1342,7 @@ class RelayServerImpl implements RelayServerHandle {
       queuedBytes: this.#queuedTotal,
       pongsDropped: m.pongsDropped.get(),
       writeTimeouts: m.disconnects.get({ reason: 'write_timeout' }),
+      probeTimeouts: m.disconnects.get({ reason: 'probe_timeout' }),
       connectionsRefused: m.refused.total(),
       internalErrors: m.internalErrors.total(),
     };

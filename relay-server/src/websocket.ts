@@ -162,7 +162,7 @@ export interface ServerWebSocketHandlers {
   charge(wireBytes: number): boolean;
   /** A complete binary message. A view valid only during the call: copy what you keep. */
   onMessage(data: Buffer): void;
-  /** A ping with its payload (≤ 125 bytes, copied); answer with {@link ServerWebSocket.pongFrame}. */
+  /** A ping with its payload (≤ 125 bytes, copied); the caller queues the pong (RFC 6455 §5.5.3). */
   onPing(payload: Buffer): void;
   /** A text message or a framing violation: we are closing with `code`. */
   onViolation(code: number, message: string): void;
@@ -552,8 +552,4 @@ export class ServerWebSocket {
     return false;
   }
 
-  /** A pong frame answering `payload` (for the caller to queue like any other frame). */
-  static pongFrame(payload: Uint8Array): Buffer {
-    return encodeFrame(Opcode.pong, payload);
-  }
 }
