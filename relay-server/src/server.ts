@@ -240,9 +240,6 @@ class ClientConn implements RegisteredConn {
   /** The answer to our probing Ping must arrive by then, or the client is closed. */
   probeDeadline: number | undefined;
   lastProbeAt = -Infinity;
-  /** Datagram frames forwarded to this client in this turn of the event loop, written together at its end. */
-  outFrames: Buffer[] = [];
-  outBytes = 0;
   /** Pong frames answered in this turn of the event loop, written together at its end. */
   pongBatch: Buffer | undefined;
   pongBatchBytes = 0;
@@ -349,9 +346,6 @@ class RelayServerImpl implements RelayServerHandle {
   #corked: ClientConn[] = [];
   /** Clients with pongs batched during this tick. */
   #pongClients: ClientConn[] = [];
-  /** Clients with datagram frames batched during this tick, and their bytes together. */
-  #outClients: ClientConn[] = [];
-  #outTotal = 0;
   #uncorkScheduled = false;
 
   url = '';
@@ -907,10 +901,10 @@ class RelayServerImpl implements RelayServerHandle {
     return c.pendingFrames < this.#limits.sendQueueDepth && c.socket.writableLength + bytes <= this.#limits.sendQueueBytes && this.#queuedTotal + bytes <= this.#limits.maxQueuedBytesTotal;
   }
 
-  /** Hand `frames` frames (one buffer) to the client's socket, counted in its queue and the global total. */
-  #write(c: ClientConn, frame: Buffer, done: () => void, frames = 1): void {
+  /** Hand a frame to the client's socket, counted in its queue and the global total. */
+  #write(c: ClientConn, frame: Buffer, done: () => void): void {
     if (c.pendingFrames === 0) c.lastProgress = coarseNow;
-    c.pendingFrames += frames;
+    c.pendingFrames++;
     const socket = c.socket;
     if (!socket.writableCorked) {
       // Coalesce everything written to this socket in this tick into one writev.
@@ -947,8 +941,6 @@ class RelayServerImpl implements RelayServerHandle {
         continue;
       }
       if (type === FrameType.Ping) this.#m.pingsSent.inc();
-      // Datagrams batched before this frame go first: the order a client sees is kept.
-      this.#flushOut(c);
       this.#write(c, out, c.onWritten);
     }
   }
@@ -1035,28 +1027,6 @@ class RelayServerImpl implements RelayServerHandle {
   #maybeResume(c: ClientConn): void {
     if (c.closed || c.closing) return;
     if (c.resumeTimer === undefined && !c.pausedForPongs && c.pongTimer === undefined) c.ws.resume();
-  }
-
-  /** Write a client's batched datagram frames as one write (counted as that many frames). */
-  #flushOut(c: ClientConn): void {
-    const frames = c.outFrames;
-    const count = frames.length;
-    if (count === 0) return;
-    const bytes = c.outBytes;
-    c.outFrames = [];
-    c.outBytes = 0;
-    this.#outTotal -= bytes;
-    if (!c.ws.open || c.closing) {
-      this.#dropClosed.inc(count);
-      return;
-    }
-    if (count === 1) this.#write(c, frames[0]!, c.onWritten);
-    else {
-      this.#write(c, Buffer.concat(frames, bytes), () => {
-        c.pendingFrames -= count - 1;
-        c.onWritten();
-      }, count);
-    }
   }
 
   /** Write a client's batched pongs as one frame of the queue. */
@@ -1153,30 +1123,20 @@ class RelayServerImpl implements RelayServerHandle {
     const n = forwardedFrameLength(frame.length, typeLength);
     const h = frameHeaderLength(n);
     // iroh PER_CLIENT_SEND_QUEUE_DEPTH: a full queue drops instead of blocking the sender.
-    // Frames batched in this turn count as queued already.
-    if (target.pendingFrames + target.outFrames.length >= this.#limits.sendQueueDepth || target.socket.writableLength + target.outBytes >= this.#limits.sendQueueBytes) {
+    if (target.pendingFrames >= this.#limits.sendQueueDepth || target.socket.writableLength >= this.#limits.sendQueueBytes) {
       this.#dropQueueFull.inc();
       return;
     }
-    if (this.#queuedTotal + this.#outTotal + h + n > this.#limits.maxQueuedBytesTotal) {
+    if (this.#queuedTotal + h + n > this.#limits.maxQueuedBytesTotal) {
       this.#dropGlobalFull.inc();
       return;
     }
-    // WebSocket header, then the forwarded frame. allocUnsafe: pooled and not zero-filled;
-    // every byte is written just below.
+    // One buffer per datagram: WebSocket header, then the forwarded frame. allocUnsafe: pooled
+    // and not zero-filled; every byte is written just below.
     const out = Buffer.allocUnsafe(h + n);
     writeFrameHeader(out, Opcode.binary, n);
     writeForwardedFrame(out, frame, typeLength, batch, src.publicKey.bytes, h);
-    // Batched: the frames a client gets in one turn of the event loop go out as one write at
-    // its end (one socket write per recipient per read, not per datagram: the per-write cost
-    // in Node was most of the relay's own CPU per datagram at 100 client pairs).
-    if (target.outFrames.length === 0) {
-      this.#outClients.push(target);
-      this.#scheduleFlush();
-    }
-    target.outFrames.push(out);
-    target.outBytes += out.length;
-    this.#outTotal += out.length;
+    this.#write(target, out, target.onWritten);
     if (src.entry !== undefined) this.#registry.recordSentTo(src.entry, cached.id);
     this.#m.framesRelayed.inc();
     this.#m.bytesRelayed.inc(contentLength);
@@ -1190,9 +1150,6 @@ class RelayServerImpl implements RelayServerHandle {
 
   readonly #uncorkAll = (): void => {
     this.#uncorkScheduled = false;
-    const out = this.#outClients;
-    this.#outClients = [];
-    for (const c of out) this.#guardClient(c, 'forward', () => this.#flushOut(c));
     const pongs = this.#pongClients;
     this.#pongClients = [];
     for (const c of pongs) this.#guardClient(c, 'pongs', () => this.#flushPongs(c));
@@ -1243,12 +1200,6 @@ class RelayServerImpl implements RelayServerHandle {
     if (c.pongTimer !== undefined) {
       clearTimeout(c.pongTimer);
       c.pongTimer = undefined;
-    }
-    if (c.outBytes > 0) {
-      this.#outTotal -= c.outBytes;
-      this.#dropClosed.inc(c.outFrames.length);
-      c.outFrames = [];
-      c.outBytes = 0;
     }
     if (c.keyId !== undefined) {
       this.#registry.unregister(c.keyId, c);
