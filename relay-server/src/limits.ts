@@ -37,7 +37,7 @@ import {
 
 /**
  * Authenticated relay clients at once; more get 503 at the upgrade. Each idle client costs a
- * socket and 13–25 KB (`npm run bench relay`); 10,000 fits a small VM.
+ * socket and 12–18 KB (`npm run bench relay`); 10,000 fits a small VM.
  */
 export const DEFAULT_MAX_CLIENTS = 10_000;
 
