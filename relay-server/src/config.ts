@@ -7,55 +7,77 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseTomlDocument, TomlError } from 'smol-toml';
 import type { CryptoProvider } from '../../src/transport/crypto/provider.ts';
-import {
-  HANDSHAKE_TIMEOUT_MS,
-  MAX_FRAME_SIZE,
-  MAX_INACTIVE_PER_ENDPOINT,
-  MAX_SENT_TO_PER_CLIENT,
-  PER_CLIENT_SEND_QUEUE_BYTES,
-  PER_CLIENT_SEND_QUEUE_DEPTH,
-  PING_INTERVAL_MS,
-  PONG_TIMEOUT_MS,
-  SERVER_PING_JITTER_MAX_MS,
-  SERVER_PING_JITTER_MIN_MS,
-  SERVER_WRITE_TIMEOUT_MS,
-} from '../../src/relay/protocol/limits.ts';
+import { PING_INTERVAL_MS, PONG_TIMEOUT_MS, SERVER_PING_JITTER_MAX_MS, SERVER_PING_JITTER_MIN_MS } from '../../src/relay/protocol/limits.ts';
 import type { AccessHook, AccessPolicy } from './access.ts';
 import {
   DEFAULT_HOST,
-  DEFAULT_MAX_CLIENTS,
-  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_METRICS_HOST,
   DEFAULT_METRICS_PORT,
   DEFAULT_PORT,
-  DEFAULT_RATE_LIMIT_BURST_BYTES,
-  DEFAULT_RATE_LIMIT_BYTES_PER_SECOND,
   DEFAULT_RESTART_RECONNECT_IN_MS,
   DEFAULT_RESTART_TRY_FOR_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_TICK_MS,
+} from './defaults.ts';
+import {
+  DEFAULT_ACCEPT_BURST_PER_IP,
+  DEFAULT_ACCEPT_RATE_PER_IP,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_HANDSHAKING,
+  DEFAULT_MAX_HANDSHAKING_PER_IP,
+  DEFAULT_MAX_INACTIVE_PER_ENDPOINT,
+  DEFAULT_MAX_QUEUED_BYTES_TOTAL,
+  DEFAULT_MAX_SENT_TO_PER_CLIENT,
+  DEFAULT_RATE_LIMIT_BURST_BYTES,
+  DEFAULT_RATE_LIMIT_BYTES_PER_SECOND,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_SEND_QUEUE_BYTES,
+  DEFAULT_SEND_QUEUE_DEPTH,
+  DEFAULT_WRITE_TIMEOUT_MS,
+  inRange,
+  LIMIT_RANGES,
+  MAX_CONFIG_DEPTH,
   MAX_CONFIG_FILE_BYTES,
   MAX_HEADER_BYTES,
-} from './defaults.ts';
+  OPTION_RANGES,
+  TIMING_RANGES,
+  type IntRange,
+} from './limits.ts';
 import { LOG_LEVELS, type Logger, type LogLevel } from './log.ts';
-import { parseToml, TomlError } from './toml.ts';
 
-/** Limits on what clients can make the relay hold. */
+/** Limits on what clients can make the relay hold (defaults and reasons: `./limits.ts`). */
 export interface RelayServerLimits {
-  /** Relay connections at once (handshaking or connected); more get 503. */
+  /** Authenticated relay clients at once; more get 503. */
   maxClients: number;
-  /** Concurrent TCP connections per source IP; 0 = unlimited. */
+  /** Connections not yet authenticated (HTTP requests, TLS and relay handshakes), all sources. */
+  maxHandshaking: number;
+  /** TCP connections per address group (IPv4 address, IPv6 /64); 0 = unlimited. */
   maxConnectionsPerIp: number;
-  /** From TCP accept to `ServerConfirmsAuth` (iroh `ESTABLISH_TIMEOUT`). */
+  /** Of those, not yet authenticated; 0 = unlimited. */
+  maxHandshakingPerIp: number;
+  /** New TCP connections per second per address group (token bucket); 0 = unlimited. */
+  acceptRatePerIp: number;
+  /** Burst of that bucket. */
+  acceptBurstPerIp: number;
+  /** From TCP accept (or the last response) to a complete request head. */
+  requestTimeoutMs: number;
+  /** From TCP accept to `ServerConfirmsAuth`, TLS included. */
   handshakeTimeoutMs: number;
   /** Largest HTTP request head; larger gets 431. */
   maxHeaderBytes: number;
   /** Largest WebSocket message (iroh `MAX_FRAME_SIZE`). */
   maxFrameBytes: number;
-  /** Datagram frames queued towards one client (iroh `PER_CLIENT_SEND_QUEUE_DEPTH`). */
+  /** Frames queued towards one client (iroh `PER_CLIENT_SEND_QUEUE_DEPTH`). */
   sendQueueDepth: number;
   /** Bytes queued towards one client. */
   sendQueueBytes: number;
+  /** Bytes queued towards all clients together. */
+  maxQueuedBytesTotal: number;
   /** A client whose queue makes no progress this long is dropped (iroh `SERVER_WRITE_TIMEOUT`). */
   writeTimeoutMs: number;
   /** Older connections kept per EndpointId. */
@@ -64,7 +86,6 @@ export interface RelayServerLimits {
   maxSentToPerClient: number;
 }
 
-/** Timers; tests shorten them. */
 export interface RelayServerTiming {
   /** How often deadlines are checked. */
   tickMs: number;
@@ -95,7 +116,7 @@ export interface RelayServerOptions {
   tls?: { cert: string | Uint8Array; key: string | Uint8Array };
   /** With TLS, also serve `/generate_204` on this plain-HTTP port (iroh serves it on port 80). */
   captivePortalPort?: number;
-  /** Prometheus `/metrics` on its own listener; off unless given. */
+  /** Prometheus `/metrics` on its own listener (host default `127.0.0.1`); off unless given. */
   metrics?: { host?: string; port?: number } | false;
   access?: AccessPolicy;
   /** Replaces the built-in allow-list/token policy. */
@@ -110,15 +131,21 @@ export interface RelayServerOptions {
 
 export const DEFAULT_LIMITS: RelayServerLimits = {
   maxClients: DEFAULT_MAX_CLIENTS,
+  maxHandshaking: DEFAULT_MAX_HANDSHAKING,
   maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
-  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  maxHandshakingPerIp: DEFAULT_MAX_HANDSHAKING_PER_IP,
+  acceptRatePerIp: DEFAULT_ACCEPT_RATE_PER_IP,
+  acceptBurstPerIp: DEFAULT_ACCEPT_BURST_PER_IP,
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
   maxHeaderBytes: MAX_HEADER_BYTES,
-  maxFrameBytes: MAX_FRAME_SIZE,
-  sendQueueDepth: PER_CLIENT_SEND_QUEUE_DEPTH,
-  sendQueueBytes: PER_CLIENT_SEND_QUEUE_BYTES,
-  writeTimeoutMs: SERVER_WRITE_TIMEOUT_MS,
-  maxInactivePerEndpoint: MAX_INACTIVE_PER_ENDPOINT,
-  maxSentToPerClient: MAX_SENT_TO_PER_CLIENT,
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  sendQueueDepth: DEFAULT_SEND_QUEUE_DEPTH,
+  sendQueueBytes: DEFAULT_SEND_QUEUE_BYTES,
+  maxQueuedBytesTotal: DEFAULT_MAX_QUEUED_BYTES_TOTAL,
+  writeTimeoutMs: DEFAULT_WRITE_TIMEOUT_MS,
+  maxInactivePerEndpoint: DEFAULT_MAX_INACTIVE_PER_ENDPOINT,
+  maxSentToPerClient: DEFAULT_MAX_SENT_TO_PER_CLIENT,
 };
 
 export const DEFAULT_TIMING: RelayServerTiming = {
@@ -145,18 +172,32 @@ export class ConfigError extends Error {
   }
 }
 
-function positiveInt(value: unknown, what: string, allowZero = false): number {
-  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || (!allowZero && n === 0)) {
-    throw new ConfigError(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(value)}`);
-  }
-  return n;
+/**
+ * An integer option within `range`. Flags arrive as strings of digits; file values must be
+ * numbers already (a TOML or JSON integer), so `"10"` in a file is an error, as is `1.5`,
+ * `1e3` written as a float, or an integer beyond 2^53 (smol-toml hands those over as BigInt).
+ */
+function int(value: unknown, what: string, range: IntRange, fromFlag = false): number {
+  const n = fromFlag && typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= range.min && n <= range.max) return n;
+  const shown = typeof value === 'bigint' ? value.toString() : JSON.stringify(value) ?? String(value);
+  throw new ConfigError(`${what} must be an integer from ${range.min} to ${range.max}, got ${shown}`);
 }
 
-function port(value: unknown, what: string): number {
-  const n = positiveInt(value, what, true);
-  if (n > 65535) throw new ConfigError(`${what} must be at most 65535, got ${n}`);
-  return n;
+function port(value: unknown, what: string, fromFlag = false): number {
+  return int(value, what, OPTION_RANGES.port, fromFlag);
+}
+
+/** Check programmatic options against the same ranges as the command line (throws RangeError). */
+export function checkRanges(limits: RelayServerLimits, timing: RelayServerTiming): void {
+  for (const [k, range] of Object.entries(LIMIT_RANGES)) {
+    const v = limits[k as keyof RelayServerLimits];
+    if (!inRange(v, range)) throw new RangeError(`limits.${k} must be an integer from ${range.min} to ${range.max}, got ${String(v)}`);
+  }
+  for (const [k, range] of Object.entries(TIMING_RANGES)) {
+    const v = timing[k as keyof RelayServerTiming];
+    if (!inRange(v, range)) throw new RangeError(`timing.${k} must be an integer from ${range.min} to ${range.max}, got ${String(v)}`);
+  }
 }
 
 function str(value: unknown, what: string): string {
@@ -188,29 +229,38 @@ export interface CliConfig {
 export const USAGE = `Usage: sdnet-relay [options]
 
 Runs an iroh-compatible relay server. With no options it listens on
-http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics.
+http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}:${DEFAULT_METRICS_PORT}/metrics.
 
   --config FILE                  JSON or TOML (*.toml) config file; flags override it
   --host ADDR                    listen address (default ${DEFAULT_HOST})
   --port N                       listen port (default ${DEFAULT_PORT}; 0 = any free port)
-  --tls-cert FILE --tls-key FILE serve HTTPS with this PEM certificate chain and key
+  --tls-cert FILE --tls-key FILE serve HTTPS (TLS 1.3) with this PEM certificate chain and key
   --captive-portal-port N        with TLS, serve /generate_204 over plain HTTP on this port
-  --metrics-host ADDR            metrics listen address (default: --host)
+  --metrics-host ADDR            metrics listen address (default ${DEFAULT_METRICS_HOST}, whatever --host is)
   --metrics-port N               Prometheus /metrics port (default ${DEFAULT_METRICS_PORT}; 0 = any free port)
   --no-metrics                   no metrics listener
   --allow-endpoint ID            admit this EndpointId (repeatable)
   --token TOKEN                  admit clients presenting this bearer token (repeatable)
   --rate-limit BYTES_PER_SEC     per-client receive limit (default ${DEFAULT_RATE_LIMIT_BYTES_PER_SECOND}; 0 = off)
   --rate-burst BYTES             per-client burst (default ${DEFAULT_RATE_LIMIT_BURST_BYTES})
-  --max-clients N                relay connections at once (default ${DEFAULT_MAX_CLIENTS})
-  --max-connections-per-ip N     TCP connections per source IP (default 0 = unlimited)
-  --handshake-timeout-ms N       accept-to-authenticated deadline (default ${HANDSHAKE_TIMEOUT_MS})
+  --max-clients N                authenticated clients at once (default ${DEFAULT_MAX_CLIENTS})
+  --max-handshaking N            connections not yet authenticated, all sources (default ${DEFAULT_MAX_HANDSHAKING})
+  --max-connections-per-ip N     TCP connections per IPv4 address or IPv6 /64 (default ${DEFAULT_MAX_CONNECTIONS_PER_IP}; 0 = unlimited)
+  --max-handshaking-per-ip N     of those, not yet authenticated (default ${DEFAULT_MAX_HANDSHAKING_PER_IP}; 0 = unlimited)
+  --accept-rate-per-ip N         new connections per second per address (default ${DEFAULT_ACCEPT_RATE_PER_IP}, burst ${DEFAULT_ACCEPT_BURST_PER_IP}; 0 = unlimited)
+  --handshake-timeout-ms N       accept-to-authenticated deadline, TLS included (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --log-level LEVEL              debug, info, warn, error or silent (default info)
   --help, --version
 
 With --allow-endpoint and/or --token the relay admits only listed ids or token holders.
-Logs are JSON lines on stderr; the relay URL is printed on stdout once it accepts connections.
-SIGINT/SIGTERM shut down gracefully (clients are told Restarting).`;
+Behind a TLS-terminating proxy every client has the proxy's address: set the per-IP
+limits to 0. Logs are JSON lines on stderr; the relay URL is printed on stdout once it
+accepts connections. SIGINT/SIGTERM shut down gracefully (clients are told Restarting).`;
+
+/** One line from a parser's message (smol-toml's span several lines with a code excerpt). */
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}
 
 /** Read and parse a config file (JSON, or TOML for `*.toml`). */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -218,23 +268,61 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     size = statSync(path).size;
   } catch (err) {
-    throw new ConfigError(`Cannot read config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`Cannot read config file ${path}: ${oneLine((err as Error).message)}`);
   }
   if (size > MAX_CONFIG_FILE_BYTES) throw new ConfigError(`Config file ${path} is larger than ${MAX_CONFIG_FILE_BYTES} bytes`);
-  const text = readFileSync(path, 'utf8');
+  let text: string;
   try {
-    if (path.endsWith('.toml')) return parseToml(text);
-    const v: unknown = JSON.parse(text);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`Config file ${path} must hold a JSON object`);
-    return v as Record<string, unknown>;
+    text = readFileSync(path, 'utf8');
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    if (err instanceof TomlError || err instanceof SyntaxError) throw new ConfigError(`Cannot parse config file ${path}: ${err.message}`);
-    throw err;
+    throw new ConfigError(`Cannot read config file ${path}: ${oneLine((err as Error).message)}`);
   }
+  let v: unknown;
+  try {
+    // smol-toml: TOML 1.0 as specified, nesting bounded (no stack overflow on [[[[…), integers
+    // beyond 2^53 as BigInt (then refused by the range checks) rather than rounded.
+    v = path.endsWith('.toml') ? parseTomlDocument(text, { maxDepth: MAX_CONFIG_DEPTH, integersAsBigInt: 'asNeeded', unsafeKeyBehaviour: 'throw' }) : JSON.parse(text);
+  } catch (err) {
+    if (err instanceof TomlError) throw new ConfigError(`Cannot parse config file ${path}: line ${err.line}, column ${err.column}: ${oneLine(err.message)}`);
+    if (err instanceof SyntaxError) throw new ConfigError(`Cannot parse config file ${path}: ${oneLine(err.message)}`);
+    // Anything else (a RangeError from a deeply nested JSON document, …) is still a bad file.
+    throw new ConfigError(`Cannot parse config file ${path}: ${oneLine(String((err as Error)?.message ?? err))}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`Config file ${path} must hold a table (a JSON object)`);
+  return v as Record<string, unknown>;
 }
 
 const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'access', 'rate_limit', 'limits', 'timing'] as const;
+
+/** `[limits]` keys of the config file. */
+const LIMIT_KEYS = {
+  max_clients: 'maxClients',
+  max_handshaking: 'maxHandshaking',
+  max_connections_per_ip: 'maxConnectionsPerIp',
+  max_handshaking_per_ip: 'maxHandshakingPerIp',
+  accept_rate_per_ip: 'acceptRatePerIp',
+  accept_burst_per_ip: 'acceptBurstPerIp',
+  request_timeout_ms: 'requestTimeoutMs',
+  handshake_timeout_ms: 'handshakeTimeoutMs',
+  max_header_bytes: 'maxHeaderBytes',
+  max_frame_bytes: 'maxFrameBytes',
+  send_queue_depth: 'sendQueueDepth',
+  send_queue_bytes: 'sendQueueBytes',
+  max_queued_bytes_total: 'maxQueuedBytesTotal',
+  write_timeout_ms: 'writeTimeoutMs',
+  max_inactive_per_endpoint: 'maxInactivePerEndpoint',
+  max_sent_to_per_client: 'maxSentToPerClient',
+} as const satisfies Record<string, keyof RelayServerLimits>;
+
+/** `[timing]` keys of the config file. */
+const TIMING_KEYS = {
+  ping_interval_ms: 'pingIntervalMs',
+  pong_timeout_ms: 'pongTimeoutMs',
+  tick_ms: 'tickMs',
+  shutdown_grace_ms: 'shutdownGraceMs',
+  restart_reconnect_in_ms: 'restartReconnectInMs',
+  restart_try_for_ms: 'restartTryForMs',
+} as const satisfies Record<string, keyof RelayServerTiming>;
 
 /** Apply a parsed config file onto a {@link CliConfig}. */
 function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
@@ -254,7 +342,7 @@ function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
     else {
       if (m.enabled !== undefined && m.enabled !== true) throw new ConfigError('metrics.enabled must be true or false');
       o.metrics = {
-        host: m.host === undefined ? undefined : str(m.host, 'metrics.host'),
+        host: m.host === undefined ? DEFAULT_METRICS_HOST : str(m.host, 'metrics.host'),
         port: m.port === undefined ? DEFAULT_METRICS_PORT : port(m.port, 'metrics.port'),
       };
     }
@@ -268,39 +356,19 @@ function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
   }
   if (root.rate_limit !== undefined) {
     const r = table(root.rate_limit, 'rate_limit', ['bytes_per_second', 'burst_bytes']);
-    const bps = positiveInt(r.bytes_per_second, 'rate_limit.bytes_per_second', true);
-    o.rateLimit = bps === 0 ? false : { bytesPerSecond: bps, burstBytes: r.burst_bytes === undefined ? undefined : positiveInt(r.burst_bytes, 'rate_limit.burst_bytes') };
+    const bps = int(r.bytes_per_second, 'rate_limit.bytes_per_second', OPTION_RANGES.rateLimitBytesPerSecond);
+    o.rateLimit = bps === 0 ? false : { bytesPerSecond: bps, burstBytes: r.burst_bytes === undefined ? undefined : int(r.burst_bytes, 'rate_limit.burst_bytes', OPTION_RANGES.rateLimitBurstBytes) };
   }
   if (root.limits !== undefined) {
-    const keys = {
-      max_clients: 'maxClients',
-      max_connections_per_ip: 'maxConnectionsPerIp',
-      handshake_timeout_ms: 'handshakeTimeoutMs',
-      max_header_bytes: 'maxHeaderBytes',
-      max_frame_bytes: 'maxFrameBytes',
-      send_queue_depth: 'sendQueueDepth',
-      send_queue_bytes: 'sendQueueBytes',
-      write_timeout_ms: 'writeTimeoutMs',
-      max_inactive_per_endpoint: 'maxInactivePerEndpoint',
-      max_sent_to_per_client: 'maxSentToPerClient',
-    } as const;
-    const l = table(root.limits, 'limits', Object.keys(keys));
+    const l = table(root.limits, 'limits', Object.keys(LIMIT_KEYS));
     const out: Partial<RelayServerLimits> = {};
-    for (const [k, name] of Object.entries(keys)) if (l[k] !== undefined) out[name] = positiveInt(l[k], `limits.${k}`, name === 'maxConnectionsPerIp');
+    for (const [k, name] of Object.entries(LIMIT_KEYS)) if (l[k] !== undefined) out[name] = int(l[k], `limits.${k}`, LIMIT_RANGES[name]);
     o.limits = out;
   }
   if (root.timing !== undefined) {
-    const keys = {
-      ping_interval_ms: 'pingIntervalMs',
-      pong_timeout_ms: 'pongTimeoutMs',
-      tick_ms: 'tickMs',
-      shutdown_grace_ms: 'shutdownGraceMs',
-      restart_reconnect_in_ms: 'restartReconnectInMs',
-      restart_try_for_ms: 'restartTryForMs',
-    } as const;
-    const t = table(root.timing, 'timing', Object.keys(keys));
+    const t = table(root.timing, 'timing', Object.keys(TIMING_KEYS));
     const out: Partial<RelayServerTiming> = {};
-    for (const [k, name] of Object.entries(keys)) if (t[k] !== undefined) out[name] = positiveInt(t[k], `timing.${k}`, name.startsWith('restart'));
+    for (const [k, name] of Object.entries(TIMING_KEYS)) if (t[k] !== undefined) out[name] = int(t[k], `timing.${k}`, TIMING_RANGES[name]);
     o.timing = out;
   }
 }
@@ -337,7 +405,10 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'rate-limit': { type: 'string' },
         'rate-burst': { type: 'string' },
         'max-clients': { type: 'string' },
+        'max-handshaking': { type: 'string' },
         'max-connections-per-ip': { type: 'string' },
+        'max-handshaking-per-ip': { type: 'string' },
+        'accept-rate-per-ip': { type: 'string' },
         'handshake-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -345,30 +416,30 @@ export function parseCli(argv: readonly string[]): CliConfig {
       },
     });
   } catch (err) {
-    throw new ConfigError((err as Error).message);
+    throw new ConfigError(oneLine((err as Error).message));
   }
   const v = parsed.values;
   const cfg: CliConfig = {
     help: v.help === true,
     version: v.version === true,
     logLevel: 'info',
-    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { port: DEFAULT_METRICS_PORT } },
+    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT } },
   };
   if (v.config !== undefined) applyFile(readConfigFile(v.config), cfg);
   const o = cfg.options;
   if (v.host !== undefined) o.host = str(v.host, '--host');
-  if (v.port !== undefined) o.port = port(v.port, '--port');
+  if (v.port !== undefined) o.port = port(v.port, '--port', true);
   if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (v['tls-cert'] !== undefined) cfg.tlsFiles = { cert: v['tls-cert'], key: v['tls-key']! };
-  if (v['captive-portal-port'] !== undefined) o.captivePortalPort = port(v['captive-portal-port'], '--captive-portal-port');
+  if (v['captive-portal-port'] !== undefined) o.captivePortalPort = port(v['captive-portal-port'], '--captive-portal-port', true);
   if (v['no-metrics'] === true) {
     if (v['metrics-port'] !== undefined || v['metrics-host'] !== undefined) throw new ConfigError('--no-metrics conflicts with --metrics-port/--metrics-host');
     o.metrics = false;
   } else if (v['metrics-port'] !== undefined || v['metrics-host'] !== undefined) {
-    const prev = o.metrics === false || o.metrics === undefined ? { port: DEFAULT_METRICS_PORT } : o.metrics;
+    const prev = o.metrics === false || o.metrics === undefined ? { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT } : o.metrics;
     o.metrics = {
-      host: v['metrics-host'] ?? prev.host,
-      port: v['metrics-port'] !== undefined ? port(v['metrics-port'], '--metrics-port') : prev.port,
+      host: v['metrics-host'] !== undefined ? str(v['metrics-host'], '--metrics-host') : prev.host,
+      port: v['metrics-port'] !== undefined ? port(v['metrics-port'], '--metrics-port', true) : prev.port,
     };
   }
   if (v['allow-endpoint'] !== undefined || v.token !== undefined) {
@@ -378,18 +449,27 @@ export function parseCli(argv: readonly string[]): CliConfig {
     };
   }
   if (v['rate-limit'] !== undefined) {
-    const bps = positiveInt(v['rate-limit'], '--rate-limit', true);
+    const bps = int(v['rate-limit'], '--rate-limit', OPTION_RANGES.rateLimitBytesPerSecond, true);
     o.rateLimit = bps === 0 ? false : { bytesPerSecond: bps, burstBytes: o.rateLimit ? o.rateLimit.burstBytes : undefined };
   }
   if (v['rate-burst'] !== undefined) {
-    const burst = positiveInt(v['rate-burst'], '--rate-burst');
+    const burst = int(v['rate-burst'], '--rate-burst', OPTION_RANGES.rateLimitBurstBytes, true);
     if (o.rateLimit === false) throw new ConfigError('--rate-burst needs a rate limit');
     o.rateLimit = { bytesPerSecond: o.rateLimit?.bytesPerSecond ?? DEFAULT_RATE_LIMIT_BYTES_PER_SECOND, burstBytes: burst };
   }
   const limits: Partial<RelayServerLimits> = { ...o.limits };
-  if (v['max-clients'] !== undefined) limits.maxClients = positiveInt(v['max-clients'], '--max-clients');
-  if (v['max-connections-per-ip'] !== undefined) limits.maxConnectionsPerIp = positiveInt(v['max-connections-per-ip'], '--max-connections-per-ip', true);
-  if (v['handshake-timeout-ms'] !== undefined) limits.handshakeTimeoutMs = positiveInt(v['handshake-timeout-ms'], '--handshake-timeout-ms');
+  const flagLimits = {
+    'max-clients': 'maxClients',
+    'max-handshaking': 'maxHandshaking',
+    'max-connections-per-ip': 'maxConnectionsPerIp',
+    'max-handshaking-per-ip': 'maxHandshakingPerIp',
+    'accept-rate-per-ip': 'acceptRatePerIp',
+    'handshake-timeout-ms': 'handshakeTimeoutMs',
+  } as const satisfies Record<string, keyof RelayServerLimits>;
+  for (const [flag, name] of Object.entries(flagLimits)) {
+    const value = v[flag as keyof typeof v];
+    if (value !== undefined) limits[name] = int(value, `--${flag}`, LIMIT_RANGES[name], true);
+  }
   o.limits = limits;
   if (v['log-level'] !== undefined) cfg.logLevel = level(v['log-level']);
   return cfg;

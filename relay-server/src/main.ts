@@ -3,8 +3,9 @@
  * relay URL on stdout once it accepts connections; logs JSON lines on stderr; shuts down
  * gracefully when `signal` aborts (SIGINT/SIGTERM in `bin/sdnet-relay.js`).
  *
- * Exit status: 0 after a clean shutdown, 2 for bad usage or a bad config file (one line on
- * stderr), 1 when the server cannot start (port in use, unreadable certificate, …).
+ * Exit status: 0 after a clean shutdown, 2 for bad usage or a bad config file (exactly one
+ * line on stderr, whatever the parser's message looked like), 1 when the server cannot start
+ * (port in use, unreadable certificate, …).
  *
  * @module
  */
@@ -27,7 +28,8 @@ export async function main(argv: readonly string[], io: MainIo): Promise<number>
     cfg = parseCli(argv);
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.stderr.write(`sdnet-relay: ${err.message}\nTry 'sdnet-relay --help'.\n`);
+      // One line, so a service manager's log shows the whole reason in one entry.
+      io.stderr.write(`sdnet-relay: ${err.message.replace(/\s*\n\s*/g, ' ')} (see sdnet-relay --help)\n`);
       return 2;
     }
     throw err;
@@ -55,7 +57,7 @@ export async function main(argv: readonly string[], io: MainIo): Promise<number>
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     log.error('cannot start relay', { err: e });
-    io.stderr.write(`sdnet-relay: cannot start: ${e.message}\n`);
+    io.stderr.write(`sdnet-relay: cannot start: ${String(e.message).replace(/\s*\n\s*/g, ' ')}\n`);
     return e instanceof TypeError || e instanceof RangeError ? 2 : 1;
   }
   io.stdout.write(`${relay.url}\n`);

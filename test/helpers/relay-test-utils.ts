@@ -12,7 +12,11 @@ import { RelayClient, type RelayClientEvents, type RelayClientOptions } from '..
 import { FrameType, KeyCache, RelayClientConnection, type RelayClientConnectionEvent } from '../../src/relay/protocol/index.ts';
 import { parsePrometheusText, startRelayServer, type RelayServerHandle, type RelayServerOptions } from '../../relay-server/src/index.ts';
 
-/** A relay on 127.0.0.1 with an ephemeral port, metrics on, and test-friendly timers. */
+/**
+ * A relay on 127.0.0.1 with an ephemeral port, metrics on, and test-friendly timers. Every test
+ * client comes from 127.0.0.1, so the per-address admission limits are off unless a test sets
+ * them (the tests of those limits do, and run them at their defaults).
+ */
 export function startTestRelay(options: RelayServerOptions = {}): Promise<RelayServerHandle> {
   return startRelayServer({
     host: '127.0.0.1',
@@ -20,7 +24,7 @@ export function startTestRelay(options: RelayServerOptions = {}): Promise<RelayS
     metrics: { port: 0 },
     rateLimit: false,
     ...options,
-    limits: { handshakeTimeoutMs: 5_000, ...options.limits },
+    limits: { handshakeTimeoutMs: 5_000, maxConnectionsPerIp: 0, maxHandshakingPerIp: 0, acceptRatePerIp: 0, ...options.limits },
     timing: { tickMs: 20, shutdownGraceMs: 500, ...options.timing },
   });
 }
@@ -144,10 +148,14 @@ export class RawRelayClient {
   readonly opened: Promise<void>;
   readonly closed: Promise<number>;
 
-  constructor(relayUrl: string, options: { secretKey?: SecretKey; protocols?: string[]; headers?: Record<string, string> } = {}) {
+  constructor(relayUrl: string, options: { secretKey?: SecretKey; protocols?: string[]; headers?: Record<string, string>; localAddress?: string } = {}) {
     this.secretKey = options.secretKey ?? SecretKey.generate();
     const url = new URL(relayUrl);
-    this.ws = new WebSocket(`ws://${url.host}/relay`, options.protocols ?? ['iroh-relay-v2', 'iroh-relay-v1'], { headers: options.headers, perMessageDeflate: false });
+    this.ws = new WebSocket(`ws://${url.host}/relay`, options.protocols ?? ['iroh-relay-v2', 'iroh-relay-v1'], {
+      headers: options.headers,
+      perMessageDeflate: false,
+      localAddress: options.localAddress,
+    });
     this.ws.on('error', () => undefined);
     this.ws.on('message', (d: Buffer) => this.received.push(new Uint8Array(d)));
     this.opened = new Promise((resolve, reject) => {
@@ -199,10 +207,80 @@ export class RawRelayClient {
   }
 }
 
-/** Connect a raw TCP socket (for slowloris cases). */
-export function rawSocket(port: number): Promise<Socket> {
+/** Connect a raw TCP socket (for slowloris cases), optionally from another loopback address. */
+export function rawSocket(port: number, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
+    const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
     s.on('error', reject);
+  });
+}
+
+const MASK = [0x37, 0xfa, 0x21, 0x3d];
+
+/** A client→relay WebSocket frame, hand-built: FIN, `opcode`, masked with a fixed key (RFC 6455 §5.3). */
+export function maskedFrame(payload: Uint8Array, opcode = 2): Buffer {
+  const n = payload.length;
+  const head =
+    n < 126
+      ? Buffer.from([0x80 | opcode, 0x80 | n, ...MASK])
+      : n < 65_536
+        ? Buffer.from([0x80 | opcode, 0x80 | 126, n >> 8, n & 0xff, ...MASK])
+        : Buffer.from([0x80 | opcode, 0x80 | 127, 0, 0, 0, 0, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff, ...MASK]);
+  return Buffer.concat([head, Buffer.from(payload.map((b, i) => b ^ MASK[i & 3]!))]);
+}
+
+/**
+ * A relay client on a bare TCP socket, authenticated with the sans-IO client state machine:
+ * after it resolves the test owns the socket completely (it may stop reading, write any
+ * bytes). Bytes the relay sent after `ServerConfirmsAuth` in the same read are dropped.
+ */
+export function rawTcpRelayClient(port: number, options: { localAddress?: string; secretKey?: SecretKey } = {}): Promise<{ socket: Socket; secretKey: SecretKey }> {
+  const secretKey = options.secretKey ?? SecretKey.generate();
+  const conn = new RelayClientConnection({ secretKey, version: 2, crypto: defaultCryptoProvider, keys: new KeyCache(), now: 0, pingIntervalMs: 1e9 });
+  const socket = connect({ port, host: '127.0.0.1', localAddress: options.localAddress });
+  socket.setNoDelay(true);
+  socket.write(
+    `GET /relay HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nsec-websocket-protocol: iroh-relay-v2\r\n\r\n`,
+  );
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const fail = (err: unknown): void => {
+      socket.destroy();
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('closed during the handshake')));
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!buf.subarray(0, 12).toString().includes('101')) return fail(new Error(buf.subarray(0, end).toString()));
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+      }
+      // Server frames are unmasked and short until the handshake is done.
+      while (buf.length >= 2) {
+        const len = buf[1]! & 0x7f;
+        if (len >= 126 || buf.length < 2 + len) return;
+        const payload = new Uint8Array(buf.subarray(2, 2 + len));
+        buf = buf.subarray(2 + len);
+        conn.handleFrame(0, payload);
+        for (let t = conn.pollTransmit(); t !== undefined; t = conn.pollTransmit()) socket.write(maskedFrame(t));
+        for (let e = conn.pollEvent(); e !== undefined; e = conn.pollEvent()) {
+          if (e.type === 'closed') return fail(e.error);
+          if (e.type === 'connected') {
+            socket.off('data', onData);
+            socket.removeAllListeners('error');
+            socket.removeAllListeners('close');
+            socket.on('error', () => undefined);
+            resolve({ socket, secretKey });
+            return;
+          }
+        }
+      }
+    };
+    socket.on('data', onData);
   });
 }

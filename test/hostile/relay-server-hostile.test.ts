@@ -3,7 +3,16 @@
  * named test over real sockets: the offending connection is closed with a reason and counted,
  * the server stays up, honest clients keep exchanging datagrams, nothing escapes into the
  * event loop, and memory returns to its baseline after 1,000 clients come and go.
+ *
+ * The second part is the hardening of issue 19: every byte the relay queues is bounded
+ * (clients that ping without reading), every frame is charged or refused (text, control
+ * frames), and one host cannot take every slot (idle sockets, upgrades that never
+ * authenticate, connection rate) — 127.0.0.2 plays the other host (Linux routes 127/8 to lo).
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,8 +21,23 @@ import { SecretKey } from '../../src/identity/index.ts';
 import { defaultCryptoProvider } from '../../src/transport/crypto/index.ts';
 import type { RelayClient } from '../../src/relay/client/index.ts';
 import { encodeClientAuth, encodeDatagramFrame, encodePingPong, FrameType, signChallenge, MAX_PACKET_SIZE } from '../../src/relay/protocol/index.ts';
-import type { RelayServerHandle } from '../../relay-server/src/index.ts';
-import { failOnEscapes, rawExchange, RawRelayClient, rawSocket, scrape, startTestRelay, testClient, until, upgradeRequest } from '../helpers/relay-test-utils.ts';
+import { startRelayServer, type RelayServerHandle, type RelayServerOptions, type RelayServerStats } from '../../relay-server/src/index.ts';
+import { DEFAULT_LIMITS } from '../../relay-server/src/config.ts';
+import { DEFAULT_ACCEPT_BURST_PER_IP, DEFAULT_MAX_HANDSHAKING_PER_IP, MAX_PENDING_PONGS, PONG_BURST, PONG_RATE_PER_SECOND } from '../../relay-server/src/limits.ts';
+import {
+  failOnEscapes,
+  maskedFrame,
+  rawExchange,
+  RawRelayClient,
+  rawSocket,
+  rawTcpRelayClient,
+  scrape,
+  startTestRelay,
+  testClient,
+  until,
+  upgradeRequest,
+} from '../helpers/relay-test-utils.ts';
+import { TEST_LEAF_CERT_PEM, TEST_LEAF_KEY_PEM } from '../helpers/relay-tls-fixture.ts';
 
 failOnEscapes();
 
@@ -260,20 +284,6 @@ describe('hostile clients (reliability.md §5.G)', () => {
     await honest.check();
   });
 
-  it('a ping flood is answered only as fast as the client’s byte rate allows (§5.G.4)', async () => {
-    const r = await relay({ rateLimit: { bytesPerSecond: 16 * 1024, burstBytes: 8 * 1024 } });
-    const honest = await honestPair(r);
-    const flooder = raw(r);
-    await flooder.authenticate();
-    const before = flooder.received.length;
-    for (let i = 0; i < 20_000; i++) flooder.send(encodePingPong(FrameType.Ping, new Uint8Array(8)));
-    await until(async () => (await metric(r, 'relay_rate_limited_total')) > 0, 'the rate limiter to engage');
-    await honest.check();
-    // 20,000 pings are 180 KB: at 16 KiB/s most are still unread, so most pongs are not sent.
-    expect(flooder.received.length - before).toBeLessThan(10_000);
-    expect(flooder.closeCode).toBeUndefined();
-  });
-
   it('a client that never reads is disconnected by the write timeout; the queue never grows without bound (§5.G.6)', async () => {
     const r = await relay({ limits: { writeTimeoutMs: 300, sendQueueDepth: 64 } });
     const sink = raw(r);
@@ -326,15 +336,15 @@ describe('hostile clients (reliability.md §5.G)', () => {
     expect(r.stats().endpoints).toBe(1);
   });
 
-  it('text messages are ignored, as iroh does (iroh-wire §1.3)', async () => {
+  it('a text message is refused with 1003 and counted: the relay protocol is binary', async () => {
     const r = await relay();
+    const honest = await honestPair(r);
     const c = raw(r);
     await c.authenticate();
     c.ws.send('hello');
-    c.send(encodePingPong(FrameType.Ping, new Uint8Array(8).fill(3)));
-    const pong = await c.frame(c.received.length + 1);
-    expect(pong[0]).toBe(FrameType.Pong);
-    expect(await metric(r, 'relay_text_messages_ignored_total')).toBe(1);
+    expect(await c.closed).toBe(1003);
+    expect(await metric(r, 'relay_text_messages_refused_total')).toBe(1);
+    await honest.check();
   });
 
   it('more clients than maxClients get 503 and the others keep working', async () => {
@@ -396,5 +406,431 @@ describe('hostile clients (reliability.md §5.G)', () => {
     await Promise.all(sockets.map((ws) => new Promise((res) => ws.once('open', res))));
     for (const ws of sockets) ws.terminate();
     await until(() => r.stats().handshaking === 0 && r.stats().tcpConnections === 0, 'all released');
+  });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const MiB = 1024 * 1024;
+
+/** A relay in its own process (its RSS is the relay's alone), with a small IPC protocol. */
+async function relayProcess(options: RelayServerOptions = {}): Promise<{ url: string; port: number; rss(): Promise<number>; stats(): Promise<RelayServerStats>; child: ChildProcess }> {
+  const child = fork(fileURLToPath(new URL('../helpers/relay-child.ts', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+  });
+  const next = <T>(pred: (m: Record<string, unknown>) => boolean): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const onMsg = (m: Record<string, unknown>): void => {
+        if (!pred(m)) return;
+        child.off('message', onMsg);
+        child.off('exit', onExit);
+        resolve(m as T);
+      };
+      const onExit = (code: number | null): void => reject(new Error(`relay process exited (${code})`));
+      child.on('message', onMsg);
+      child.once('exit', onExit);
+    });
+  const ready = await next<{ url: string; port: number }>((m) => 'url' in m);
+  return {
+    url: ready.url,
+    port: ready.port,
+    child,
+    rss: async () => {
+      const p = next<{ rss: number }>((m) => 'rss' in m);
+      child.send({ cmd: 'rss' });
+      return (await p).rss;
+    },
+    stats: async () => {
+      const p = next<{ stats: RelayServerStats }>((m) => 'stats' in m);
+      child.send({ cmd: 'stats' });
+      return (await p).stats;
+    },
+  };
+}
+
+/** `GET /ping` from a given local address. */
+function pingFrom(port: number, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/ping', localAddress, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('no answer to /ping')));
+    req.end();
+  });
+}
+
+/** Two raw clients from `localAddress` authenticate; one datagram goes from one to the other. */
+async function relayFrom(r: { url: string }, localAddress: string): Promise<void> {
+  const a = raw({ url: r.url } as RelayServerHandle, { localAddress });
+  const b = raw({ url: r.url } as RelayServerHandle, { localAddress });
+  await Promise.all([a.authenticate(), b.authenticate()]);
+  const before = b.received.length;
+  a.send(encodeDatagramFrame(4, b.secretKey.public().bytes, 0, 0, Uint8Array.of(7, 7, 7)));
+  const got = await b.frame(before + 1);
+  expect(got[0]).toBe(FrameType.RelayToClientDatagram);
+  expect(Array.from(got.subarray(got.length - 3))).toEqual([7, 7, 7]);
+}
+
+/** Open `n` TCP connections (each may be refused at once); resolves when all have connected or closed. */
+async function openMany(port: number, n: number, first?: (i: number) => string | undefined): Promise<import('node:net').Socket[]> {
+  const sockets: import('node:net').Socket[] = [];
+  for (let i = 0; i < n; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, n - i) }, (_, k) =>
+        rawSocket(port).then(
+          (s) => {
+            const bytes = first?.(i + k);
+            if (bytes !== undefined) s.write(bytes);
+            s.on('error', () => undefined);
+            return s;
+          },
+          () => undefined,
+        ),
+      ),
+    );
+    for (const s of batch) if (s !== undefined) sockets.push(s);
+  }
+  cleanups.push(() => {
+    for (const s of sockets) s.destroy();
+  });
+  return sockets;
+}
+
+describe('relay hardening (issue 19)', () => {
+  it('ten authenticated clients that never read stream relay Pings for 30 s: RSS grows < 64 MiB, each is cut by the write timeout, an honest pair keeps relaying', async () => {
+    const r = await relayProcess({ logger: undefined });
+    // The honest pair: a datagram every 100 ms for the whole attack, every one must arrive.
+    const a = testClient(r.url);
+    const b = testClient(r.url);
+    cleanups.push(() => a.close(), () => b.close());
+    await Promise.all([a.connect({ signal: AbortSignal.timeout(15_000) }), b.connect({ signal: AbortSignal.timeout(15_000) })]);
+    const arrivals: number[] = [];
+    b.on('datagrams', () => arrivals.push(performance.now()));
+    let sent = 0;
+    const honest = setInterval(() => {
+      a.send(b.endpointId, new Uint8Array(1000).fill(sent & 0xff));
+      sent++;
+    }, 100);
+    cleanups.push(() => clearInterval(honest));
+    await until(() => arrivals.length >= 5, 'the honest pair warming up');
+    const baseline = await r.rss();
+
+    const DURATION_MS = 30_000;
+    const start = performance.now();
+    const end = start + DURATION_MS;
+    const ping = maskedFrame(encodePingPong(FrameType.Ping, new Uint8Array(8).fill(1)));
+    const burst = Buffer.concat(Array.from({ length: 1_000 }, () => ping));
+    const lifetimes: number[][] = Array.from({ length: 10 }, () => []);
+    let stillOpenAtEnd = 0;
+    const attacker = async (i: number): Promise<void> => {
+      while (performance.now() < end - 500) {
+        let c;
+        try {
+          c = await rawTcpRelayClient(r.port);
+        } catch {
+          await sleep(50);
+          continue;
+        }
+        const socket = c.socket;
+        const opened = performance.now();
+        // Never read: not even the TCP receive buffer is drained.
+        socket.pause();
+        await new Promise<void>((resolve) => {
+          let done = false;
+          const finish = (closedByRelay: boolean): void => {
+            if (done) return;
+            done = true;
+            clearTimeout(stop);
+            if (closedByRelay) lifetimes[i]!.push(performance.now() - opened);
+            else stillOpenAtEnd++;
+            socket.destroy();
+            resolve();
+          };
+          const stop = setTimeout(() => finish(false), Math.max(0, end - performance.now()));
+          socket.once('close', () => finish(true));
+          const pump = (): void => {
+            if (done || socket.destroyed) return;
+            while (socket.writableLength < 256 * 1024) socket.write(burst);
+            socket.once('drain', pump);
+          };
+          pump();
+        });
+      }
+    };
+    let peak = baseline;
+    const sampler = setInterval(() => void r.rss().then((v) => (peak = Math.max(peak, v)), () => undefined), 250);
+    cleanups.push(() => clearInterval(sampler));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => attacker(i)));
+    clearInterval(sampler);
+    peak = Math.max(peak, await r.rss());
+    clearInterval(honest);
+    await until(() => arrivals.length === sent, `all ${sent} honest datagrams to arrive`, 10_000);
+    const stats = await r.stats();
+    const all = lifetimes.flat();
+    console.log(
+      `[non-reading pingers] RSS baseline ${(baseline / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB (+${((peak - baseline) / MiB).toFixed(1)} MiB) over ${DURATION_MS / 1000} s; ` +
+        `${all.length} hostile connections cut by the relay (unanswered probes ${stats.probeTimeouts}, write timeouts ${stats.writeTimeouts}, pongs not sent ${stats.pongsDropped}), ${stillOpenAtEnd} still open at the end; ` +
+        `connection lifetimes min ${Math.min(...all).toFixed(0)} ms, median ${all.sort((x, y) => x - y)[Math.floor(all.length / 2)]?.toFixed(0)} ms, max ${Math.max(...all).toFixed(0)} ms; ` +
+        `honest datagrams ${arrivals.length}/${sent}`,
+    );
+    // Memory is bounded: pings past the answer rate are not even read, every queue is capped.
+    expect(peak - baseline).toBeLessThan(64 * MiB);
+    // Each attacker was cut off (at least once), each time because it did not answer within
+    // the write timeout (the probe of a ping flooder) or its socket made no progress for it.
+    for (const l of lifetimes) expect(l.length).toBeGreaterThanOrEqual(1);
+    expect(stats.writeTimeouts + stats.probeTimeouts).toBeGreaterThanOrEqual(all.length);
+    // The honest pair relayed throughout: everything arrived, and in every 5 s of the attack.
+    expect(arrivals.length).toBe(sent);
+    for (let w = start; w + 5_000 <= end; w += 5_000) expect(arrivals.some((t) => t >= w && t < w + 5_000)).toBe(true);
+    expect(stats.internalErrors).toBe(0);
+  }, 90_000);
+
+  it('a text message before authentication is refused with 1003 too, before the handshake goes on', async () => {
+    const r = await relay();
+    const c = raw(r);
+    expect((await c.frame(1))[0]).toBe(FrameType.ServerChallenge);
+    c.ws.send('x'.repeat(500));
+    expect(await c.closed).toBe(1003);
+    expect(await metric(r, 'relay_text_messages_refused_total')).toBe(1);
+    expect(r.stats().handshaking).toBe(0);
+  });
+
+  it('a text message of 1 MiB from a stranger is refused from its header (1009): nothing but ClientAuth fits before authentication', async () => {
+    const r = await relay();
+    const c = raw(r);
+    await c.frame(1);
+    c.ws.send(new Uint8Array(2048));
+    expect(await c.closed).toBe(1009);
+    const t = raw(r);
+    await t.frame(1);
+    t.ws.send('y'.repeat(1024 * 1024));
+    expect([1003, 1009]).toContain(await t.closed);
+  });
+
+  it('text frames flooded by an authenticated client are closed, not forwarded or buffered: the relay reads at most the first', async () => {
+    const r = await relay({ rateLimit: { bytesPerSecond: 256 * 1024, burstBytes: 256 * 1024 } });
+    const honest = await honestPair(r);
+    const { socket } = await rawTcpRelayClient(r.port);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    // 64 MiB of text frames offered at once; the first one closes the connection.
+    const text = maskedFrame(new Uint8Array(64 * 1024).fill(0x61), 1);
+    for (let i = 0; i < 1024 && !closed; i++) socket.write(text);
+    await until(() => closed, 'the text sender to be closed');
+    expect(await metric(r, 'relay_text_messages_refused_total')).toBe(1);
+    expect(r.stats().bytesRelayed).toBe(0);
+    await honest.check();
+  });
+
+  it('control frames are charged: a flood of 125-byte WebSocket pings is answered only at the byte rate', async () => {
+    // Low enough that the byte rate binds before the pong rate does.
+    const rate = 1024;
+    const burst = 2048;
+    const r = await relay({ rateLimit: { bytesPerSecond: rate, burstBytes: burst } });
+    const honest = await honestPair(r);
+    const { socket } = await rawTcpRelayClient(r.port);
+    let received = 0;
+    socket.on('data', (d: Buffer) => (received += d.length));
+    const ping = maskedFrame(new Uint8Array(125), 0x9);
+    const start = performance.now();
+    for (let i = 0; i < 20_000; i++) socket.write(ping);
+    await until(async () => (await metric(r, 'relay_rate_limited_total')) > 0, 'the rate limiter to engage');
+    await honest.check();
+    await sleep(300);
+    const elapsed = (performance.now() - start) / 1000;
+    // Each answered ping costs 131 bytes of the bucket and returns a 127-byte pong.
+    const answerable = Math.ceil((burst + rate * elapsed) / ping.length) + 1;
+    expect(received / 127).toBeLessThanOrEqual(answerable);
+    expect(received).toBeGreaterThan(0);
+    socket.destroy();
+  });
+
+  it('a client that sends WebSocket pings and never reads is cut within the write timeout, and its queue is released', async () => {
+    const r = await relay({ limits: { writeTimeoutMs: 300 } });
+    const honest = await honestPair(r);
+    const { socket } = await rawTcpRelayClient(r.port);
+    socket.pause();
+    const ping = maskedFrame(new Uint8Array(125).fill(9), 0x9);
+    const chunk = Buffer.concat(Array.from({ length: 500 }, () => ping));
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    const pump = (): void => {
+      if (closed) return;
+      while (socket.writableLength < 256 * 1024) socket.write(chunk);
+      socket.once('drain', pump);
+    };
+    pump();
+    await until(() => r.stats().writeTimeouts + r.stats().probeTimeouts === 1, 'the disconnect within the write timeout', 20_000);
+    await until(() => r.stats().queuedBytes === 0 && r.stats().clients === 2, 'its queue and slot to be released');
+    await honest.check();
+  });
+
+  it(`a ping flood (§5.G.4) is answered at PONG_RATE_PER_SECOND (${PONG_RATE_PER_SECOND}) at most, the relay stops reading it, and the flooder is closed when it does not answer the relay’s probe within the write timeout; a client pinging within the rate stays`, async () => {
+    const r = await relay({ limits: { writeTimeoutMs: 1_000 } });
+    const honest = await honestPair(r);
+    // The flooder reads, and answers the relay's Pings as any client must — but its answer
+    // waits in TCP behind its own flood, which the relay no longer reads.
+    const flooder = raw(r);
+    await flooder.authenticate();
+    let pongs = 0;
+    let probes = 0;
+    flooder.ws.on('message', (d: Buffer) => {
+      if (d[0] === FrameType.Pong) pongs++;
+      if (d[0] === FrameType.Ping) {
+        probes++;
+        flooder.send(encodePingPong(FrameType.Pong, new Uint8Array(d.subarray(1, 9))));
+      }
+    });
+    const calm = raw(r);
+    await calm.authenticate();
+    const start = performance.now();
+    const ping = encodePingPong(FrameType.Ping, new Uint8Array(8));
+    for (let i = 0; i < 20_000; i++) flooder.send(ping);
+    for (let i = 0; i < 20; i++) calm.send(encodePingPong(FrameType.Ping, new Uint8Array(8).fill(i)));
+    await flooder.closed;
+    const elapsed = (performance.now() - start) / 1000;
+    expect(probes).toBeGreaterThanOrEqual(1);
+    expect(pongs).toBeLessThanOrEqual(PONG_BURST + Math.ceil(PONG_RATE_PER_SECOND * elapsed) + 1);
+    expect(r.stats().probeTimeouts).toBe(1);
+    // 20 pings are within the burst: all answered, and that client stays.
+    await until(() => calm.received.filter((f) => f[0] === FrameType.Pong).length === 20, 'the calm client’s 20 pongs');
+    expect(calm.closeCode).toBeUndefined();
+    await honest.check();
+  });
+
+  it(`at most MAX_PENDING_PONGS (${MAX_PENDING_PONGS}) pongs wait for a client; one that floods pings without reading stops being read, TCP stops it`, async () => {
+    const r = await relay({ limits: { writeTimeoutMs: 60_000 } });
+    const honest = await honestPair(r);
+    const { socket } = await rawTcpRelayClient(r.port);
+    socket.pause();
+    const ping = maskedFrame(encodePingPong(FrameType.Ping, new Uint8Array(8)));
+    const chunk = Buffer.concat(Array.from({ length: 2_000 }, () => ping));
+    let offered = 0;
+    const pump = (): void => {
+      if (socket.destroyed) return;
+      while (socket.writableLength < 1024 * 1024) {
+        socket.write(chunk);
+        offered += chunk.length;
+      }
+      socket.once('drain', pump);
+    };
+    pump();
+    // TCP back-pressure reaches the pinger: its own send queue stops draining for good.
+    let last = -1;
+    await until(
+      async () => {
+        const stalled = socket.writableLength >= 1024 * 1024 && last === offered;
+        last = offered;
+        await sleep(300);
+        return stalled;
+      },
+      'the pinger to be stalled by the relay',
+      30_000,
+    );
+    const m = await scrape(r);
+    expect(m.get('relay_send_queue_frames_max')).toBeLessThanOrEqual(MAX_PENDING_PONGS);
+    expect(r.stats().queuedBytes).toBeLessThanOrEqual(MAX_PENDING_PONGS * 11 + 11);
+    expect(m.get('relay_ping_flood_probes_total')).toBeGreaterThanOrEqual(1);
+    console.log(`[ping flood] the pinger offered ${(offered / MiB).toFixed(1)} MiB of pings before TCP stopped it; relay queue ${r.stats().queuedBytes} bytes`);
+    await honest.check();
+    socket.destroy();
+  });
+
+  it('a total cap on queued bytes across clients: past it datagrams are dropped and counted, honest traffic resumes when it drains', async () => {
+    const r = await relay({ limits: { maxQueuedBytesTotal: 1024 * 1024, writeTimeoutMs: 60_000 } });
+    const sinks = await Promise.all(Array.from({ length: 4 }, () => rawTcpRelayClient(r.port)));
+    for (const s of sinks) s.socket.pause();
+    const sender = raw(r);
+    await sender.authenticate();
+    const payload = new Uint8Array(60_000);
+    for (let i = 0; i < 400; i++) sender.send(encodeDatagramFrame(4, sinks[i % 4]!.secretKey.public().bytes, 0, 0, payload));
+    await until(async () => (await metric(r, 'relay_drops_total{reason="global_queue_full"}')) > 0, 'the global cap to drop');
+    expect(r.stats().queuedBytes).toBeLessThanOrEqual(1024 * 1024);
+    for (const s of sinks) s.socket.destroy();
+    await until(() => r.stats().queuedBytes === 0, 'the queue to be released with its clients');
+    const honest = await honestPair(r);
+    await honest.check();
+  });
+
+  it('from 127.0.0.1: 1,000 idle TCP connections and 1,000 never-authenticating upgrades; from 127.0.0.2 meanwhile /ping answers and a client authenticates and relays (default limits)', async () => {
+    // The relay's real defaults (startTestRelay turns the per-address limits off).
+    const r = await startRelayServer({ host: '127.0.0.1', port: 0, metrics: { port: 0 }, limits: { ...DEFAULT_LIMITS } });
+    cleanups.push(() => r.close({ graceful: false }));
+    const idle = await openMany(r.port, 1_000);
+    const upgrades = await openMany(r.port, 1_000, () => upgradeRequest(r.port));
+    await until(async () => (await metric(r, 'relay_tcp_connections_accepted_total')) >= idle.length + upgrades.length, 'the relay to have accepted every connection');
+    // The host at 127.0.0.1 holds at most its handshaking share; everything else was refused.
+    expect(r.stats().unauthenticated).toBeLessThanOrEqual(DEFAULT_MAX_HANDSHAKING_PER_IP);
+    const refused = r.stats().connectionsRefused;
+    expect(refused).toBeGreaterThanOrEqual(idle.length + upgrades.length - DEFAULT_ACCEPT_BURST_PER_IP - 10);
+    // Another host is not affected.
+    expect(await pingFrom(r.port, '127.0.0.2')).toBe(200);
+    await relayFrom(r, '127.0.0.2');
+    const m = await scrape(r);
+    console.log(
+      `[one host] refused at accept: accept_rate ${m.get('relay_connections_refused_total{reason="accept_rate"}') ?? 0}, per_ip_handshaking ${m.get('relay_connections_refused_total{reason="per_ip_handshaking"}') ?? 0}, per_ip_connections ${m.get('relay_connections_refused_total{reason="per_ip_connections"}') ?? 0}`,
+    );
+    expect(r.stats().clients).toBe(2);
+  });
+
+  it('with the per-address limits off (behind a proxy): 300 idle sockets and 10 unauthenticated upgrades take no client slot, and idle sockets are closed after the request timeout', async () => {
+    const r = await relay({ limits: { maxClients: 10, requestTimeoutMs: 1_000, handshakeTimeoutMs: 60_000 } });
+    const idle = await openMany(r.port, 300);
+    const closedIdle = idle.map((s) => new Promise<void>((res) => s.once('close', () => res())));
+    const upgrades = Array.from({ length: 10 }, () => raw(r));
+    await Promise.all(upgrades.map((u) => u.frame(1)));
+    // Before any idle socket times out: /ping answers, and clients authenticate into the 10 slots.
+    expect(await pingFrom(r.port, '127.0.0.2')).toBe(200);
+    const clients = Array.from({ length: 10 }, () => raw(r, { localAddress: '127.0.0.2' }));
+    await Promise.all(clients.map((c) => c.authenticate()));
+    expect(r.stats().clients).toBe(10);
+    // The 11th authenticated client is the one that gets 503.
+    await expect(raw(r).opened).rejects.toThrow(/503/);
+    await Promise.all(closedIdle);
+    expect(await metric(r, 'relay_auth_failures_total{reason="handshake_timeout"}')).toBeGreaterThanOrEqual(300);
+  });
+
+  it('the per-address accept rate: a burst of connections past the bucket is refused at accept', async () => {
+    const r = await relay({ limits: { acceptRatePerIp: 10, acceptBurstPerIp: 20 } });
+    const start = performance.now();
+    const sockets = await openMany(r.port, 60);
+    await until(async () => (await metric(r, 'relay_tcp_connections_accepted_total')) >= sockets.length, 'the relay to have accepted every connection');
+    const elapsed = (performance.now() - start) / 1000;
+    const refused = await metric(r, 'relay_connections_refused_total{reason="accept_rate"}');
+    // At most the burst plus what the bucket refilled meanwhile got in.
+    expect(sockets.length - refused).toBeLessThanOrEqual(20 + Math.ceil(10 * elapsed) + 1);
+    expect(refused).toBeGreaterThan(0);
+    // Another address has its own bucket.
+    expect(await pingFrom(r.port, '127.0.0.2')).toBe(200);
+  });
+
+  it('per-address caps: connections past max_connections_per_ip are refused, another address still gets in', async () => {
+    const r = await relay({ limits: { maxConnectionsPerIp: 3, maxHandshakingPerIp: 2 } });
+    const a = raw(r);
+    const b = raw(r);
+    await Promise.all([a.authenticate(), b.authenticate()]);
+    // Two authenticated, so two handshakes may still start, but only one more connection.
+    const c = raw(r);
+    await c.frame(1);
+    const d = raw(r);
+    await expect(d.opened).rejects.toThrow();
+    expect(await metric(r, 'relay_connections_refused_total{reason="per_ip_connections"}')).toBe(1);
+    await relayFrom(r, '127.0.0.2');
+  });
+
+  it('TLS: 1.3 is the minimum, and a socket that never sends a ClientHello is closed at the deadline counted from the TCP accept', async () => {
+    const r = await relay({ tls: { cert: TEST_LEAF_CERT_PEM, key: TEST_LEAF_KEY_PEM }, limits: { handshakeTimeoutMs: 600, requestTimeoutMs: 60_000 } });
+    const old = tlsConnect({ host: '127.0.0.1', port: r.port, maxVersion: 'TLSv1.2', rejectUnauthorized: false });
+    const refused = await new Promise<string>((res) => {
+      old.once('secureConnect', () => res('connected'));
+      old.once('error', (e: NodeJS.ErrnoException) => res(e.code ?? e.message));
+    });
+    old.destroy();
+    expect(refused).not.toBe('connected');
+    const silent = await rawSocket(r.port);
+    await new Promise((res) => silent.once('close', res));
+    expect(await metric(r, 'relay_auth_failures_total{reason="handshake_timeout"}')).toBe(1);
   });
 });

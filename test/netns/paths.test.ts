@@ -89,7 +89,7 @@ interface Relay {
 /** Start `sdnet-relay` in the relay namespace on the fixed port; resolves once it prints its URL. */
 async function startRelay(lab: NetnsLab, extra: string[] = ['--rate-limit', '0']): Promise<Relay> {
   const host = lab.hosts.relay!.addr;
-  const proc = lab.spawn('relay', [process.execPath, RELAY_BIN, '--host', host, '--port', String(RELAY_PORT), '--metrics-port', String(METRICS_PORT), '--log-level', 'info', ...extra]);
+  const proc = lab.spawn('relay', [process.execPath, RELAY_BIN, '--host', host, '--port', String(RELAY_PORT), '--metrics-host', host, '--metrics-port', String(METRICS_PORT), '--log-level', 'info', ...extra]);
   const out = new JsonLines(proc);
   const url = await out.waitText(/^http:\/\//, 15_000, 'the relay URL');
   expect(url).toBe(`http://${host}:${RELAY_PORT}/`);

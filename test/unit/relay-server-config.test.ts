@@ -1,5 +1,5 @@
 /**
- * The relay server's pure parts: the TOML subset parser, flags + config file resolution, the
+ * The relay server's pure parts: config files (TOML via smol-toml, JSON) and their range checks, flags + config file resolution, the
  * token bucket, the backoff schedule, the Prometheus text, the client registry bounds; and the
  * `sdnet-relay` binary end to end (URL on stdout, JSON logs on stderr, exit statuses).
  */
@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SecretKey } from '../../src/identity/index.ts';
 import { Backoff, RelayClient } from '../../src/relay/client/index.ts';
-import { parseToml, TomlError } from '../../relay-server/src/toml.ts';
-import { ConfigError, parseCli } from '../../relay-server/src/config.ts';
+import { ConfigError, parseCli, readConfigFile } from '../../relay-server/src/config.ts';
 import { TokenBucket } from '../../relay-server/src/rate-limit.ts';
 import { MetricsRegistry, parsePrometheusText } from '../../relay-server/src/metrics.ts';
 import { ClientRegistry, type RegisteredConn } from '../../relay-server/src/clients.ts';
@@ -20,60 +19,136 @@ import { AccessList } from '../../relay-server/src/access.ts';
 import { JsonLines } from '../helpers/netns.ts';
 import { TEST_CA_PEM, TEST_LEAF_CERT_PEM, TEST_LEAF_KEY_PEM } from '../helpers/relay-tls-fixture.ts';
 
-describe('TOML subset', () => {
-  it('parses tables, dotted keys, strings, numbers, booleans, arrays and inline tables', () => {
-    const doc = parseToml(`
+describe('config files: TOML through smol-toml, JSON, and the range checks', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sdnet-relay-toml-'));
+  let n = 0;
+  const file = (text: string, ext = 'toml'): string => {
+    const p = join(dir, `c${++n}.${ext}`);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it('reads a full TOML document: tables, dotted keys, strings, integers with separators, arrays', () => {
+    const doc = readConfigFile(
+      file(`
 # relay config
 host = "0.0.0.0"   # all interfaces
 port = 3_340
 log_level = 'debug'
-ratio = 1.5e3
-on = true
 [tls]
 cert_file = "/etc/relay/cert.pem"
+key_file = """/etc/relay/key.pem"""
 [access]
 tokens = [
   "a\\tb",  # trailing comma allowed
   'c\\d',
 ]
-nested.deep = { x = 1, y = [0x10, 0o7, 0b11] }
-"quoted key" = "\\u00e9\\U0001F600"
-`);
+[limits]
+max_clients = 0x10
+"quoted key".x = 1
+`),
+    );
     expect(doc).toEqual({
       host: '0.0.0.0',
       port: 3340,
       log_level: 'debug',
-      ratio: 1500,
-      on: true,
-      tls: { cert_file: '/etc/relay/cert.pem' },
-      access: { tokens: ['a\tb', 'c\\d'], nested: { deep: { x: 1, y: [16, 7, 3] } }, 'quoted key': 'é😀' },
+      tls: { cert_file: '/etc/relay/cert.pem', key_file: '/etc/relay/key.pem' },
+      access: { tokens: ['a\tb', 'c\\d'] },
+      limits: { max_clients: 16, 'quoted key': { x: 1 } },
     });
   });
 
-  const bad: Array<[string, string]> = [
-    ['a redefined key', 'a = 1\na = 2'],
-    ['a redefined table', '[t]\n[t]'],
-    ['an array of tables', '[[t]]'],
-    ['a multi-line string', 'a = """x"""'],
-    ['a date', 'a = 2024-01-01'],
-    ['garbage after a value', 'a = 1 2'],
-    ['an unterminated string', 'a = "abc'],
-    ['a bad escape', 'a = "\\q"'],
-    ['an integer too large to be exact', 'a = 9007199254740993'],
-    ['a key without a value', 'a ='],
-    ['a table over a value', 'a = 1\n[a]'],
+  // Each of these is invalid TOML 1.0; the old hand-written parser accepted the first three
+  // and overflowed the stack on the last.
+  const invalid: Array<[string, string]> = [
+    ['an inline table extended by a dotted key', 'limits = { max_clients = 1 }\nlimits.max_handshaking = 2'],
+    ['an inline table extended by a table header', 'limits = { max_clients = 1 }\n[limits.x]\ny = 1'],
+    ['an inline table redefined by a table header', 'limits = { max_clients = 1 }\n[limits]'],
+    ['a control character (U+0001) in a basic string', 'host = "a\u0001b"'],
+    ['a control character (U+007F) in a literal string', "host = 'a\u007fb'"],
+    ['a control character in a comment', 'port = 1 # \u0000'],
+    ['a redefined key', 'port = 1\nport = 2'],
+    ['garbage after a value', 'port = 1 2'],
+    ['an unterminated string', 'host = "abc'],
+    ['a bad escape', 'host = "\\q"'],
+    ['a key without a value', 'port ='],
+    ['10,000 nested arrays', `port = ${'['.repeat(10_000)}${']'.repeat(10_000)}`],
+    ['10,000 nested inline tables', `port = ${'{ a = '.repeat(10_000)}1${' }'.repeat(10_000)}`],
   ];
-  for (const [name, text] of bad) {
-    it(`rejects ${name} with the line number`, () => {
-      expect(() => parseToml(text)).toThrow(TomlError);
-      expect(() => parseToml(text)).toThrow(/^TOML line \d+:/);
+  for (const [name, text] of invalid) {
+    it(`rejects ${name} with a one-line ConfigError naming the line`, () => {
+      const p = file(text);
+      let err: unknown;
+      try {
+        readConfigFile(p);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).toMatch(/^Cannot parse config file .*: line \d+, column \d+: /);
     });
   }
 
-  it('does not let a key named __proto__ touch prototypes', () => {
-    const doc = parseToml('__proto__ = 1\n[constructor]\nx = 2');
-    expect(Object.getOwnPropertyNames(doc).sort()).toEqual(['__proto__', 'constructor']);
+  it('refuses __proto__ and constructor keys instead of keeping them', () => {
+    expect(() => readConfigFile(file('__proto__ = 1'))).toThrow(ConfigError);
+    expect(() => readConfigFile(file('[constructor]\nx = 2'))).toThrow(ConfigError);
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+
+  it('refuses a JSON document nested 10,000 deep or that is not an object with a one-line ConfigError', () => {
+    for (const text of [`{"limits": ${'['.repeat(10_000)}${']'.repeat(10_000)}}`, '[1]', '"x"', '{"a": 1,}']) {
+      let err: unknown;
+      try {
+        parseCli(['--config', file(text, 'json')]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+
+  // Every numeric option is an integer within its range: a timer past 2^31 − 1 ms would
+  // silently become a 1 ms spin, and a size past 2^53 cannot even be represented.
+  const outOfRange: Array<[string, string]> = [
+    ['tick_ms = 3000000000 (Node would make it a 1 ms interval)', '[timing]\ntick_ms = 3000000000'],
+    ['tick_ms = 0', '[timing]\ntick_ms = 0'],
+    ['ping_interval_ms = 1.5', '[timing]\nping_interval_ms = 1.5'],
+    ['a negative write timeout', '[limits]\nwrite_timeout_ms = -1'],
+    ['an integer beyond 2^53', '[limits]\nmax_clients = 9007199254740993'],
+    ['an integer beyond 2^63', '[limits]\nsend_queue_bytes = 99999999999999999999'],
+    ['a string where an integer belongs', '[limits]\nmax_clients = "10"'],
+    ['inf', '[limits]\nmax_clients = inf'],
+    ['nan', '[rate_limit]\nbytes_per_second = nan'],
+    ['a boolean', 'port = true'],
+    ['port 65536', 'port = 65536'],
+    ['a send queue of 1 byte', '[limits]\nsend_queue_bytes = 1'],
+    ['a frame limit below one datagram frame', '[limits]\nmax_frame_bytes = 1000'],
+    ['a 100 GiB global queue', '[limits]\nmax_queued_bytes_total = 107374182400'],
+    ['a date', 'port = 2024-01-01'],
+  ];
+  for (const [name, text] of outOfRange) {
+    it(`rejects ${name}`, () => {
+      expect(() => parseCli(['--config', file(text)])).toThrow(ConfigError);
+      expect(() => parseCli(['--config', file(text)])).toThrow(/must be an integer from -?\d+ to \d+, got|must be a/);
+    });
+  }
+
+  it('accepts every limit and timer at the ends of its range', () => {
+    const cfg = parseCli([
+      '--config',
+      file('[timing]\ntick_ms = 10000\nping_interval_ms = 3600000\n[limits]\nmax_connections_per_ip = 0\naccept_rate_per_ip = 0\nmax_queued_bytes_total = 1048576\nrequest_timeout_ms = 100\n'),
+    ]);
+    expect(cfg.options.timing).toEqual({ tickMs: 10_000, pingIntervalMs: 3_600_000 });
+    expect(cfg.options.limits).toMatchObject({ maxConnectionsPerIp: 0, acceptRatePerIp: 0, maxQueuedBytesTotal: 1_048_576, requestTimeoutMs: 100 });
+  });
+
+  it('checks flags against the same ranges', () => {
+    for (const argv of [['--handshake-timeout-ms', '3000000000'], ['--max-clients', '0'], ['--accept-rate-per-ip', '-1'], ['--port', '99999999999999999999']]) {
+      expect(() => parseCli(argv)).toThrow(ConfigError);
+    }
+    expect(parseCli(['--max-handshaking-per-ip', '0', '--accept-rate-per-ip', '0']).options.limits).toMatchObject({ maxHandshakingPerIp: 0, acceptRatePerIp: 0 });
   });
 });
 
@@ -85,10 +160,18 @@ describe('sdnet-relay flags and config file', () => {
     return p;
   };
 
-  it('defaults: 127.0.0.1:3340, metrics on 9090, info logs', () => {
+  it('defaults: 127.0.0.1:3340, metrics on 127.0.0.1:9090, info logs', () => {
     const cfg = parseCli([]);
-    expect(cfg.options).toMatchObject({ host: '127.0.0.1', port: 3340, metrics: { port: 9090 } });
+    expect(cfg.options).toMatchObject({ host: '127.0.0.1', port: 3340, metrics: { host: '127.0.0.1', port: 9090 } });
     expect(cfg.logLevel).toBe('info');
+  });
+
+  it('keeps metrics on 127.0.0.1 with --host 0.0.0.0 unless --metrics-host (or the file) says otherwise', () => {
+    expect(parseCli(['--host', '0.0.0.0']).options.metrics).toEqual({ host: '127.0.0.1', port: 9090 });
+    expect(parseCli(['--host', '0.0.0.0', '--metrics-port', '9100']).options.metrics).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(parseCli(['--host', '0.0.0.0', '--metrics-host', '0.0.0.0']).options.metrics).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(parseCli(['--config', file('m.toml', 'host = "0.0.0.0"\n[metrics]\nport = 9100\n')]).options.metrics).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(parseCli(['--config', file('m2.toml', '[metrics]\nhost = "::"\n')]).options.metrics).toEqual({ host: '::', port: 9090 });
   });
 
   it('reads a TOML file and lets flags override it', () => {
@@ -281,7 +364,29 @@ describe('the sdnet-relay binary', () => {
       });
     const bad = await run(['--frobnicate']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^sdnet-relay: .*frobnicate/);
+    expect(bad.stderr).toMatch(/^sdnet-relay: .*frobnicate[^\n]*\n$/);
+    // A config file nested 10,000 deep and each kind of invalid TOML: status 2 and exactly one
+    // line, never a RangeError and status 1.
+    const dir = mkdtempSync(join(tmpdir(), 'sdnet-relay-bad-'));
+    const files: Array<[string, string]> = [
+      ['nested.toml', `port = ${'['.repeat(10_000)}${']'.repeat(10_000)}`],
+      ['nested.json', `{"port": ${'['.repeat(10_000)}${']'.repeat(10_000)}}`],
+      ['dotted.toml', 'limits = { max_clients = 1 }\nlimits.max_handshaking = 2'],
+      ['header.toml', 'limits = { max_clients = 1 }\n[limits.x]'],
+      ['control.toml', 'host = "a\u0001b"'],
+      ['tick.toml', '[timing]\ntick_ms = 3000000000'],
+    ];
+    const results = await Promise.all(
+      files.map(([name, text]) => {
+        writeFileSync(join(dir, name), text);
+        return run(['--config', join(dir, name)]);
+      }),
+    );
+    for (const [i, r] of results.entries()) {
+      expect({ file: files[i]![0], code: r.code }).toEqual({ file: files[i]![0], code: 2 });
+      expect(r.stderr).toMatch(/^sdnet-relay: [^\n]+\n$/);
+      expect(r.stdout).toBe('');
+    }
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: sdnet-relay/);

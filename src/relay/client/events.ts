@@ -56,7 +56,12 @@ export class TypedEmitter<Events extends Record<string, unknown>> {
       try {
         (l as Listener<Events[K]>)(event);
       } catch (err) {
-        this.#onListenerError(err, type);
+        try {
+          this.#onListenerError(err, type);
+        } catch {
+          // An error handler that throws too must not break the emitter's caller (the
+          // client would stop half-way through a state change, e.g. never reconnect).
+        }
       }
     }
   }

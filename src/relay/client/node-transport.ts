@@ -166,7 +166,11 @@ export function nodeWebSocketTransport(tls: NodeTlsOptions = {}): RelayTransport
         if (settled) return;
         settled = true;
         signal.removeEventListener('abort', onAbort);
-        ws.terminate();
+        try {
+          ws.terminate();
+        } catch {
+          // Runs from an abort listener: a throw here would escape to the event loop.
+        }
         reject(err);
       };
       const onAbort = (): void => fail(abortError(signal));

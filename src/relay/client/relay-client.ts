@@ -133,6 +133,11 @@ export interface RelayClientStats {
   datagramsReceived: number;
   /** Received frames dropped because `incoming()` readers fell behind. */
   dropsReceiveQueue: number;
+  /**
+   * Unexpected exceptions caught in a socket callback or timer (a transport, listener or
+   * callback that threw); each ended the connection it concerned, which then reconnects.
+   */
+  internalErrors: number;
 }
 
 interface QueuedFrame {
@@ -189,6 +194,7 @@ export class RelayClient {
     framesReceived: 0,
     datagramsReceived: 0,
     dropsReceiveQueue: 0,
+    internalErrors: 0,
   };
 
   constructor(options: RelayClientOptions) {
@@ -435,7 +441,13 @@ export class RelayClient {
           done();
         };
         signal?.addEventListener('abort', done, { once: true });
-        socket.close(1000, '');
+        try {
+          socket.close(1000, '');
+        } catch {
+          // A socket that cannot even close is as closed as it gets.
+          this.#stats.internalErrors++;
+          done();
+        }
       });
     }
     this.#conn = undefined;
@@ -461,16 +473,27 @@ export class RelayClient {
     const controller = new AbortController();
     this.#attemptAbort = controller;
     const started = now();
-    const timeout = setTimeout(() => controller.abort(new RelayError('ERR_RELAY_TIMEOUT', `Relay connection did not complete within ${this.#opts.connectTimeoutMs} ms`)), this.#opts.connectTimeoutMs);
-    this.#transport({
-      url: this.#wsUrl,
-      protocols: OFFERED_SUBPROTOCOLS,
-      token: this.#token,
-      secretKey: this.#secretKey,
-      crypto: this.#crypto,
-      maxMessageBytes: this.#opts.maxMessageBytes,
-      signal: controller.signal,
-    }).then(
+    const timeout = setTimeout(
+      () => this.#guard(() => controller.abort(new RelayError('ERR_RELAY_TIMEOUT', `Relay connection did not complete within ${this.#opts.connectTimeoutMs} ms`))),
+      this.#opts.connectTimeoutMs,
+    );
+    let opening: Promise<RelaySocket>;
+    try {
+      opening = this.#transport({
+        url: this.#wsUrl,
+        protocols: OFFERED_SUBPROTOCOLS,
+        token: this.#token,
+        secretKey: this.#secretKey,
+        crypto: this.#crypto,
+        maxMessageBytes: this.#opts.maxMessageBytes,
+        signal: controller.signal,
+      });
+    } catch (err) {
+      // A transport that throws instead of rejecting fails this attempt like any other.
+      this.#stats.internalErrors++;
+      opening = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    opening.then(
       (socket) => {
         clearTimeout(timeout);
         this.#guard(() => this.#opened(socket, started, controller));
@@ -646,7 +669,12 @@ export class RelayClient {
       socket.onMessage = undefined;
       socket.onClose = undefined;
       const code = error.code === 'ERR_RELAY_PROTOCOL' || error.code === 'ERR_RELAY_HANDSHAKE' ? 1002 : 1000;
-      socket.close(code, '');
+      try {
+        socket.close(code, '');
+      } catch {
+        // Must not stop the reconnect below (this may run from #guard's own recovery).
+        this.#stats.internalErrors++;
+      }
     }
     void hadSocket;
     if (this.#state === 'closed') return;
@@ -680,11 +708,15 @@ export class RelayClient {
     this.#queue = keep;
   }
 
-  /** Run a callback from the event loop; anything it throws ends the connection, not the process. */
+  /**
+   * Run a callback from the event loop (socket callbacks, timers); anything it throws ends the
+   * connection (counted in `internalErrors`) and the client reconnects, never the process.
+   */
   #guard(fn: () => void): void {
     try {
       fn();
     } catch (err) {
+      this.#stats.internalErrors++;
       const error = new RelayError('ERR_RELAY_PROTOCOL', `Relay client internal error: ${String(err)}`, { cause: err });
       try {
         if (this.#state !== 'closed') this.#ended(error, this.#socket !== undefined);

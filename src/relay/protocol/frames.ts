@@ -350,11 +350,12 @@ export function forwardedFrameLength(frameLength: number, typeLength: number): n
  * @param frame a datagram frame already accepted by {@link decodeClientToRelayFrame}
  * @param typeLength length of its type varint (1 unless the client used a longer encoding)
  * @param batch whether it is a batch (type 5)
+ * @param offset where in `out` the frame starts (the relay puts its WebSocket header before it)
  */
-export function writeForwardedFrame(out: Uint8Array, frame: Uint8Array, typeLength: number, batch: boolean, src: Uint8Array): Uint8Array {
-  out[0] = batch ? FrameType.RelayToClientDatagramBatch : FrameType.RelayToClientDatagram;
-  out.set(src, 1);
-  out.set(frame.subarray(typeLength + 32), 33);
+export function writeForwardedFrame(out: Uint8Array, frame: Uint8Array, typeLength: number, batch: boolean, src: Uint8Array, offset = 0): Uint8Array {
+  out[offset] = batch ? FrameType.RelayToClientDatagramBatch : FrameType.RelayToClientDatagram;
+  out.set(src, offset + 1);
+  out.set(frame.subarray(typeLength + 32), offset + 33);
   return out;
 }
 

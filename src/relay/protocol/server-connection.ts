@@ -304,12 +304,7 @@ export class RelayServerConnection {
           this.#close('pong-timeout', new RelayError('ERR_RELAY_TIMEOUT', 'Client did not answer our ping in time'));
           return;
         }
-        if (!this.#ping.outstanding && this.#nextPingAt !== undefined && now >= this.#nextPingAt) {
-          const data = this.#crypto.randomBytes(PING_DATA_LENGTH);
-          this.#ping.newPing(now, data);
-          this.#transmits.push(encodePingPong(FrameType.Ping, data));
-          this.#nextPingAt = undefined;
-        }
+        if (this.#nextPingAt !== undefined && now >= this.#nextPingAt) this.pingNow(now);
         return;
       default:
         // iroh ESTABLISH_TIMEOUT: the handshake must finish in time.
@@ -317,6 +312,20 @@ export class RelayServerConnection {
           this.#close('handshake-timeout', new RelayError('ERR_RELAY_TIMEOUT', 'Client did not complete the handshake in time'));
         }
     }
+  }
+
+  /**
+   * Send our keep-alive Ping now rather than at its time, unless one is outstanding (the relay
+   * probes a client that floods it with pings: one that does not read cannot answer). Returns
+   * whether a Ping was sent; its Pong arrives as a `pong` event.
+   */
+  pingNow(now: number): boolean {
+    if (this.#state !== 'connected' || this.#ping.outstanding) return false;
+    const data = this.#crypto.randomBytes(PING_DATA_LENGTH);
+    this.#ping.newPing(now, data);
+    this.#transmits.push(encodePingPong(FrameType.Ping, data));
+    this.#nextPingAt = undefined;
+    return true;
   }
 
   /** Tell the client its status: `Status` on v2, `Health` text on v1 (iroh `try_send_health`). */
