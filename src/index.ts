@@ -13,3 +13,4 @@ export {
   type CryptoProvider,
 } from './transport/crypto/index.ts';
 export { CryptoError, DecodeError, SdnetError } from './util/errors.ts';
+export * from './protocols/index.ts';

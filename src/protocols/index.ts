@@ -1,0 +1,9 @@
+/**
+ * The protocol layer: the `Router` (ALPN → handler, iroh's shape), stable application error
+ * codes, and the length-prefixed framing every device-layer protocol uses.
+ *
+ * @module
+ */
+export { Router, RouterBuilder, type AfterHandshake, type AfterHandshakeOutcome, type HandshakeInfo, type ProtocolHandler, type RouterEvent } from './router.ts';
+export { CloseCode, StreamCode, closeCodeName, streamCodeName, type CloseCodeName, type StreamCodeName } from './codes.ts';
+export { FrameError, FrameReader, FrameWriter, encodeFrame } from './framing.ts';
