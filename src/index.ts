@@ -14,3 +14,4 @@ export {
 } from './transport/crypto/index.ts';
 export { CryptoError, DecodeError, SdnetError } from './util/errors.ts';
 export * from './protocols/index.ts';
+export * from './service/index.ts';

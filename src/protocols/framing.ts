@@ -12,13 +12,24 @@ import { abortable } from '../util/abort.ts';
 import { StreamCode } from './codes.ts';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES_CEILING } from './limits.ts';
 
-/** A frame broke the rules; `streamCode` is what the stream is reset with. */
-export class FrameError extends SdnetError {
+/**
+ * A peer broke a protocol's rules on one stream; `streamCode` is what that stream is reset
+ * with. Only that stream is affected.
+ */
+export class StreamProtocolError extends SdnetError {
   readonly streamCode: number;
-  constructor(code: 'ERR_FRAME_TOO_LARGE' | 'ERR_FRAME_TRUNCATED', message: string) {
+  constructor(code: string, streamCode: number, message: string) {
     super(code, message);
+    this.name = 'StreamProtocolError';
+    this.streamCode = streamCode;
+  }
+}
+
+/** A frame broke the framing rules (too large, or cut off). */
+export class FrameError extends StreamProtocolError {
+  constructor(code: 'ERR_FRAME_TOO_LARGE' | 'ERR_FRAME_TRUNCATED', message: string) {
+    super(code, code === 'ERR_FRAME_TOO_LARGE' ? StreamCode.FRAME_TOO_LARGE : StreamCode.TRUNCATED, message);
     this.name = 'FrameError';
-    this.streamCode = code === 'ERR_FRAME_TOO_LARGE' ? StreamCode.FRAME_TOO_LARGE : StreamCode.TRUNCATED;
   }
 }
 

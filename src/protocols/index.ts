@@ -6,4 +6,5 @@
  */
 export { Router, RouterBuilder, type AfterHandshake, type AfterHandshakeOutcome, type HandshakeInfo, type ProtocolHandler, type RouterEvent } from './router.ts';
 export { CloseCode, StreamCode, closeCodeName, streamCodeName, type CloseCodeName, type StreamCodeName } from './codes.ts';
-export { FrameError, FrameReader, FrameWriter, encodeFrame } from './framing.ts';
+export { FrameError, FrameReader, FrameWriter, StreamProtocolError, encodeFrame } from './framing.ts';
+export { FramedStream, StreamIdleError, type FramedStreamOptions } from './stream.ts';
