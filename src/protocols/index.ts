@@ -8,3 +8,4 @@ export { Router, RouterBuilder, type AfterHandshake, type AfterHandshakeOutcome,
 export { CloseCode, StreamCode, closeCodeName, streamCodeName, type CloseCodeName, type StreamCodeName } from './codes.ts';
 export { FrameError, FrameReader, FrameWriter, StreamProtocolError, encodeFrame } from './framing.ts';
 export { FramedStream, StreamIdleError, type FramedStreamOptions } from './stream.ts';
+export * from './messaging/index.ts';
