@@ -3,10 +3,17 @@
  * out under the protocol's maximum message size, and an idle timeout that resets a stream
  * the peer leaves silent (so a hostile peer cannot pin a handler slot forever).
  *
+ * Cheap per stream (a server may serve thousands a second): no AbortController, listener or
+ * timer of its own unless asked for. {@link FramedStream.abort} fails the pending and later
+ * reads and writes with a reason and resets the stream; a server that serves many streams
+ * sweeps their {@link FramedStream.lastActivity} from one timer and aborts the idle ones
+ * (`ProtocolRegistry.serve` does), while a stream given `idleTimeoutMs` and used alone arms
+ * one lazily re-armed timer.
+ *
  * @module
  */
 import type { BiStream } from '../endpoint/streams.ts';
-import { abortable, abortReason } from '../util/abort.ts';
+import { abortReason } from '../util/abort.ts';
 import { StreamCode } from './codes.ts';
 import { FrameReader, FrameWriter, StreamProtocolError } from './framing.ts';
 
@@ -21,9 +28,9 @@ export class StreamIdleError extends StreamProtocolError {
 export interface FramedStreamOptions {
   /** Largest frame accepted (checked before allocation). */
   readonly maxMessageBytes: number;
-  /** Reset the stream after this long without a frame read or written (ms; 0: never). */
+  /** Reset the stream after this long without a frame read or written (ms; 0: never, or swept by the caller). */
   readonly idleTimeoutMs: number;
-  /** Aborting it resets the stream (connection closing, service shutting down). */
+  /** Aborting it aborts the stream (connection closing, service shutting down). */
   readonly signal?: AbortSignal;
 }
 
@@ -32,11 +39,15 @@ export class FramedStream {
   readonly #reader: FrameReader;
   readonly #writer: FrameWriter;
   readonly #options: FramedStreamOptions;
-  readonly #controller = new AbortController();
+  #failure: unknown;
+  #failedPromise: Promise<never> | undefined;
+  #fail: ((reason: unknown) => void) | undefined;
+  #controller: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #onParentAbort: (() => void) | undefined;
   #ended = false;
-  #lastActivity = 0;
+  /** When a frame was last read or written (performance.now()). */
+  lastActivity = performance.now();
 
   constructor(stream: BiStream, options: FramedStreamOptions) {
     this.id = stream.id;
@@ -45,37 +56,60 @@ export class FramedStream {
     this.#options = options;
     const parent = options.signal;
     if (parent) {
-      if (parent.aborted) this.#controller.abort(abortReason(parent));
+      if (parent.aborted) this.abort(abortReason(parent));
       else {
-        this.#onParentAbort = () => this.#controller.abort(abortReason(parent));
+        this.#onParentAbort = () => this.abort(abortReason(parent));
         parent.addEventListener('abort', this.#onParentAbort, { once: true });
       }
     }
-    this.#touch();
+    if (options.idleTimeoutMs > 0) this.#arm(options.idleTimeoutMs);
   }
 
-  /** Aborted when the stream times out or its connection / service goes away. */
+  /** Aborted when the stream is (idle timeout, connection or service going away); created on first use. */
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#failure !== undefined) this.#controller.abort(this.#failure);
+    }
     return this.#controller.signal;
   }
 
+  /** Why the stream was aborted, if it was. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
   /**
-   * Note activity. The timer is not re-armed on every frame (that would be a timer per
-   * frame): it fires at the earliest possible deadline and, if there was activity since,
-   * waits out the rest.
+   * Give up on the stream: pending and later reads and writes fail with `reason`, and the
+   * stream is reset both ways with the reason's stream code (or `INTERNAL`).
    */
-  #touch(): void {
-    this.#lastActivity = performance.now();
-    const ms = this.#options.idleTimeoutMs;
-    if (ms > 0 && !this.#ended && this.#timer === undefined) this.#arm(ms);
+  abort(reason: unknown): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = reason;
+    this.#fail?.(reason);
+    this.#controller?.abort(reason);
+    const code = (reason as { streamCode?: unknown })?.streamCode;
+    this.reset(typeof code === 'number' ? code : StreamCode.SHUTDOWN);
+  }
+
+  /** Settles (rejects) when the stream is aborted: raced against writes that may block. */
+  #failed(): Promise<never> {
+    if (this.#failedPromise === undefined) {
+      this.#failedPromise = new Promise<never>((_, reject) => {
+        this.#fail = reject;
+        if (this.#failure !== undefined) reject(this.#failure);
+      });
+      this.#failedPromise.catch(() => undefined);
+    }
+    return this.#failedPromise;
   }
 
   #arm(ms: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#ended) return;
-      const idle = performance.now() - this.#lastActivity;
-      if (idle >= this.#options.idleTimeoutMs) this.#controller.abort(new StreamIdleError(this.#options.idleTimeoutMs));
+      const idle = performance.now() - this.lastActivity;
+      if (idle >= this.#options.idleTimeoutMs) this.abort(new StreamIdleError(this.#options.idleTimeoutMs));
       else this.#arm(this.#options.idleTimeoutMs - idle);
     }, ms);
     this.#timer.unref?.();
@@ -83,28 +117,46 @@ export class FramedStream {
 
   /** The next frame (undefined at a clean end of the peer's side). */
   async read(): Promise<Uint8Array | undefined> {
-    const frame = await this.#reader.readFrame(this.#options.maxMessageBytes, { signal: this.#controller.signal });
-    this.#touch();
+    if (this.#failure !== undefined) throw this.#failure;
+    let frame: Uint8Array | undefined;
+    try {
+      // An abort cancels the reader, which ends this read; the failure then explains it.
+      frame = await this.#reader.readFrame(this.#options.maxMessageBytes);
+    } catch (err) {
+      throw this.#failure ?? err;
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+    this.lastActivity = performance.now();
     return frame;
   }
 
   /** Exactly `n` raw bytes (for protocols that mix frames and raw data). */
   async readExact(n: number): Promise<Uint8Array | undefined> {
-    const bytes = await this.#reader.readExact(n, { signal: this.#controller.signal });
-    this.#touch();
+    if (this.#failure !== undefined) throw this.#failure;
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = await this.#reader.readExact(n);
+    } catch (err) {
+      throw this.#failure ?? err;
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+    this.lastActivity = performance.now();
     return bytes;
   }
 
   /** Write one frame. */
   async write(body: Uint8Array): Promise<void> {
     if (body.length > this.#options.maxMessageBytes) throw new RangeError(`Message of ${body.length} bytes exceeds the limit of ${this.#options.maxMessageBytes}`);
-    await abortable<void>(this.#controller.signal, (resolve, reject) => void this.#writer.write(body).then(resolve, reject));
-    this.#touch();
+    if (this.#failure !== undefined) throw this.#failure;
+    // A write blocked by a peer that does not read must not outlive an abort.
+    await Promise.race([this.#writer.write(body), this.#failed()]);
+    this.lastActivity = performance.now();
   }
 
   /** Finish our side (FIN); resolves once the peer has everything. */
   async finish(): Promise<void> {
-    await abortable<void>(this.#controller.signal, (resolve, reject) => void this.#writer.close().then(resolve, reject));
+    if (this.#failure !== undefined) throw this.#failure;
+    await Promise.race([this.#writer.close(), this.#failed()]);
     this.#end();
   }
 
@@ -115,7 +167,7 @@ export class FramedStream {
     void this.#reader.cancel(code);
   }
 
-  /** Stop the timer and detach from the parent signal (the handler is done with the stream). */
+  /** Stop the timer and detach from the parent signal. */
   #end(): void {
     this.#ended = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -124,7 +176,7 @@ export class FramedStream {
     this.#onParentAbort = undefined;
   }
 
-  /** Called by the server when the handler returns: release timers and listeners. */
+  /** Called by the server when the handler returns: release the timer and listener. */
   close(): void {
     this.#end();
   }

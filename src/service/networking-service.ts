@@ -141,11 +141,17 @@ export class NetworkingService {
         if (from === undefined) throw new SdnetError('ERR_DEVICE_UNKNOWN', 'Unknown device');
         this.#events.emit('message-received', { from, messageId: data.messageId, contentType: data.contentType, payload: data.payload });
       },
-      onRequest: async (peer, payload, signal) => {
+      onRequest: async (peer, payload, context) => {
         const from = this.#registry.get(peer);
         if (from === undefined) throw new SdnetError('ERR_DEVICE_UNKNOWN', 'Unknown device');
         if (this.#requestHandler === undefined) throw new SdnetError('ERR_NO_REQUEST_HANDLER', 'This device answers no requests');
-        return this.#requestHandler({ from, payload, signal });
+        return this.#requestHandler({
+          from,
+          payload,
+          get signal() {
+            return context.signal;
+          },
+        });
       },
       onGoodbye: (peer, reason, connection) => this.#loop.onGoodbye(peer, reason, connection),
     });

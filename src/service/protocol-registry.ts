@@ -20,11 +20,11 @@ import type { PublicKey } from '../identity/keys.ts';
 import { CloseCode, StreamCode, streamCodeName } from '../protocols/codes.ts';
 import { StreamProtocolError } from '../protocols/framing.ts';
 import { Router, type AfterHandshakeOutcome, type RouterEvent } from '../protocols/router.ts';
-import { FramedStream } from '../protocols/stream.ts';
+import { FramedStream, StreamIdleError } from '../protocols/stream.ts';
 import { ConnectionError } from '../transport/quic/connection/types.ts';
 import { StreamResetError } from '../endpoint/streams.ts';
 import { SdnetError } from '../util/errors.ts';
-import { abortable } from '../util/abort.ts';
+import { abortReason, abortable } from '../util/abort.ts';
 import type { Logger } from '../util/log.ts';
 
 /** What a protocol allows one peer per connection. */
@@ -155,60 +155,86 @@ export class ProtocolRegistry {
         void uni.cancel({ streamCode: StreamCode.UNKNOWN_MESSAGE }).catch(() => undefined);
       }
     })();
+    // The streams being served: one timer sweeps them for idleness and one listener aborts
+    // them with the connection (nothing per stream).
+    const live = new Set<FramedStream>();
+    const sweeper =
+      limits.idleTimeoutMs > 0
+        ? setInterval(
+            () => {
+              const now = performance.now();
+              for (const s of live) if (now - s.lastActivity >= limits.idleTimeoutMs) s.abort(new StreamIdleError(limits.idleTimeoutMs));
+            },
+            Math.max(50, Math.min(1000, limits.idleTimeoutMs / 4)),
+          )
+        : undefined;
+    sweeper?.unref?.();
+    const onAbort = (): void => {
+      for (const s of live) s.abort(abortReason(ctx.signal));
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
     let active = 0;
     const slotWaiters: (() => void)[] = [];
     const running = new Set<Promise<void>>();
-    for (;;) {
-      if (active >= limits.maxConcurrentStreams) {
-        // Wait for a slot; the peer's further streams stay in QUIC's queue meanwhile.
+    try {
+      for (;;) {
+        if (active >= limits.maxConcurrentStreams) {
+          // Wait for a slot; the peer's further streams stay in QUIC's queue meanwhile.
+          try {
+            await abortable<void>(ctx.signal, (resolve) => {
+              slotWaiters.push(resolve);
+              return () => {
+                const i = slotWaiters.indexOf(resolve);
+                if (i >= 0) slotWaiters.splice(i, 1);
+              };
+            });
+          } catch {
+            break;
+          }
+          continue;
+        }
+        let bi: BiStream;
         try {
-          await abortable<void>(ctx.signal, (resolve) => {
-            slotWaiters.push(resolve);
-            return () => {
-              const i = slotWaiters.indexOf(resolve);
-              if (i >= 0) slotWaiters.splice(i, 1);
-            };
-          });
+          bi = await connection.acceptBi({ signal: ctx.signal });
         } catch {
           break;
         }
-        continue;
+        active++;
+        const stream = new FramedStream(bi, { maxMessageBytes: limits.maxMessageBytes, idleTimeoutMs: 0 });
+        if (ctx.signal.aborted) stream.abort(abortReason(ctx.signal));
+        live.add(stream);
+        const task = ProtocolRegistry.#serveStream(registered, stream, ctx).finally(() => {
+          live.delete(stream);
+          active--;
+          running.delete(task);
+          slotWaiters.shift()?.();
+        });
+        running.add(task);
       }
-      let bi: BiStream;
-      try {
-        bi = await connection.acceptBi({ signal: ctx.signal });
-      } catch {
-        break;
-      }
-      active++;
-      const task = ProtocolRegistry.#serveStream(registered, bi, ctx).finally(() => {
-        active--;
-        running.delete(task);
-        slotWaiters.shift()?.();
-      });
-      running.add(task);
+      await Promise.allSettled([...running]);
+      await refuseUni;
+    } finally {
+      if (sweeper !== undefined) clearInterval(sweeper);
+      ctx.signal.removeEventListener('abort', onAbort);
     }
-    await Promise.allSettled([...running]);
-    await refuseUni;
   }
 
-  static async #serveStream(registered: RegisteredProtocol, bi: BiStream, ctx: ConnectionContext): Promise<void> {
-    const stream = new FramedStream(bi, { maxMessageBytes: ctx.limits.maxMessageBytes, idleTimeoutMs: ctx.limits.idleTimeoutMs, signal: ctx.signal });
+  static async #serveStream(registered: RegisteredProtocol, stream: FramedStream, ctx: ConnectionContext): Promise<void> {
     try {
       await registered.protocol.handleStream(stream, ctx);
     } catch (err) {
       if (err instanceof StreamProtocolError) {
         stream.reset(err.streamCode);
-        ctx.log.warn('stream closed: peer broke the protocol', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: bi.id, code: streamCodeName(err.streamCode), error: err.message });
+        ctx.log.warn('stream closed: peer broke the protocol', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: stream.id, code: streamCodeName(err.streamCode), error: err.message });
       } else if (err instanceof ConnectionError || ctx.signal.aborted) {
         // The connection or the service is going away.
         stream.reset(StreamCode.SHUTDOWN);
       } else if (err instanceof StreamResetError) {
         stream.reset(StreamCode.INTERNAL);
-        ctx.log.debug('peer abandoned a stream', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: bi.id, code: err.streamCode });
+        ctx.log.debug('peer abandoned a stream', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: stream.id, code: err.streamCode });
       } else {
         stream.reset(StreamCode.INTERNAL);
-        ctx.log.error('handler failed on a stream', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: bi.id, error: String(err) });
+        ctx.log.error('handler failed on a stream', { alpn: ctx.alpn, peer: ctx.remoteId.fmtShort(), stream: stream.id, error: String(err) });
       }
     } finally {
       stream.close();

@@ -13,10 +13,10 @@
  * @module
  */
 import type { Connection } from '../../endpoint/connection.ts';
-import { StreamResetError } from '../../endpoint/streams.ts';
+import { StreamResetError, type BiStream } from '../../endpoint/streams.ts';
 import type { PublicKey } from '../../identity/keys.ts';
 import { SdnetError } from '../../util/errors.ts';
-import { abortable, linkedSignal } from '../../util/abort.ts';
+import { coarseTimeout } from '../../util/coarse-timer.ts';
 import type { ConnectionContext, DeviceProtocol, ProtocolLimits } from '../../service/protocol-registry.ts';
 import type { FramedStream } from '../stream.ts';
 import { StreamCode, streamCodeName } from '../codes.ts';
@@ -64,8 +64,11 @@ export interface MessagingHooks {
   onHello(peer: PublicKey, hello: HelloBody): void;
   /** A peer sent data; throwing makes the Ack say `success: false`. */
   onData(peer: PublicKey, data: ReceivedData): void | Promise<void>;
-  /** A peer's request; the value is the response. Throw an error with a `code` to fail it. */
-  onRequest(peer: PublicKey, payload: JsonValue, signal: AbortSignal): Promise<JsonValue>;
+  /**
+   * A peer's request; the value is the response. Throw an error with a `code` to fail it.
+   * `context.signal` aborts when the stream does (idle timeout, connection lost).
+   */
+  onRequest(peer: PublicKey, payload: JsonValue, context: { readonly signal: AbortSignal }): Promise<JsonValue>;
   /** A peer announced it is going away (shutdown). */
   onGoodbye(peer: PublicKey, reason: string, connection: Connection): void;
 }
@@ -82,6 +85,13 @@ let counter = 0;
 function newId(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
   return `${ID_PREFIX}-${counter.toString(36)}`;
+}
+
+/** Reset both halves of a stream we give up on. */
+function abandon(bi: BiStream, code: number, reader?: FrameReader): void {
+  void bi.writable.abort({ streamCode: code }).catch(() => undefined);
+  if (reader !== undefined) void reader.cancel(code);
+  else void bi.readable.cancel({ streamCode: code }).catch(() => undefined);
 }
 
 export class MessagingProtocol implements DeviceProtocol {
@@ -132,10 +142,15 @@ export class MessagingProtocol implements DeviceProtocol {
     if ('Request' in message) {
       const { request_id, payload } = message.Request;
       try {
-        const result = await this.#hooks.onRequest(peer, payload, stream.signal);
+        // The signal is made only if the handler asks for it.
+        const result = await this.#hooks.onRequest(peer, payload, {
+          get signal() {
+            return stream.signal;
+          },
+        });
         return { Response: { request_id, ok: true, payload: result ?? null, error: null } };
       } catch (err) {
-        if (stream.signal.aborted) throw err;
+        if (stream.failure !== undefined) throw err;
         const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code.slice(0, 64) : 'ERR_REQUEST_HANDLER';
         const text = String((err as Error)?.message ?? err).slice(0, MESSAGING_MAX_REASON_LENGTH);
         return { Response: { request_id, ok: false, payload: null, error: { code, message: text } } };
@@ -155,47 +170,68 @@ export class MessagingProtocol implements DeviceProtocol {
    * Send one message on a new stream and read the one reply (`expectReply`), or none.
    */
   async #exchange(connection: Connection, message: Message, options: ExchangeOptions, expectReply: boolean): Promise<Message | undefined> {
-    const frame = encodeMessage(message);
-    if (frame.length > this.limits.maxMessageBytes) throw new MessagingError('ERR_MESSAGE_TOO_LARGE', `Message of ${frame.length} bytes exceeds the limit of ${this.limits.maxMessageBytes}`);
+    const frame = encodeFrame(encodeMessage(message));
+    if (frame.length - 4 > this.limits.maxMessageBytes) throw new MessagingError('ERR_MESSAGE_TOO_LARGE', `Message of ${frame.length - 4} bytes exceeds the limit of ${this.limits.maxMessageBytes}`);
+    options.signal?.throwIfAborted();
     const timeoutMs = options.timeoutMs ?? MESSAGING_DEFAULT_TIMEOUT_MS;
     const what = messageType(message);
-    const { signal, dispose } = linkedSignal([options.signal], timeoutMs, () => new MessagingError('ERR_MESSAGING_TIMEOUT', `No answer to ${what} within ${timeoutMs} ms`));
-    let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+    // Timeout and abort both settle `failed`, raced against each step: no AbortController,
+    // listener chain or timer per exchange (thousands a second on one connection).
+    let fail!: (reason: unknown) => void;
+    let failure: unknown;
+    const failed = new Promise<never>((_, reject) => {
+      fail = (reason) => {
+        failure ??= reason;
+        reject(failure);
+      };
+    });
+    failed.catch(() => undefined);
+    const cancelTimer = coarseTimeout(timeoutMs, () => fail(new MessagingError('ERR_MESSAGING_TIMEOUT', `No answer to ${what} within ${timeoutMs} ms`)));
+    const onAbort = (): void => fail(options.signal!.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let bi: BiStream | undefined;
     let reader: FrameReader | undefined;
     try {
-      const bi = await connection.openBi({ signal });
-      writer = bi.writable.getWriter();
+      const opening = connection.openBi();
+      try {
+        bi = await Promise.race([opening, failed]);
+      } catch (err) {
+        // Opened after all (the peer's stream limit let up): give it back at once.
+        void opening.then((late) => abandon(late, StreamCode.IDLE_TIMEOUT)).catch(() => undefined);
+        throw err;
+      }
+      const writer = bi.writable.getWriter();
       // Message and FIN go out together; their acknowledgement is not waited for.
-      writer.write(encodeFrame(frame)).catch(() => undefined);
+      writer.write(frame).catch(() => undefined);
       const finished = writer.close();
       finished.catch(() => undefined);
+      writer.releaseLock();
       reader = new FrameReader(bi.readable);
       if (!expectReply) {
-        await abortable<void>(signal, (resolve, reject) => void finished.then(resolve, reject));
+        await Promise.race([finished, failed]);
         return undefined;
       }
-      const replyFrame = await reader.readFrame(this.limits.maxMessageBytes, { signal });
+      const replyFrame = await Promise.race([reader.readFrame(this.limits.maxMessageBytes), failed]);
       if (replyFrame === undefined) throw new MessagingError('ERR_MESSAGING_NO_REPLY', `The peer finished the stream without answering ${what}`);
-      const r = reader;
       // The peer's FIN follows; read it so the stream is released on both sides.
-      void r.readFrame(this.limits.maxMessageBytes).catch(() => undefined);
+      void reader.readFrame(this.limits.maxMessageBytes).catch(() => undefined);
       try {
         return decodeMessage(replyFrame);
       } catch (err) {
         throw new MessagingError('ERR_MESSAGING_BAD_REPLY', `The peer answered ${what} with a malformed message`, { cause: err });
       }
     } catch (err) {
-      if (signal.aborted) {
-        void writer?.abort({ streamCode: StreamCode.IDLE_TIMEOUT }).catch(() => undefined);
-        void reader?.cancel(StreamCode.IDLE_TIMEOUT);
-        throw signal.reason instanceof MessagingError || options.signal?.aborted ? signal.reason : err;
+      if (failure !== undefined) {
+        if (bi !== undefined) abandon(bi, StreamCode.IDLE_TIMEOUT, reader);
+        throw failure;
       }
       if (err instanceof StreamResetError) {
         throw new MessagingError('ERR_MESSAGE_REJECTED', `The peer rejected ${what} (${streamCodeName(err.streamCode)})`, { streamCode: err.streamCode, cause: err });
       }
       throw err;
     } finally {
-      dispose();
+      cancelTimer();
+      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 
