@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { JsonLines } from './netns.ts';
+import { JsonLines, killAndWait } from './netns.ts';
 
 export const SDNET_BIN = fileURLToPath(new URL('../../bin/sdnet.js', import.meta.url));
 
@@ -14,15 +14,7 @@ const live = new Set<ChildProcess>();
 
 /** Kill every child still running (SIGKILL). */
 export async function killAll(): Promise<void> {
-  const exits = [...live].map(
-    (c) =>
-      new Promise<void>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) return resolve();
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      }),
-  );
-  await Promise.all(exits);
+  await killAndWait(live);
   live.clear();
 }
 

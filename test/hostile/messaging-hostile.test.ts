@@ -13,8 +13,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Endpoint, EndpointAddr, SecretKey, StreamResetError, type Connection } from '../../src/index.ts';
 import { CloseCode, FrameReader, MESSAGING_ALPN, StreamCode, encodeFrame, encodeMessage, decodeMessage } from '../../src/protocols/index.ts';
@@ -22,6 +20,7 @@ import { Core } from '../../src/service/index.ts';
 import { pairDataDirs } from '../helpers/pair-fixture.ts';
 import { failOnEscapes, until } from '../helpers/relay-test-utils.ts';
 import { freeUdpPort } from '../helpers/sdnet-proc.ts';
+import { getGc } from '../helpers/gc.ts';
 
 failOnEscapes();
 
@@ -30,17 +29,6 @@ const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function getGc(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g === 'function') return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
 
 function heap(gc: (() => void) | undefined): number {
   for (let i = 0; i < 4; i++) gc?.();

@@ -7,28 +7,16 @@
 import { describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Endpoint } from '../../src/endpoint/index.ts';
 import { ExtensionType } from '../../src/transport/quic/tls/constants.ts';
 import { Arena } from './arena.ts';
 import { F, RawPeer, TEST_ALPN, cat } from './raw-peer.ts';
+import { getGc } from '../helpers/gc.ts';
 
 const rand = (n: number) => new Uint8Array(randomBytes(n));
 const MiB = 1024 * 1024;
 
 /** `gc()` if we can get it (node --expose-gc, or the flag set at run time). */
-function getGc(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g === 'function') return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Heap and ArrayBuffer bytes after full collections. */
 function memory(gc: (() => void) | undefined): { heap: number; buffers: number } {
   for (let i = 0; i < 4; i++) gc?.();

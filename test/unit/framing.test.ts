@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FrameReader, encodeFrame } from '../../src/protocols/framing.ts';
 import { fcParams } from '../helpers/seed.ts';
+import { concatBytes } from '../../src/util/bytes.ts';
 
 /** A readable stream delivering `bytes` in the given chunk sizes; counts pulls. */
 function chunked(bytes: Uint8Array, sizes: number[]): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
@@ -28,21 +29,12 @@ function chunked(bytes: Uint8Array, sizes: number[]): { stream: ReadableStream<U
   return { stream, pulled: () => pulls };
 }
 
-const concat = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
 
 describe('framing', () => {
   it('round-trips any frames over any chunking (property)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 16 }), async (frames, sizes) => {
-        const reader = new FrameReader(chunked(concat(frames.map(encodeFrame)), sizes).stream);
+        const reader = new FrameReader(chunked(concatBytes(...frames.map(encodeFrame)), sizes).stream);
         for (const f of frames) expect(await reader.readFrame(300)).toEqual(f);
         expect(await reader.readFrame(300)).toBeUndefined();
         expect(reader.done).toBe(true);
@@ -54,7 +46,7 @@ describe('framing', () => {
   it('refuses a declared length over the limit from the 4 header bytes alone', async () => {
     // 0xffffffff declared, nothing after it: the error comes before any body read.
     const header = new Uint8Array([0xff, 0xff, 0xff, 0xff]);
-    const src = chunked(concat([header, new Uint8Array(10)]), [4]);
+    const src = chunked(concatBytes(header, new Uint8Array(10)), [4]);
     const reader = new FrameReader(src.stream);
     await expect(reader.readFrame(1024 * 1024)).rejects.toMatchObject({ code: 'ERR_FRAME_TOO_LARGE', streamCode: 0x20 });
     expect(src.pulled()).toBe(1);
@@ -62,7 +54,7 @@ describe('framing', () => {
   });
 
   it('accepts a frame of exactly the limit and an empty frame', async () => {
-    const reader = new FrameReader(chunked(concat([encodeFrame(new Uint8Array(100).fill(7)), encodeFrame(new Uint8Array(0))]), [33]).stream);
+    const reader = new FrameReader(chunked(concatBytes(encodeFrame(new Uint8Array(100).fill(7)), encodeFrame(new Uint8Array(0))), [33]).stream);
     expect((await reader.readFrame(100))!.length).toBe(100);
     expect((await reader.readFrame(100))!.length).toBe(0);
     expect(await reader.readFrame(100)).toBeUndefined();
