@@ -202,14 +202,15 @@ export async function up(args: string[], io: CliIo): Promise<number> {
   });
   const label = (d: DeviceSnapshot): string => d.name ?? shortId(d.endpointId);
   const lastShown = new Map<string, string>();
-  const showDevice = (d: DeviceSnapshot, state: string): void => {
+  const showDevice = (d: DeviceSnapshot, state: string, reason?: string): void => {
     const path = state === 'connected' ? (d.connection?.path ?? null) : null;
     const key = `${state} ${path}`;
     if (lastShown.get(d.endpointId) === key) return;
     lastShown.set(d.endpointId, key);
-    emit(`${label(d)} ${state}${path ? ` ${path}` : ''}`, { event: 'device', id: d.endpointId, deviceId: d.deviceId ?? null, name: d.name ?? null, state, path });
+    emit(`${label(d)} ${state}${path ? ` ${path}` : ''}${reason ? ` (${reason})` : ''}`, { event: 'device', id: d.endpointId, deviceId: d.deviceId ?? null, name: d.name ?? null, state, path, ...(reason ? { reason } : {}) });
   };
-  service.on('device-state-changed', ({ device, to }) => showDevice(device, to));
+  // A device leaving the registry shows as "removed" with the event that removed it (unpair, expire, fail-pairing).
+  service.on('device-state-changed', ({ device, to, event }) => (to === 'removed' ? showDevice(device, 'removed', event) : showDevice(device, to)));
   service.on('device-updated', ({ device }) => {
     if (device.state === 'connected') showDevice(device, 'connected');
   });

@@ -105,6 +105,11 @@ describe('sdnet up and the commands that reach it', () => {
     const inProcess = await runSdnet(['msg', '--data', dirB, 'alice', 'from a one-shot service']);
     expect(inProcess.code).toBe(0);
     await upA.out.waitText(/^message from bob: from a one-shot service$/, 10_000, 'the one-shot message');
+    // unpair through the running service: it prints the removal, the registry is empty.
+    const unpaired = await runSdnet(['unpair', '--data', dirA, 'bob', '--json']);
+    expect(JSON.parse(unpaired.stdout)).toEqual({ unpaired: true, id: b.endpointId.toString(), name: 'bob' });
+    await upA.out.waitText(/^bob removed \(unpair\)$/, 10_000, 'A prints bob removed');
+    expect(await devicesJson(dirA)).toEqual([]);
     upA.child.kill('SIGINT');
     expect(await upA.exited).toBe(0);
   });
