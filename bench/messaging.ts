@@ -7,10 +7,11 @@
  * 0.8 × the bare echo's round trips per second.
  *
  * Sequential round trips (one outstanding) measure latency; 16 outstanding at once measure
- * what one connection carries. Messaging and echo alternate run by run so both see the same
- * noise; medians of the runs are reported. JSON lines on stdout.
+ * what one connection carries. Messaging and echo alternate in blocks of 100 (400) round
+ * trips so both see the same noise; each kind's rate is its round trips over its own summed
+ * time. JSON lines on stdout.
  *
- * Environment: SDNET_BENCH_RUNS [3], SDNET_BENCH_MSG_N [2000] round trips per run,
+ * Environment: SDNET_BENCH_RUNS [3] × SDNET_BENCH_MSG_N [2000] round trips per kind,
  * SDNET_BENCH_QUICK=1 (small values).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -156,21 +157,30 @@ async function main(): Promise<void> {
         const msgConn = core.networking.connections(t.id).find((c) => c.alpn === 'sdnet/messaging/1')!.connection;
         if (msgConn.stats().relayed !== (mode === 'relay') || bareConn.stats().relayed !== (mode === 'relay')) throw new Error(`the ${mode} run is not on the ${mode} path`);
         for (const c of [1, config.concurrency]) {
-          const msg: { rps: number; lat: number[] }[] = [];
-          const bare: { rps: number; lat: number[] }[] = [];
-          for (let r = 0; r < config.runs; r++) {
-            msg.push(await drive(config.n, c, async (i) => void (await core.networking.request(t.id, { ...payload, i }))));
-            bare.push(await drive(config.n, c, () => bareEcho(bareConn)));
+          // Messaging and the bare echo alternate in blocks, so both see the same noise from
+          // whatever else the machine does; each kind's rate is its round trips over its own
+          // summed time.
+          const block = c === 1 ? 100 : 400;
+          const acc = { msg: { time: 0, lat: [] as number[], blocks: [] as number[] }, bare: { time: 0, lat: [] as number[], blocks: [] as number[] } };
+          for (let done = 0; done < config.n * config.runs; done += block) {
+            for (const kind of ['msg', 'bare'] as const) {
+              const r = await drive(block, c, kind === 'msg' ? async (i) => void (await core.networking.request(t.id, { ...payload, i })) : () => bareEcho(bareConn));
+              acc[kind].time += block / r.rps;
+              acc[kind].lat.push(...r.lat);
+              acc[kind].blocks.push(r.rps);
+            }
           }
-          const stat = (runs: { rps: number; lat: number[] }[]) => {
-            const lat = runs.flatMap((x) => x.lat);
-            return { rps: Math.round(median(runs.map((x) => x.rps))), p50Ms: round(pct(lat, 0.5)), p99Ms: round(pct(lat, 0.99)), runsRps: runs.map((x) => Math.round(x.rps)) };
-          };
-          const m = stat(msg);
-          const b = stat(bare);
+          const stat = (a: { time: number; lat: number[]; blocks: number[] }) => ({
+            rps: Math.round(a.lat.length / a.time),
+            p50Ms: round(pct(a.lat, 0.5)),
+            p99Ms: round(pct(a.lat, 0.99)),
+            blockRpsMedian: Math.round(median(a.blocks)),
+          });
+          const m = stat(acc.msg);
+          const b = stat(acc.bare);
           const label = `${mode} ${c === 1 ? 'sequential' : `${c} outstanding`}`;
-          print(`messaging request/response ${label}`, { ...m, n: config.n, runs: config.runs });
-          print(`bare QUIC stream echo ${label}`, { ...b, n: config.n, runs: config.runs, bytes: bareBytes.length });
+          print(`messaging request/response ${label}`, { ...m, n: acc.msg.lat.length });
+          print(`bare QUIC stream echo ${label}`, { ...b, n: acc.bare.lat.length, bytes: bareBytes.length });
           summary[`${mode}${c === 1 ? 'Sequential' : 'Concurrent'}RpsRatio`] = round(m.rps / b.rps, 2);
         }
         await bareEp.close({ graceMs: 50 });
