@@ -244,7 +244,9 @@ export class NetworkingEventLoop {
   }
 
   async #adopt(connection: Connection, registered: RegisteredProtocol): Promise<void> {
-    const tracked = await this.run(() => this.#track(connection, registered.alpn));
+    const tracked = await this.run(() => this.#track(connection, registered));
+    // Unpaired between the handshake gate and now: not served.
+    if (tracked === 'refused') return;
     const stop = tracked?.stop ?? new AbortController();
     const onStop = (): void => stop.abort();
     this.#stop.signal.addEventListener('abort', onStop, { once: true });
@@ -271,11 +273,17 @@ export class NetworkingEventLoop {
   }
 
   /** (On the loop.) Put a new connection in the table, settling a duplicate. */
-  #track(connection: Connection, alpn: string): Tracked | undefined {
+  #track(connection: Connection, registered: RegisteredProtocol): Tracked | undefined | 'refused' {
+    const alpn = registered.alpn;
     const id = connection.remoteId;
     const key = id.toString();
     if (connection.isClosed) return undefined;
-    if (!this.#registry.isPaired(id)) return undefined; // pairing peers: served, not tracked
+    if (!this.#registry.isPaired(id)) {
+      // Pairing peers are served, not tracked; anyone else was unpaired since the router's gate.
+      if (registered.allowUnpaired) return undefined;
+      connection.close(CloseCode.NOT_PAIRED, 'not paired');
+      return 'refused';
+    }
     if (this.#stopping) {
       connection.close(CloseCode.SHUTDOWN, 'shutting down');
       return undefined;
