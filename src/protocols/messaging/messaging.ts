@@ -120,7 +120,9 @@ export class MessagingProtocol implements DeviceProtocol {
       const reply = await this.#answer(message, stream, ctx);
       if (reply !== undefined) await stream.write(encodeMessage(reply));
     }
-    await stream.finish();
+    // FIN without waiting for its acknowledgement (QUIC delivers it): the handler slot is free
+    // for the next stream now, not one ack delay later.
+    stream.finish().catch(() => undefined);
   }
 
   async #answer(message: Message, stream: FramedStream, ctx: ConnectionContext): Promise<Message | undefined> {
