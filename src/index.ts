@@ -13,3 +13,5 @@ export {
   type CryptoProvider,
 } from './transport/crypto/index.ts';
 export { CryptoError, DecodeError, SdnetError } from './util/errors.ts';
+export * from './protocols/index.ts';
+export * from './service/index.ts';

@@ -12,6 +12,7 @@ import { processIo, UsageError, type CliIo } from './io.ts';
 import { id, keygen, ticket } from './commands-identity.ts';
 import { demo } from './demo.ts';
 import { pipe } from './pipe.ts';
+import { devices, init, msg, request, unpair, up } from './device-commands.ts';
 import { packageVersion } from './version.ts';
 
 const VERSION = packageVersion();
@@ -31,18 +32,36 @@ Usage:
   sdnet pipe connect <ticket> [--key FILE]  pipe stdin/stdout with a listening peer
   sdnet demo                                a tour of what works so far (what 'npm start' runs)
 
+Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
+else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
+  sdnet init [--name NAME] [--json]         create this device (key, device id, name); again: show it
+  sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--json] [--verbose]
+                                            run the device service until Ctrl-C: first line
+                                            "online <id> <relay|->", then one line per event
+  sdnet devices [--json]                    known devices: name, id, state, path, RTT
+  sdnet msg <device> <text> [--timeout MS] [--json]
+                                            send a message, wait for its acknowledgement
+  sdnet request <device> [JSON] [--json]    a request/response round trip (sdnet up echoes it)
+  sdnet unpair <device> [--json]            forget a paired device
+  <device> is a name, a device id, or an EndpointId (hex, z-base-32, or a hex prefix of 8+).
+  Commands reach the running "sdnet up" of their data dir; without one they run in-process.
+
 Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
-const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo };
+const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair };
+
+const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 
 /** Is this error the user's input being wrong (exit 2) rather than the program failing? */
 function isInputError(err: unknown): boolean {
   // A key file that is missing, malformed, too open or already present is the user's to fix.
   if (err instanceof UsageError || err instanceof DecodeError || err instanceof KeyFileError) return true;
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+  if (typeof code !== 'string') return false;
+  // A device argument that names no device or several, a malformed identity in the data dir.
+  return code.startsWith('ERR_PARSE_ARGS') || INPUT_ERROR_CODES.has(code);
 }
 
 /** Run the CLI with `argv` (without the node and script paths); resolves to the exit status. */

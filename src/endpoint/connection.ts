@@ -7,14 +7,27 @@
 import type { Connection as CoreConnection } from '../transport/quic/connection/connection.ts';
 import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr } from '../transport/quic/connection/types.ts';
 import type { EndpointDriver } from '../transport/io/driver.ts';
+import type { PathChangeReason } from '../transport/quic/connection/types.ts';
 import { PublicKey } from '../identity/keys.ts';
 import { SdnetError } from '../util/errors.ts';
+import { abortable } from '../util/abort.ts';
+import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
 import { StreamResetError, readableFor, writableFor, type BiStream } from './streams.ts';
 
 type WaitKind = 'readable' | 'writable' | 'finished';
 
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+/** Events of one connection. */
+export type ConnectionEvents = {
+  /** The connection moved to another path (relay ↔ direct, a migration). */
+  'path-changed': { readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
+  /** The connection closed; `error` says why (code 0 from either side is a normal close). */
+  closed: { readonly error: ConnectionError };
+};
+
+/** Remove `item` from `list` if present. */
+function removeFrom<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
 }
 
 /** Internal handle shared with the stream wrappers. */
@@ -31,6 +44,11 @@ export class ConnectionHandle {
   connected = false;
   readonly closed: Promise<ConnectionError>;
   #resolveClosed!: (e: ConnectionError) => void;
+  /** Path changes and the close, for {@link Connection.on}. */
+  readonly events = new Emitter<ConnectionEvents>();
+  /** Called once when the handshake completes (the endpoint announces the connection). */
+  onConnected: (() => void) | undefined;
+  #connection: Connection | undefined;
 
   constructor(core: CoreConnection, driver: EndpointDriver) {
     this.core = core;
@@ -44,6 +62,10 @@ export class ConnectionHandle {
       case 'connected':
         this.connected = true;
         for (const w of this.#connectedWaiters.splice(0)) w.resolve();
+        this.onConnected?.();
+        break;
+      case 'path-changed':
+        this.events.emit('path-changed', { path: e.path, relayed: e.path.relayed === true, reason: e.reason });
         break;
       case 'stream-opened': {
         const dir = (Math.floor(e.id / 2) % 2 === 0 ? 'bi' : 'uni') as 'bi' | 'uni';
@@ -83,6 +105,8 @@ export class ConnectionHandle {
         }
         for (const w of this.#datagramWaiters.splice(0)) w();
         this.#resolveClosed(e.error);
+        this.events.emit('closed', { error: e.error });
+        this.events.removeAll();
         break;
       default:
         break;
@@ -116,21 +140,27 @@ export class ConnectionHandle {
     });
   }
 
+  /** The application's object for this connection (one per connection, created on demand). */
+  get connection(): Connection {
+    this.#connection ??= new Connection(this);
+    return this.#connection;
+  }
+
   whenConnected(signal?: AbortSignal): Promise<void> {
     if (this.connected) return Promise.resolve();
     if (this.error) return Promise.reject(this.error);
-    return new Promise((resolve, reject) => {
+    return abortable<void>(signal, (resolve, reject) => {
       const entry = { resolve, reject };
       this.#connectedWaiters.push(entry);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const i = this.#connectedWaiters.indexOf(entry);
-          if (i >= 0) this.#connectedWaiters.splice(i, 1);
-          reject(abortError(signal));
-        },
-        { once: true },
-      );
+      return () => removeFrom(this.#connectedWaiters, entry);
+    });
+  }
+
+  /** Wait until `list` is woken (or the signal aborts); the waiter leaves the list either way. */
+  #wait(list: (() => void)[], signal: AbortSignal | undefined): Promise<void> {
+    return abortable<void>(signal, (resolve) => {
+      list.push(resolve);
+      return () => removeFrom(list, resolve);
     });
   }
 
@@ -139,11 +169,7 @@ export class ConnectionHandle {
       const id = this.#queues[dir].shift();
       if (id !== undefined) return id;
       if (this.error) throw this.error;
-      signal?.throwIfAborted();
-      await new Promise<void>((resolve, reject) => {
-        this.#acceptWaiters[dir].push(resolve);
-        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
-      });
+      await this.#wait(this.#acceptWaiters[dir], signal);
     }
   }
 
@@ -157,10 +183,7 @@ export class ConnectionHandle {
         return id;
       }
       this.driver.schedule(); // sends STREAMS_BLOCKED
-      await new Promise<void>((resolve, reject) => {
-        this.#openWaiters[dir].push(resolve);
-        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
-      });
+      await this.#wait(this.#openWaiters[dir], signal);
     }
   }
 
@@ -169,11 +192,7 @@ export class ConnectionHandle {
       const d = this.core.readDatagram();
       if (d !== undefined) return d;
       if (this.error) throw this.error;
-      signal?.throwIfAborted();
-      await new Promise<void>((resolve, reject) => {
-        this.#datagramWaiters.push(resolve);
-        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
-      });
+      await this.#wait(this.#datagramWaiters, signal);
     }
   }
 }
@@ -217,9 +236,44 @@ export class Connection {
     return this.#remoteId;
   }
 
+  /** Which side opened the connection: `'client'` (we dialled) or `'server'` (the peer did). */
+  get side(): 'client' | 'server' {
+    return this.#h.core.side;
+  }
+
   /** The path datagrams currently take. */
   get path(): PathAddr {
     return this.#h.core.path;
+  }
+
+  /** Whether the connection has closed. */
+  get isClosed(): boolean {
+    return this.#h.error !== undefined;
+  }
+
+  /**
+   * Listen for `'path-changed'` or `'closed'`; returns the function that stops listening (a
+   * `signal` does it too). Listeners added after the close never run: await {@link closed}.
+   */
+  on<K extends keyof ConnectionEvents>(type: K, listener: Listener<ConnectionEvents[K]>, options: ListenOptions = {}): () => void {
+    return this.#h.events.on(type, listener, options);
+  }
+
+  /**
+   * Keying material exported from this connection's TLS session (RFC 8446 §7.5), the same on
+   * both ends and on no other connection: binds an application protocol (pairing) to this
+   * authenticated channel.
+   *
+   * @param label the exporter label, e.g. `"EXPORTER-sdnet-pairing"` (at most 249 bytes)
+   * @param context context value (hashed; empty and absent are the same in TLS 1.3)
+   * @param length bytes wanted (1..255 × the suite's hash length)
+   * @throws {RangeError} for a bad label or length
+   */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
+    const out = this.#h.core.exportKeyingMaterial(label, context, length);
+    // A Connection exists only once the handshake completed, so the secret is there.
+    if (out === undefined) throw new RangeError('The handshake has not completed');
+    return out;
   }
 
   /** Resolves with the reason once the connection has closed (never rejects). */

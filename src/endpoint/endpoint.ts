@@ -32,8 +32,27 @@ import { PathSocket, type PathSocketStats } from '../transport/paths/path-socket
 import type { RelayInfo } from '../transport/paths/relay-pool.ts';
 import type { DirectAddress } from '../transport/quic/wire/transport-params.ts';
 import { SdnetError } from '../util/errors.ts';
+import { abortable } from '../util/abort.ts';
+import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
+import type { ConnectionError, PathChangeReason } from '../transport/quic/connection/types.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
 import { x509Credentials, type X509Options } from './x509.ts';
+
+/** Events of an endpoint ({@link Endpoint.on}). */
+export type EndpointEvents = {
+  /** Connected to the home relay: peers can reach us by id and that relay's URL. */
+  online: { readonly relay: RelayUrl };
+  /** Lost the home relay connection (it reconnects by itself). */
+  offline: { readonly relay: RelayUrl | undefined };
+  /** Another home relay was chosen. */
+  'home-relay-changed': { readonly relay: RelayUrl | undefined; readonly previous: RelayUrl | undefined };
+  /** A connection completed its handshake (`side` `'client'`: we dialled). */
+  'connection-opened': { readonly connection: Connection; readonly remoteId: PublicKey; readonly alpn: string; readonly side: 'client' | 'server' };
+  /** A connection that had opened closed. */
+  'connection-closed': { readonly connection: Connection; readonly remoteId: PublicKey; readonly alpn: string; readonly error: ConnectionError };
+  /** A connection moved to another path. */
+  'path-changed': { readonly connection: Connection; readonly remoteId: PublicKey; readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
+};
 
 export interface EndpointOptions {
   /** Our identity; a fresh one if not given. */
@@ -83,6 +102,12 @@ export interface EndpointOptions {
    * secret key stays this endpoint's relay identity.
    */
   x509?: X509Options;
+  /**
+   * Key for stateless-reset tokens (RFC 9000 §10.3.2), at least 32 bytes. Derive it from the
+   * identity so that after a restart the endpoint can still reset its old connections, and
+   * peers learn at once that they are gone. Random when not given.
+   */
+  statelessResetKey?: Uint8Array;
 }
 
 export interface ConnectOptions extends SignalOptions {
@@ -97,7 +122,20 @@ const MAX_PENDING_INCOMING = 128;
 
 const encodeAlpn = (a: string | Uint8Array): Uint8Array => (typeof a === 'string' ? new TextEncoder().encode(a) : a);
 
-/** A connection attempt from a peer, before its handshake completes. */
+/** What an incoming connection is, once the peer has proven its identity. */
+export interface IncomingHandshake {
+  /** The peer's EndpointId, authenticated by its TLS CertificateVerify and Finished. */
+  readonly remoteId: PublicKey;
+  /** The ALPN protocol negotiated. */
+  readonly alpn: string;
+}
+
+/**
+ * A connection attempt from a peer. Its ALPN is known as soon as the ClientHello is read
+ * ({@link alpn}); {@link handshake} resolves once the peer has proven its EndpointId, so an
+ * application can {@link refuse} it (with an application close code the peer sees) before
+ * any of its stream data reaches protocol code, or {@link accept} it.
+ */
 export class Incoming {
   readonly #handle: ConnectionHandle;
   /** Where it came from. */
@@ -109,15 +147,35 @@ export class Incoming {
     this.remoteAddress = handle.core.path;
   }
 
+  /** The ALPN protocol the peer asked for and we selected (undefined until its ClientHello is complete). */
+  get alpn(): string | undefined {
+    const a = this.#handle.core.alpn;
+    return a === undefined ? undefined : new TextDecoder().decode(a);
+  }
+
+  /**
+   * Wait until the peer has authenticated (its Finished verified): its id and the ALPN.
+   *
+   * @throws {ConnectionError} if the handshake fails or times out; the signal's reason on abort
+   */
+  async handshake(options: SignalOptions = {}): Promise<IncomingHandshake> {
+    await this.#handle.whenConnected(options.signal);
+    const c = this.#handle.connection;
+    return { remoteId: c.remoteId, alpn: c.alpn };
+  }
+
   /** Complete the handshake and return the connection. */
   async accept(options: SignalOptions = {}): Promise<Connection> {
     await this.#handle.whenConnected(options.signal);
-    return new Connection(this.#handle);
+    return this.#handle.connection;
   }
 
-  /** Turn the peer away (CONNECTION_REFUSED-style application close). */
-  refuse(): void {
-    this.#handle.core.close(this.#handle.driver.clock.now(), 0x02, 'refused');
+  /**
+   * Turn the peer away: an application close with `code` (default 2, "refused") and
+   * `reason`, which the peer's dial or connection reports.
+   */
+  refuse(code = 0x02, reason = 'refused'): void {
+    this.#handle.core.close(this.#handle.driver.clock.now(), code, reason);
     this.#handle.driver.schedule();
   }
 }
@@ -131,6 +189,7 @@ export class Endpoint {
   readonly #incoming: Incoming[] = [];
   readonly #incomingWaiters: (() => void)[] = [];
   readonly #handles = new Set<ConnectionHandle>();
+  readonly #events = new Emitter<EndpointEvents>();
   #closed = false;
   /** Authenticates with X.509 credentials (not raw public keys). */
   #x509 = false;
@@ -140,6 +199,11 @@ export class Endpoint {
     this.#quic = quic;
     this.#driver = driver;
     this.#socket = socket;
+    socket.pool.onHomeChange((relay, previous) => this.#events.emit('home-relay-changed', { relay, previous }));
+    socket.pool.onOnlineChange((online, relay) => {
+      if (online && relay) this.#events.emit('online', { relay });
+      else this.#events.emit('offline', { relay });
+    });
     driver.onIncoming((core) => {
       const handle = this.#track(core);
       // An application that stops calling accept() must not make hostile attempts pile up.
@@ -184,6 +248,7 @@ export class Endpoint {
       alpns: (options.alpns ?? []).map(encodeAlpn),
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
+      ...(options.statelessResetKey ? { statelessResetKey: options.statelessResetKey } : {}),
       ...(options.advertiseDirectAddresses === false ? {} : { directAddresses: () => (self.endpoint ? self.endpoint.#advertisedAddresses() : []) }),
       resolvePath: (a) => (self.endpoint ? self.endpoint.#resolvePath(a) : undefined),
     });
@@ -225,6 +290,32 @@ export class Endpoint {
     const text = addr.toString();
     if (this.#directAddresses().some((l) => l.toString() === text)) return undefined;
     return new UdpPath(addr);
+  }
+
+  /**
+   * Listen for an endpoint event; returns the function that stops listening (a `signal` does
+   * it too).
+   */
+  on<K extends keyof EndpointEvents>(type: K, listener: Listener<EndpointEvents[K]>, options: ListenOptions = {}): () => void {
+    return this.#events.on(type, listener, options);
+  }
+
+  /** The next event of `type` matching `filter`; rejects with the signal's reason on abort. */
+  next<K extends keyof EndpointEvents>(type: K, options: ListenOptions & { filter?: (event: EndpointEvents[K]) => boolean } = {}): Promise<EndpointEvents[K]> {
+    return this.#events.next(type, options);
+  }
+
+  /** Whether the endpoint is connected to its home relay. */
+  get isOnline(): boolean {
+    return this.#socket.pool.isOnline;
+  }
+
+  /**
+   * The ALPN protocols accepted from now on (a {@link Router} sets them all at once before it
+   * starts accepting). Connections already handshaking keep theirs.
+   */
+  setAlpns(alpns: readonly (string | Uint8Array)[]): void {
+    this.#quic.setAlpns(alpns.map(encodeAlpn));
   }
 
   /** Our EndpointId. */
@@ -291,6 +382,13 @@ export class Endpoint {
   #track(core: CoreConnection): ConnectionHandle {
     const handle = new ConnectionHandle(core, this.#driver);
     this.#handles.add(handle);
+    handle.onConnected = () => {
+      const connection = handle.connection;
+      const { remoteId, alpn } = connection;
+      this.#events.emit('connection-opened', { connection, remoteId, alpn, side: core.side });
+      handle.events.on('path-changed', (e) => this.#events.emit('path-changed', { connection, remoteId, ...e }));
+      void handle.closed.then((error) => this.#events.emit('connection-closed', { connection, remoteId, alpn, error }));
+    };
     void handle.closed.then(() => this.#handles.delete(handle));
     return handle;
   }
@@ -361,7 +459,7 @@ export class Endpoint {
       }
       throw err;
     }
-    return new Connection(handle);
+    return handle.connection;
   }
 
   /** Incoming connection attempts, until the endpoint closes. */
@@ -374,9 +472,12 @@ export class Endpoint {
       }
       if (this.#closed) return;
       options.signal?.throwIfAborted();
-      await new Promise<void>((resolve) => {
+      await abortable<void>(options.signal, (resolve) => {
         this.#incomingWaiters.push(resolve);
-        options.signal?.addEventListener('abort', () => resolve(), { once: true });
+        return () => {
+          const i = this.#incomingWaiters.indexOf(resolve);
+          if (i >= 0) this.#incomingWaiters.splice(i, 1);
+        };
       });
     }
   }

@@ -1,10 +1,10 @@
 /**
- * The endpoint API: `Endpoint`, `Connection`, streams.
+ * The endpoint API: `Endpoint`, `Connection`, streams, events.
  *
  * @module
  */
-export { Endpoint, Incoming, type ConnectOptions, type EndpointOptions } from './endpoint.ts';
-export { Connection, type SignalOptions } from './connection.ts';
+export { Endpoint, Incoming, type ConnectOptions, type EndpointEvents, type EndpointOptions, type IncomingHandshake } from './endpoint.ts';
+export { Connection, type ConnectionEvents, type SignalOptions } from './connection.ts';
 export { StreamResetError, type BiStream } from './streams.ts';
 export { ConnectionError, type ConnectionStats } from '../transport/quic/connection/types.ts';
 export type { PemOrDer, PeerCertificates, X509Options } from './x509.ts';

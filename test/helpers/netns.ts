@@ -113,6 +113,20 @@ export interface LabHost {
   iface: string;
 }
 
+/** SIGKILL every child still running and wait until each has exited. */
+export async function killAndWait(children: Iterable<ChildProcess>): Promise<void> {
+  await Promise.all(
+    [...children].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          c.once('exit', () => resolve());
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+
 const liveLabs = new Set<NetnsLab>();
 let exitHookInstalled = false;
 
@@ -277,15 +291,7 @@ export class NetnsLab {
     if (this.#destroyed) return;
     this.#destroyed = true;
     liveLabs.delete(this);
-    const exits = [...this.#children].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once('exit', () => resolve());
-          c.kill('SIGKILL');
-        }),
-    );
-    await Promise.all(exits);
+    await killAndWait(this.#children);
     for (const h of Object.values(this.hosts)) await run(IP, ['netns', 'del', h.netns]);
     await run(IP, ['netns', 'del', this.switchNetns]);
   }

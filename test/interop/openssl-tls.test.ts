@@ -167,3 +167,39 @@ describe('OpenSSL client (node:tls) → our server', () => {
     expect(session.isHandshaking).toBe(false);
   });
 });
+
+/**
+ * `exportKeyingMaterial` (RFC 8446 §7.5) against an independent implementation: OpenSSL's
+ * `TLSSocket.exportKeyingMaterial`, with our engine as client and as server, each suite
+ * (SHA-256 and SHA-384), several labels, contexts (absent, empty, long) and lengths.
+ */
+describe('exporter (RFC 8446 §7.5) vs OpenSSL', () => {
+  const cases: Array<[string, Uint8Array | undefined, number]> = [
+    ['EXPORTER-sdnet-pairing', new TextEncoder().encode('sdnet/pair/1'), 32],
+    ['EXPORTER-Channel-Binding', new Uint8Array(0), 32],
+    ['EXPORTER-Channel-Binding', undefined, 32],
+    ['EXPORTER-x', Uint8Array.from({ length: 300 }, (_, i) => i & 0xff), 1],
+    ['EXPORTER-long-output', new Uint8Array([1, 2, 3]), 200],
+  ];
+  const check = (session: TlsClientSession | TlsServerSession, peer: tls.TLSSocket): void => {
+    for (const [label, context, length] of cases) {
+      const mine = session.exportKeyingMaterial(label, context ?? new Uint8Array(0), length)!;
+      // OpenSSL without a context (use_context = 0): TLS 1.3 hashes an empty one all the same.
+      const theirs = context === undefined ? (peer.exportKeyingMaterial as (length: number, label: string) => Buffer).call(peer, length, label) : peer.exportKeyingMaterial(length, label, Buffer.from(context));
+      expect(mine.length).toBe(length);
+      expect(toHex(mine)).toBe(theirs.toString('hex'));
+    }
+  };
+  for (const suite of [0x1301, 0x1302, 0x1303]) {
+    it(`our client, OpenSSL server, ${SUITES[suite]}: identical keying material`, async () => {
+      const { session, peer } = await ourClientAgainstOpenssl(suite);
+      check(session, peer);
+    });
+    it(`OpenSSL client, our server, ${SUITES[suite]}: identical keying material`, async () => {
+      const { client, session, layer } = await opensslClientAgainstOurs(suite);
+      // The server's session completes when the client's Finished arrives.
+      await layer.until(() => !session.isHandshaking, 'client Finished');
+      check(session, client);
+    });
+  }
+});

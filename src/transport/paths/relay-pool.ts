@@ -71,7 +71,9 @@ export class RelayPool {
   readonly #entries = new Map<string, Entry>();
   readonly #keys = new KeyCache();
   readonly #latency = new Map<string, number>();
-  readonly #homeListeners = new Set<(url: RelayUrl | undefined) => void>();
+  readonly #homeListeners = new Set<(url: RelayUrl | undefined, previous: RelayUrl | undefined) => void>();
+  readonly #onlineListeners = new Set<(online: boolean, home: RelayUrl | undefined) => void>();
+  #wasOnline = false;
   readonly #onlineWaiters = new Set<() => void>();
   readonly #idleMs: number;
   #home: RelayUrl | undefined;
@@ -115,9 +117,22 @@ export class RelayPool {
   }
 
   /** Called whenever the home relay changes. Returns the unsubscribe function. */
-  onHomeChange(listener: (url: RelayUrl | undefined) => void): () => void {
+  onHomeChange(listener: (url: RelayUrl | undefined, previous: RelayUrl | undefined) => void): () => void {
     this.#homeListeners.add(listener);
     return () => this.#homeListeners.delete(listener);
+  }
+
+  /** Called whenever {@link isOnline} changes. Returns the unsubscribe function. */
+  onOnlineChange(listener: (online: boolean, home: RelayUrl | undefined) => void): () => void {
+    this.#onlineListeners.add(listener);
+    return () => this.#onlineListeners.delete(listener);
+  }
+
+  #checkOnline(): void {
+    const online = !this.#closed && this.isOnline;
+    if (online === this.#wasOnline) return;
+    this.#wasOnline = online;
+    for (const l of [...this.#onlineListeners]) l(online, this.#home);
   }
 
   /**
@@ -180,6 +195,7 @@ export class RelayPool {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#checkOnline();
     this.#reporting?.abort();
     if (this.#reportTimer) clearTimeout(this.#reportTimer);
     if (this.#downTimer) clearTimeout(this.#downTimer);
@@ -244,17 +260,19 @@ export class RelayPool {
 
   #setHome(url: RelayUrl): void {
     const changed = !this.#isHome(url);
+    const previous = this.#home;
     this.#home = url;
     const entry = this.#entry(url);
     entry.lastUsed = now();
     // The client retries by itself until it connects (or the pool closes).
     entry.client.connect().catch(() => undefined);
-    if (changed) for (const l of [...this.#homeListeners]) l(url);
+    if (changed) for (const l of [...this.#homeListeners]) l(url, previous);
     this.#notifyOnline();
   }
 
   #notifyOnline(): void {
     for (const w of [...this.#onlineWaiters]) w();
+    this.#checkOnline();
   }
 
   #onConnected(url: RelayUrl): void {
@@ -265,6 +283,7 @@ export class RelayPool {
   }
 
   #onDisconnected(url: RelayUrl): void {
+    this.#checkOnline();
     if (!this.#isHome(url) || this.#closed || this.#relays.length < 2 || this.#downTimer) return;
     // Home is down: if it stays down, look for another.
     this.#downTimer = setTimeout(() => {

@@ -166,7 +166,7 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #provider: CryptoProvider;
   readonly #secretKey: Uint8Array;
   readonly #credentials: QuicCredentials;
-  readonly #alpns: readonly Uint8Array[];
+  #alpns: readonly Uint8Array[];
   readonly #settings: ConnectionSettings;
   readonly #cidLength: number;
   readonly #resetKey: Uint8Array;
@@ -210,6 +210,15 @@ export class QuicEndpoint implements ConnectionHost {
     this.#resolvePath = options.resolvePath;
     this.#tokenKey = options.provider.randomBytes(16);
     if (this.#cidLength < 4 || this.#cidLength > 20) throw new RangeError('Connection ID length must be 4..20');
+  }
+
+  /**
+   * Replace the ALPN protocols accepted from now on (connections already handshaking keep
+   * theirs). With none, new connection attempts are dropped.
+   */
+  setAlpns(alpns: readonly Uint8Array[]): void {
+    for (const p of alpns) if (p.length === 0 || p.length > 255) throw new RangeError('ALPN protocols must be 1..255 bytes');
+    this.#alpns = [...alpns];
   }
 
   get stats(): EndpointStats {

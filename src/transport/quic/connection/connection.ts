@@ -527,6 +527,11 @@ export class Connection {
     return this.#tls.isHandshaking ? [] : this.#tls.peerCertificates;
   }
 
+  /** RFC 8446 §7.5 keying material of this connection's TLS session (undefined while handshaking). */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array | undefined {
+    return this.#tls.exportKeyingMaterial(label, context, length);
+  }
+
   /** The path datagrams currently go to. */
   get path(): PathAddr {
     return this.#path.addr;

@@ -80,6 +80,18 @@ export function finishedVerifyData(provider: CryptoProvider, suite: CipherSuite,
   return provider.hmac(suite.hash, finishedKey, transcriptHash);
 }
 
+/**
+ * TLS-Exporter (RFC 8446 §7.5):
+ * `HKDF-Expand-Label(Derive-Secret(Secret, label, ""), "exporter", Hash(context_value), key_length)`,
+ * where Secret is the exporter master secret. TLS 1.3 makes no difference between an absent
+ * and an empty context, so `context` is always hashed (RFC 8446 §7.5).
+ */
+export function tlsExporter(provider: CryptoProvider, suite: CipherSuite, exporterMasterSecret: Uint8Array, label: string, context: Uint8Array, length: number): Uint8Array {
+  const empty = new Uint8Array(0);
+  const derived = deriveSecret(provider, suite, exporterMasterSecret, label, provider.hash(suite.hash, empty));
+  return hkdfExpandLabel(provider, suite, derived, 'exporter', provider.hash(suite.hash, context), length);
+}
+
 /** The next application traffic secret after a QUIC key update (RFC 9001 §6.1, label "quic ku"). */
 export function nextQuicTrafficSecret(provider: CryptoProvider, suite: CipherSuite, secret: Uint8Array): Uint8Array {
   return hkdfExpandLabel(provider, suite, secret, 'quic ku', new Uint8Array(0), suite.hashLength);

@@ -15,7 +15,7 @@ import { TlsAlertError, tlsAlert } from './alerts.ts';
 import { CIPHER_SUITES, CertificateType, HandshakeType, SignatureScheme, type CipherSuite, cipherSuiteById } from './constants.ts';
 import { HandshakeReassembler, decodeCertificate, encodeCertificate, encodeCertificateVerify, type Certificate, type HandshakeMessage } from './messages.ts';
 import { decodeEd25519SpkiBytes, encodeEd25519SpkiBytes } from './raw-public-key.ts';
-import { finishedVerifyData } from './key-schedule.ts';
+import { finishedVerifyData, tlsExporter } from './key-schedule.ts';
 import { equalBytesConstantTime } from '../../../util/bytes.ts';
 import { keyFromSpki, spkiFromCertificate } from './x509.ts';
 
@@ -93,6 +93,8 @@ export interface CryptoSession {
   readonly cipherSuite: CipherSuite | undefined;
   /** The exporter master secret (RFC 8446 §7.5), once derived. */
   readonly exporterMasterSecret: Uint8Array | undefined;
+  /** Keying material exported from this session (RFC 8446 §7.5); undefined before the handshake completes. */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array | undefined;
 }
 
 const CV_PAD = new Uint8Array(64).fill(0x20);
@@ -177,6 +179,26 @@ export abstract class TlsSessionBase implements CryptoSession {
   }
   get exporterMasterSecret(): Uint8Array | undefined {
     return this.exporterSecret;
+  }
+  /**
+   * RFC 8446 §7.5 exporter over this session's exporter master secret. Only once the
+   * handshake is complete (the peer's Finished verified), so the value is bound to an
+   * authenticated peer. The label is the bare label ("EXPORTER-…"); "tls13 " is prefixed by
+   * HKDF-Expand-Label.
+   *
+   * @throws {RangeError} for a label longer than 249 bytes or a length the suite's HKDF
+   *   cannot produce (1..255 × hash length)
+   */
+  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array | undefined {
+    const labelBytes = new TextEncoder().encode(label).length;
+    // RFC 8446 §7.1: HkdfLabel.label is opaque<7..255> and carries "tls13 " + label.
+    if (labelBytes > 249) throw new RangeError(`Exporter label is ${labelBytes} bytes; at most 249`);
+    if (!this.handshakeDone || this.exporterSecret === undefined || this.suite === undefined) return undefined;
+    // RFC 5869 §2.3: L <= 255 * HashLen.
+    if (!Number.isSafeInteger(length) || length < 1 || length > 255 * this.suite.hashLength) {
+      throw new RangeError(`Exporter length must be 1..${255 * this.suite.hashLength} bytes, got ${length}`);
+    }
+    return tlsExporter(this.provider, this.suite, this.exporterSecret, label, context, length);
   }
   protected get quicMode(): boolean {
     return this.config.transportParameters !== undefined;
