@@ -15,7 +15,8 @@
  *
  * Vouching (a device paired with both introduces one to the other; see vouch.ts):
  * `Introduce` / `IntroduceReply` (voucher → target), `Introduced` / `IntroducedReply`
- * (voucher → vouchee), `VouchHello` / `VouchDone` (vouchee → target).
+ * (voucher → vouchee), `VouchHello` / `VouchDone` (vouchee → target); `Wait` keeps a stream alive
+ * while a user is asked to confirm.
  *
  * Decoding is strict: a frame that is not one object with exactly one known tag and fields
  * of the right types and sizes is {@link StreamCode.MALFORMED_MESSAGE}; an unknown tag is
@@ -57,11 +58,12 @@ export type PairMessage =
   | { Introduced: { id: string; target: WireDevice; issued_at: number; sig: Uint8Array } }
   | { IntroducedReply: { id: string; ok: boolean } }
   | { VouchHello: { id: string; voucher: string } }
-  | { VouchDone: { id: string } };
+  | { VouchDone: { id: string } }
+  | { Wait: { id: string } };
 
 export type PairMessageType = PairMessage extends infer M ? (M extends Record<infer K, unknown> ? K : never) : never;
 
-const TYPES = ['Start', 'Reply', 'Confirm', 'Done', 'Fail', 'Abort', 'Introduce', 'IntroduceReply', 'Introduced', 'IntroducedReply', 'VouchHello', 'VouchDone'] as const;
+const TYPES = ['Start', 'Reply', 'Confirm', 'Done', 'Fail', 'Abort', 'Introduce', 'IntroduceReply', 'Introduced', 'IntroducedReply', 'VouchHello', 'VouchDone', 'Wait'] as const;
 
 /** A frame that is not a valid pairing message. */
 export class PairMessageError extends StreamProtocolError {
@@ -193,6 +195,8 @@ export function decodePairMessage(frame: Uint8Array): PairMessage {
       return { VouchHello: { id: str(o, 'id', MESSAGING_MAX_ID_LENGTH, ID), voucher: str(o, 'voucher', 64, /^[0-9a-f]{64}$/) } };
     case 'VouchDone':
       return { VouchDone: { id: str(o, 'id', MESSAGING_MAX_ID_LENGTH, ID) } };
+    case 'Wait':
+      return { Wait: { id: str(o, 'id', MESSAGING_MAX_ID_LENGTH, ID) } };
   }
 }
 
