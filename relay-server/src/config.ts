@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RendezvousOptions } from './rendezvous.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { CryptoProvider } from '../../src/transport/crypto/provider.ts';
@@ -104,6 +105,8 @@ export interface RelayServerOptions {
   rateLimit?: RateLimitOptions | false;
   limits?: Partial<RelayServerLimits>;
   timing?: Partial<RelayServerTiming>;
+  /** The pairing rendezvous (`/pair/<R>`, rendezvous.ts); `false` turns it off. On by default. */
+  rendezvous?: RendezvousOptions | false;
   logger?: Logger;
   crypto?: CryptoProvider;
 }

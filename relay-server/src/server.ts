@@ -53,6 +53,7 @@ import { DEFAULT_HOST, HTTP_CONNECTION_SLACK } from './defaults.ts';
 import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { PairRendezvous } from './rendezvous.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 
 const now = (): number => performance.now();
@@ -101,6 +102,8 @@ export interface RelayServerHandle {
    * (iroh `tests/runtime_auth.rs`). Throws, keeping the old policy, on a malformed EndpointId.
    */
   updateAccess(policy: AccessPolicy): void;
+  /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
+  readonly rendezvous: PairRendezvous | undefined;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -196,6 +199,8 @@ class ClientConn implements RegisteredConn {
 
 class RelayServerImpl implements RelayServerHandle {
   readonly #options: RelayServerOptions;
+  /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
+  readonly rendezvous: PairRendezvous | undefined;
   readonly #limits: RelayServerLimits;
   readonly #timing: RelayServerTiming;
   readonly #crypto: CryptoProvider;
@@ -250,6 +255,7 @@ class RelayServerImpl implements RelayServerHandle {
 
   constructor(options: RelayServerOptions) {
     this.#options = options;
+    this.rendezvous = options.rendezvous === false ? undefined : new PairRendezvous(options.rendezvous ?? {});
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     this.#crypto = options.crypto ?? defaultCryptoProvider;
@@ -395,6 +401,8 @@ class RelayServerImpl implements RelayServerHandle {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // The pairing rendezvous reads its own (bounded) bodies.
+    if (this.rendezvous?.handle(req, res)) return;
     req.resume();
     const url = req.url ?? '/';
     const q = url.indexOf('?');

@@ -11,7 +11,9 @@ import { EndpointAddr } from '../../src/identity/endpoint-addr.ts';
 import { CloseCode, MESSAGING_ALPN } from '../../src/protocols/index.ts';
 import { PairingError } from '../../src/protocols/pairing/errors.ts';
 import { PairingCode } from '../../src/protocols/pairing/code.ts';
-import { until, failOnEscapes } from '../helpers/relay-test-utils.ts';
+import { startTestRelay, until, failOnEscapes } from '../helpers/relay-test-utils.ts';
+import type { Core } from '../../src/service/index.ts';
+import type { PairingDiscovery } from '../../src/protocols/pairing/discovery.ts';
 import { collectProgress, sameRendezvousOtherSecret, Scope, withWords } from '../helpers/pairing.ts';
 
 failOnEscapes();
@@ -171,5 +173,63 @@ describe('the pairing gate', () => {
     expect(closed.applicationCode).toBe(CloseCode.NOT_PAIRED);
     expect(handled).toBe(0);
     expect(alice.networking.registry.devices()).toEqual([]);
+  });
+});
+
+describe('finding the initiator from typed words', () => {
+  it('via the relays\' rendezvous: registered while the code is shown, withdrawn when it ends', async () => {
+    const relay = await startTestRelay();
+    scope.add(() => relay.close({ graceful: false }));
+    const alice = await scope.device('alice', { relays: [relay.url] });
+    const bob = await scope.device('bob', { relays: [relay.url] });
+    await alice.networking.endpoint.online();
+    const invite = await alice.networking.startPairingAsInitiator();
+    await until(() => relay.rendezvous!.stats().records === 1, 'R registered');
+    const joined = await bob.networking.startPairingAsJoiner(invite.code);
+    expect(joined.name).toBe('alice');
+    await invite.paired;
+    await until(() => relay.rendezvous!.stats().records === 0, 'R withdrawn after pairing');
+    // Cancelled and expired codes are withdrawn too.
+    const second = await alice.networking.startPairingAsInitiator();
+    await until(() => relay.rendezvous!.stats().records === 1, 'second R registered');
+    second.cancel();
+    await until(() => relay.rendezvous!.stats().records === 0, 'R withdrawn after cancel');
+    expect(relay.rendezvous!.stats().withdrawn).toBe(2);
+  });
+
+  it('via a LAN discovery (the interface mDNS fills): advertised, found, withdrawn', async () => {
+    // An in-process stand-in for the LAN: what one device advertises, the other hears.
+    const lan = new Map<string, EndpointAddr>();
+    const listeners = new Set<() => void>();
+    let owner: Core | undefined;
+    const discovery: PairingDiscovery = {
+      name: 'test-lan',
+      advertise: (r) => {
+        lan.set(r, owner!.networking.addr());
+        for (const l of listeners) l();
+        return () => void lan.delete(r);
+      },
+      async *lookup(r, signal) {
+        while (!signal.aborted) {
+          const found = lan.get(r);
+          if (found) {
+            yield found;
+            return;
+          }
+          await new Promise<void>((resolve) => {
+            listeners.add(resolve);
+            signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+        }
+      },
+    };
+    const alice = await scope.device('alice', { pairing: { discovery: [discovery] } });
+    owner = alice;
+    const bob = await scope.device('bob', { pairing: { discovery: [discovery] } });
+    const invite = await alice.networking.startPairingAsInitiator();
+    const joining = bob.networking.startPairingAsJoiner(invite.code);
+    expect(await joining).toMatchObject({ name: 'alice', state: 'paired' });
+    await invite.paired;
+    await until(() => lan.size === 0, 'R no longer advertised');
   });
 });

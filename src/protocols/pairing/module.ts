@@ -582,7 +582,8 @@ export class PairingManager implements PairingModule {
       queue.push(addr);
       wake?.();
     };
-    const sources = this.#findInitiator(ticket, signal, push);
+    const firstAnswers: Promise<void>[] = [];
+    const sources = this.#findInitiator(ticket, signal, push, firstAnswers);
     const triedIds = new Set<string>();
     const triedAddrs = new Set<string>();
     let last: PairingError | undefined;
@@ -623,7 +624,10 @@ export class PairingManager implements PairingModule {
             void delay(500, signal).then(() => push(addr), () => undefined);
             continue;
           }
-          // An unreachable candidate, or another device answering for R: keep looking.
+          // An unreachable candidate, or another device answering for R: keep looking. Before
+          // giving up, let every relay answer once: one may hold a forged record, another the
+          // real one.
+          if (queue.length === 0 && last.code !== 'ERR_PAIRING_UNREACHABLE') await Promise.race([Promise.all(firstAnswers), new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
           if (queue.length > 0 || last.code === 'ERR_PAIRING_UNREACHABLE') continue;
           throw last;
         }
@@ -634,7 +638,7 @@ export class PairingManager implements PairingModule {
   }
 
   /** Start every source of candidates; resolves when all have stopped (signal). */
-  #findInitiator(ticket: PairingTicket, signal: AbortSignal, push: (addr: EndpointAddr) => void): Promise<unknown> {
+  #findInitiator(ticket: PairingTicket, signal: AbortSignal, push: (addr: EndpointAddr) => void, firstAnswers: Promise<void>[]): Promise<unknown> {
     const tasks: Promise<unknown>[] = [];
     // (c) QR / --node-id: dial what the payload says.
     if (ticket.nodeId !== undefined) {
@@ -663,12 +667,16 @@ export class PairingManager implements PairingModule {
     // (b) The relays' rendezvous: typed words across networks.
     if (this.#options.rendezvous !== false) {
       const relays = [...new Set([...this.#ctx.relays, ...(ticket.relay !== undefined ? [ticket.relay] : [])])];
-      for (const relay of relays) tasks.push(this.#pollRendezvous(relay, ticket.code.rendezvousId, signal, push));
+      for (const relay of relays) {
+        let answered!: () => void;
+        firstAnswers.push(new Promise<void>((resolve) => (answered = resolve)));
+        tasks.push(this.#pollRendezvous(relay, ticket.code.rendezvousId, signal, push, answered).finally(answered));
+      }
     }
     return Promise.allSettled(tasks);
   }
 
-  async #pollRendezvous(relay: string, r: string, signal: AbortSignal, push: (addr: EndpointAddr) => void): Promise<void> {
+  async #pollRendezvous(relay: string, r: string, signal: AbortSignal, push: (addr: EndpointAddr) => void, answered: () => void): Promise<void> {
     let wait = this.#options.lookupIntervalMs ?? 200;
     while (!signal.aborted) {
       try {
@@ -685,6 +693,9 @@ export class PairingManager implements PairingModule {
         if (signal.aborted) return;
         this.#ctx.log.debug('pairing: rendezvous lookup failed', { relay, error: String((err as Error).message) });
         wait = Math.max(wait, 1000);
+      } finally {
+        // After any push: whoever waits for the first answers sees what they brought.
+        answered();
       }
       try {
         await delay(wait, signal);
