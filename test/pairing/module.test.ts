@@ -201,11 +201,11 @@ describe('finding the initiator from typed words', () => {
     // An in-process stand-in for the LAN: what one device advertises, the other hears.
     const lan = new Map<string, EndpointAddr>();
     const listeners = new Set<() => void>();
-    let owner: Core | undefined;
+    const owner: { core?: Core } = {};
     const discovery: PairingDiscovery = {
       name: 'test-lan',
       advertise: (r) => {
-        lan.set(r, owner!.networking.addr());
+        lan.set(r, owner.core!.networking.addr());
         for (const l of listeners) l();
         return () => void lan.delete(r);
       },
@@ -224,7 +224,7 @@ describe('finding the initiator from typed words', () => {
       },
     };
     const alice = await scope.device('alice', { pairing: { discovery: [discovery] } });
-    owner = alice;
+    owner.core = alice;
     const bob = await scope.device('bob', { pairing: { discovery: [discovery] } });
     const invite = await alice.networking.startPairingAsInitiator();
     const joining = bob.networking.startPairingAsJoiner(invite.code);
