@@ -63,8 +63,8 @@ const fmtMs = (ms: number): string => (ms < 10 ? ms.toFixed(1) : String(Math.rou
 
 // ------------------------------------------------------------------ commands a service runs
 
-/** What the control socket (and the in-process fallback) can be asked. */
-async function execute(service: NetworkingService, cmd: string, args: Record<string, unknown>): Promise<unknown> {
+/** What the control socket (of `up`, or of a long in-process command such as `pair invite`) and the in-process fallback can be asked. */
+export async function execute(service: NetworkingService, cmd: string, args: Record<string, unknown>): Promise<unknown> {
   const str = (k: string): string => {
     const v = args[k];
     if (typeof v !== 'string') throw new SdnetError('ERR_CONTROL_BAD_REQUEST', `${k} is missing`);

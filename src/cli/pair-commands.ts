@@ -22,7 +22,8 @@ import { PAIRING_ERROR_TEXT, PairingError, isPairingErrorCode } from '../protoco
 import { PAIRING_CODE_TTL_MS } from '../protocols/limits.ts';
 import { SdnetError } from '../util/errors.ts';
 import type { LogEntry, LogSink } from '../util/log.ts';
-import { callControl } from './control.ts';
+import { callControl, startControlServer, type ControlServer } from './control.ts';
+import { execute } from './device-commands.ts';
 import { CONTROL_COMMANDS } from './control-commands.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { cliModules } from './modules.ts';
@@ -135,10 +136,14 @@ async function inProcess<T>(c: Common, io: CliIo, fn: (service: NetworkingServic
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+  let control: ControlServer | undefined;
   try {
     await service.start();
+    // While we run, the other commands of this data dir (`sdnet devices`, …) reach us.
+    control = await startControlServer(controlSocketPath(c.dataDir), (cmd, a) => execute(service, cmd, a)).catch(() => undefined);
     return await fn(service);
   } finally {
+    await control?.close();
     await service.shutdown();
   }
 }

@@ -772,11 +772,14 @@ export class PairingManager implements PairingModule {
       outcome.linkKey.fill(0);
       started = false;
       // End cleanly: our FIN, and theirs (bounded) before the connection closes.
+      const linger = new AbortController();
       try {
         await stream.finish();
-        await Promise.race([stream.read(), delay(1000)]);
+        await Promise.race([stream.read(), delay(1000, linger.signal)]);
       } catch {
         // done anyway
+      } finally {
+        linger.abort();
       }
       return device;
     } catch (err) {
@@ -1019,7 +1022,9 @@ export class PairingManager implements PairingModule {
     for (const a of [...this.#awaiting.values()]) a.resolve(false);
     this.#awaiting.clear();
     // Withdrawals (R must not stay registered), bounded.
-    await Promise.race([Promise.allSettled([...this.#background]), delay(2000)]);
+    const bound = new AbortController();
+    await Promise.race([Promise.allSettled([...this.#background]), delay(2000, bound.signal).catch(() => undefined)]);
+    bound.abort();
   }
 }
 
