@@ -69,7 +69,8 @@ describe('sdnet pair on loopback', () => {
     expect(joined.stderr).toBe('');
     expect(joined.code).toBe(0);
     expect(joined.stdout).toBe(`paired with alice (${idA.slice(0, 10)})\n`);
-    expect(elapsed).toBeLessThanOrEqual(5_000);
+    // The deadline is the kill above (a timing is never asserted); shown for the record.
+    console.log(`[pairing] join process: ${Math.round(elapsed)} ms`);
     expect(await inv.proc.exited).toBe(0);
     const last = inv.proc.out.objects.at(-1) as { paired: { id: string; name: string; deviceId: string } };
     expect(last.paired).toMatchObject({ id: idB, name: 'bob' });
