@@ -480,13 +480,20 @@ export class PairingManager implements PairingModule {
     if (this.#ctx.registry.isPaired(peer)) return this.#fail(stream, 'ERR_PAIRING_ALREADY_PAIRED');
     // At most 3 guesses per code, counting the ones still running.
     if (s.failures + s.inFlight >= PAIRING_MAX_FAILED_ATTEMPTS) return this.#fail(stream, 'ERR_PAIRING_BUSY');
+    // Taken now, before anything awaits: concurrent Starts must see it.
+    s.inFlight++;
     try {
       await this.#ctx.commands.startPairing(peer);
     } catch {
       // The peer is in the middle of another pairing with us (or discovered-state churn).
+      s.inFlight--;
       return this.#fail(stream, 'ERR_PAIRING_BUSY');
     }
-    s.inFlight++;
+    if (s.state !== 'waiting') {
+      s.inFlight--;
+      await this.#ctx.commands.failPairing(peer).catch(() => undefined);
+      return this.#fail(stream, this.#endedR.get(s.r) ?? 'ERR_PAIRING_NOT_FOUND');
+    }
     let claimed = false;
     const peerLabel = { endpointId: peer.toString() };
     this.#progress({ sessionId: s.id, role: 'initiator', stage: 'peer-found', peer: peerLabel });
