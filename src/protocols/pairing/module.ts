@@ -725,6 +725,7 @@ export class PairingManager implements PairingModule {
     reachedPeer();
     const peer = conn.remoteId;
     let started = false;
+    let ending = false;
     let exchange: JoinerExchange | undefined;
     const { signal: attemptSignal, dispose } = linkedSignal([signal], PAIRING_ATTEMPT_TIMEOUT_MS, () => new PairingError('ERR_PAIRING_TIMEOUT', 'the initiator did not finish the exchange in time'));
     const stream = new FramedStream(await conn.openBi({ signal: attemptSignal }), { maxMessageBytes: PAIRING_MAX_MESSAGE_BYTES, idleTimeoutMs: PAIRING_STREAM_IDLE_TIMEOUT_MS, signal: attemptSignal });
@@ -778,16 +779,24 @@ export class PairingManager implements PairingModule {
       const device = await this.#ctx.commands.completePairing({ id: peer, info: outcome.info, linkKey: outcome.linkKey, addr: merged });
       outcome.linkKey.fill(0);
       started = false;
-      // End cleanly: our FIN, and theirs (bounded) before the connection closes.
-      const linger = new AbortController();
-      try {
-        await stream.finish();
-        await Promise.race([stream.read(), delay(1000, linger.signal)]);
-      } catch {
-        // done anyway
-      } finally {
-        linger.abort();
-      }
+      // Paired. End the stream cleanly in the background — our FIN, theirs (bounded), then
+      // the connection — rather than make the caller wait for it.
+      ending = true;
+      void this.#track(
+        (async () => {
+          const linger = new AbortController();
+          try {
+            await stream.finish();
+            await Promise.race([stream.read(), delay(1000, linger.signal)]);
+          } catch {
+            // done anyway
+          } finally {
+            linger.abort();
+            stream.close();
+            conn.close(CloseCode.NORMAL, 'pairing over');
+          }
+        })(),
+      );
       return device;
     } catch (err) {
       exchange?.destroy();
@@ -795,9 +804,11 @@ export class PairingManager implements PairingModule {
       throw err;
     } finally {
       dispose();
-      stream.close();
       if (started) await this.#ctx.commands.failPairing(peer).catch(() => undefined);
-      conn.close(CloseCode.NORMAL, 'pairing over');
+      if (!ending) {
+        stream.close();
+        conn.close(CloseCode.NORMAL, 'pairing over');
+      }
     }
   }
 
