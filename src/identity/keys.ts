@@ -115,9 +115,13 @@ export class PublicKey {
     return this.#bytes;
   }
 
+  #hex: string | undefined;
+
   /** Lower-case hex, 64 characters (iroh's `Display`). */
   toString(): string {
-    return toHex(this.#bytes);
+    // Keys are immutable; the hex form is a map key on hot paths (registry lookups).
+    this.#hex ??= toHex(this.#bytes);
+    return this.#hex;
   }
 
   toJSON(): string {

@@ -36,6 +36,7 @@ export class FramedStream {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #onParentAbort: (() => void) | undefined;
   #ended = false;
+  #lastActivity = 0;
 
   constructor(stream: BiStream, options: FramedStreamOptions) {
     this.id = stream.id;
@@ -58,14 +59,26 @@ export class FramedStream {
     return this.#controller.signal;
   }
 
+  /**
+   * Note activity. The timer is not re-armed on every frame (that would be a timer per
+   * frame): it fires at the earliest possible deadline and, if there was activity since,
+   * waits out the rest.
+   */
   #touch(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#lastActivity = performance.now();
     const ms = this.#options.idleTimeoutMs;
-    if (ms > 0 && !this.#ended) {
-      this.#timer = setTimeout(() => this.#controller.abort(new StreamIdleError(ms)), ms);
-      this.#timer.unref?.();
-    }
+    if (ms > 0 && !this.#ended && this.#timer === undefined) this.#arm(ms);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#ended) return;
+      const idle = performance.now() - this.#lastActivity;
+      if (idle >= this.#options.idleTimeoutMs) this.#controller.abort(new StreamIdleError(this.#options.idleTimeoutMs));
+      else this.#arm(this.#options.idleTimeoutMs - idle);
+    }, ms);
+    this.#timer.unref?.();
   }
 
   /** The next frame (undefined at a clean end of the peer's side). */

@@ -17,6 +17,8 @@ export interface DeviceRegistryView {
   linkKey(id: PublicKey | string): Uint8Array | undefined;
   addr(id: PublicKey | string): EndpointAddr | undefined;
   resolve(query: string): DeviceSnapshot;
+  /** The EndpointId `query` names (as {@link resolve}). */
+  idOf(query: string | PublicKey): PublicKey;
   readonly problems: readonly RegistryProblem[];
   on<K extends keyof DeviceRegistryEvents>(type: K, listener: Listener<DeviceRegistryEvents[K]>, options?: ListenOptions): () => void;
   next<K extends keyof DeviceRegistryEvents>(type: K, options?: ListenOptions & { filter?: (event: DeviceRegistryEvents[K]) => boolean }): Promise<DeviceRegistryEvents[K]>;

@@ -136,6 +136,8 @@ interface Entry {
   pairedAt: number | undefined;
   discoveredAt: number | undefined;
   linkKey: Uint8Array | undefined;
+  /** The snapshot of the current contents (dropped by every change). */
+  snap?: DeviceSnapshot | undefined;
 }
 
 /** Link keys are 32 bytes. */
@@ -171,6 +173,11 @@ function boundAddr(addr: EndpointAddr): EndpointAddr {
 }
 
 function snapshot(e: Entry): DeviceSnapshot {
+  e.snap ??= makeSnapshot(e);
+  return e.snap;
+}
+
+function makeSnapshot(e: Entry): DeviceSnapshot {
   return Object.freeze({
     endpointId: e.id.toString(),
     deviceId: e.info?.deviceId,
@@ -350,6 +357,14 @@ export class DeviceRegistry {
     return this.#entries.get(keyOf(id))?.addr;
   }
 
+  /** The EndpointId of what `query` names ({@link resolve}'s rules), without re-parsing a known id. */
+  idOf(query: string | PublicKey): PublicKey {
+    if (typeof query !== 'string') return query;
+    const direct = this.#entries.get(query);
+    if (direct !== undefined) return direct.id;
+    return this.#entries.get(this.resolve(query).endpointId)!.id;
+  }
+
   /** The paired devices' ids. */
   pairedIds(): PublicKey[] {
     return [...this.#entries.values()].filter((e) => PAIRED_STATES.includes(e.state)).map((e) => e.id);
@@ -417,10 +432,12 @@ export class DeviceRegistry {
       linkKey: undefined,
     };
     update(entry);
+    entry.snap = undefined;
     const wasPersisted = existing !== undefined && PAIRED_STATES.includes(from as DeviceState);
     if (to === 'removed') this.#entries.delete(key);
     else {
       entry.state = to;
+      entry.snap = undefined;
       this.#entries.set(key, entry);
     }
     const snap = snapshot(entry);
@@ -521,6 +538,7 @@ export class DeviceRegistry {
     if (e.state !== 'connected' || e.connection === undefined) return;
     e.connection = { ...e.connection, ...update };
     e.lastSeen = Date.now();
+    e.snap = undefined;
     this.#events.emit('updated', { device: snapshot(e) });
   }
 
@@ -530,6 +548,7 @@ export class DeviceRegistry {
     const bounded = boundAddr(addr);
     if (bounded.equals(e.addr)) return;
     e.addr = bounded;
+    e.snap = undefined;
     if (PAIRED_STATES.includes(e.state)) this.#markDirty(false);
     this.#events.emit('updated', { device: snapshot(e) });
   }
@@ -542,6 +561,7 @@ export class DeviceRegistry {
     if (e.info !== undefined && e.info.deviceId !== parsed.deviceId) throw new DeviceRegistryError('ERR_INVALID_ARGUMENT', 'A device cannot change its device id');
     if (JSON.stringify(e.info) === JSON.stringify(parsed)) return;
     e.info = parsed;
+    e.snap = undefined;
     if (PAIRED_STATES.includes(e.state)) this.#markDirty(false);
     this.#events.emit('updated', { device: snapshot(e) });
   }

@@ -289,18 +289,10 @@ export class NetworkingEventLoop {
     }
     const existing = byAlpn.get(alpn);
     if (existing !== undefined && !existing.connection.isClosed) {
-      const simultaneous = existing.side !== mine.side && now - existing.openedAt <= this.timing.raceWindowMs;
-      let keep: Tracked;
-      if (simultaneous) {
-        // Both ends keep the connection dialled by the lower EndpointId.
-        const weAreLower = compareIds(this.#endpoint.id, id) < 0;
-        const keepOurs = weAreLower;
-        keep = (keepOurs ? mine.side === 'client' : mine.side === 'server') ? mine : existing;
-      } else {
-        keep = mine;
-      }
+      const verdict = settleDuplicate({ side: existing.side, openedAt: existing.openedAt }, { side: mine.side, openedAt: now }, compareIds(this.#endpoint.id, id) < 0, this.timing.raceWindowMs);
+      const keep = verdict === 'new' ? mine : existing;
       const drop = keep === mine ? existing : mine;
-      this.#log.debug('duplicate connection settled', { peer: id.fmtShort(), alpn, kept: keep.side, dropped: drop.side, simultaneous });
+      this.#log.debug('duplicate connection settled', { peer: id.fmtShort(), alpn, kept: keep.side, dropped: drop.side });
       drop.connection.close(CloseCode.SUPERSEDED, 'superseded by another connection');
       if (keep === existing) return undefined;
     }
@@ -595,6 +587,26 @@ export class NetworkingEventLoop {
       if (this.#registry.state(id) === 'discovered') this.#registry.expire(id);
     });
   }
+}
+
+/**
+ * Which of two connections to one device on one ALPN to keep: `'existing'` or `'new'`.
+ * `side` is ours (`'client'`: we dialled). Two that came up within `raceWindowMs` from
+ * opposite sides are a simultaneous dial: keep the one dialled by the lower EndpointId, a
+ * rule both devices apply with the same result. Otherwise the newer one wins: the peer (or
+ * we) dialled again because the older one was lost.
+ */
+export function settleDuplicate(
+  existing: { side: 'client' | 'server'; openedAt: number },
+  incoming: { side: 'client' | 'server'; openedAt: number },
+  weAreLower: boolean,
+  raceWindowMs: number,
+): 'existing' | 'new' {
+  const simultaneous = existing.side !== incoming.side && incoming.openedAt - existing.openedAt <= raceWindowMs;
+  if (!simultaneous) return 'new';
+  // The lower id's dial: ours ('client') if we are lower, the peer's ('server') otherwise.
+  const winningSide = weAreLower ? 'client' : 'server';
+  return incoming.side === winningSide ? 'new' : 'existing';
 }
 
 /** Byte-wise order of two EndpointIds (the same as comparing their hex). */

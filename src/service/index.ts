@@ -40,5 +40,5 @@ export {
 } from './modules.ts';
 export { NetworkingService, type NetworkingEvents, type NetworkingOptions, type NetworkingStatus, type RequestHandler } from './networking-service.ts';
 export { Core, type CoreOptions } from './core.ts';
-export { DEFAULT_TIMING, DeviceUnreachableError, NetworkingEventLoop, compareIds, type ServiceTiming } from './event-loop.ts';
+export { DEFAULT_TIMING, DeviceUnreachableError, NetworkingEventLoop, compareIds, settleDuplicate, type ServiceTiming } from './event-loop.ts';
 export { DataDirLock, ServiceLockedError } from './lock.ts';

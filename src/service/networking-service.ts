@@ -335,9 +335,12 @@ export class NetworkingService {
   }
 
   #paired(query: string | PublicKey): PublicKey {
-    const d = this.device(query);
-    if (!this.#registry.isPaired(d.endpointId)) throw new DeviceRegistryError('ERR_DEVICE_UNKNOWN', `${d.name ?? d.endpointId.slice(0, 10)} is not paired`);
-    return PublicKey.fromString(d.endpointId);
+    const id = this.#registry.idOf(query);
+    if (!this.#registry.isPaired(id)) {
+      const d = this.#registry.get(id);
+      throw new DeviceRegistryError('ERR_DEVICE_UNKNOWN', `${d?.name ?? id.fmtShort()} is not paired`);
+    }
+    return id;
   }
 
   /** The connection to a paired device on `alpn` (the live one, or a dial). */

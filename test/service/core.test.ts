@@ -131,6 +131,20 @@ describe('two devices', () => {
     expect(await b.networking.sendMessage('alice', 'welcome back')).toMatchObject({ messageId: expect.any(String) });
   });
 
+  it('disconnect closes the connections (the device goes disconnected); the peer dials again and it is connected once more', async () => {
+    const { dirA, dirB, url, idA, idB } = await pairedDirs();
+    const a = await core(dirA, url);
+    const b = await core(dirB, url);
+    await until(() => stateOf(a, idB) === 'connected' && stateOf(b, idA) === 'connected', 'both connected', 10_000);
+    const down = a.networking.next('device-state-changed', { filter: (e) => e.to === 'disconnected' });
+    const up = a.networking.next('device-state-changed', { filter: (e) => e.to === 'connected' });
+    await a.networking.disconnect('bob');
+    expect((await down).from).toBe('connected');
+    // B lost its connection and reconnects; A takes it.
+    expect((await up).device.name).toBe('bob');
+    expect(a.networking.connections(idB).every((c) => c.side === 'server')).toBe(true);
+  });
+
   it('unpair: the device is forgotten (on disk), its connections close with UNPAIRED, and it is refused with NOT_PAIRED', async () => {
     const { dirA, dirB, url, idA, idB } = await pairedDirs();
     const a = await core(dirA, url);

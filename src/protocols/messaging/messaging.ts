@@ -76,11 +76,12 @@ export interface ExchangeOptions {
   signal?: AbortSignal;
 }
 
+/** A random prefix per process, then a counter: ids unique per run, no randomness per message. */
+const ID_PREFIX = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, '0')).join('');
 let counter = 0;
-/** A message or request id: unique per process and run. */
 function newId(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${crypto.randomUUID().slice(0, 8)}-${counter.toString(36)}`;
+  return `${ID_PREFIX}-${counter.toString(36)}`;
 }
 
 export class MessagingProtocol implements DeviceProtocol {
