@@ -170,7 +170,7 @@ describe('sdnet pair on loopback', () => {
 });
 
 describe('sdnet pair through a running sdnet up', () => {
-  it('invite in the up, join in-process; devices listed while the invite waits', async () => {
+  it('invite in the up (join in-process), join in an up; devices listed while the invite waits; cancel', async () => {
     const url = await relayUrl();
     const { dirA, dirB, idA, idB } = await twoDevices();
     const port = await freeUdpPort();
@@ -198,5 +198,17 @@ describe('sdnet pair through a running sdnet up', () => {
     expect(await second.proc.exited).toBe(1);
     expect(second.proc.out.objects.at(-1)).toEqual({ error: { code: 'ERR_PAIRING_CANCELLED', message: 'pairing cancelled' } });
     expect(second.code).not.toBe(inv.code);
+
+    // Joining through a running up on the other side too (its control socket).
+    const { dirA: dirC, dirB: dirD, idA: idC, idB: idD } = await twoDevices();
+    const upD = startUp(['--data', dirD, '--relay', url, '--bind', '127.0.0.1:0', '--json']);
+    await upD.out.wait((o) => o.event === 'online', 20_000, 'online');
+    const third = await invite(['--data', dirC, '--relay', url, '--bind', '127.0.0.1:0']);
+    const viaUp = await runSdnet(['pair', 'join', ...third.code.split(' '), '--json', '--data', dirD], { timeoutMs: 20_000 });
+    expect(viaUp.code).toBe(0);
+    expect(JSON.parse(viaUp.stdout)).toEqual({ paired: expect.objectContaining({ id: idC }) });
+    await upD.out.wait((o) => o.event === 'pairing' && o.role === 'joiner' && o.stage === 'paired', 5_000, 'the up joined');
+    expect(await third.proc.exited).toBe(0);
+    expect((await devicesJson(dirC)).map((d) => d.id)).toEqual([idD]);
   });
 });
