@@ -212,3 +212,46 @@ describe('sdnet pair through a running sdnet up', () => {
     expect((await devicesJson(dirC)).map((d) => d.id)).toEqual([idD]);
   });
 });
+
+describe('sdnet pair vouch', () => {
+  it('A introduces B to C; C accepts with sdnet pair accept; B and C exchange a message', { timeout: 120_000 }, async () => {
+    // A relay in common: the devices find each other by id and relay URL whatever ports they bind.
+    const url = await relayUrl();
+    const root = await tempDir();
+    const dir = (n: string): string => join(root, n);
+    const ids: Record<string, string> = {};
+    for (const n of ['alice', 'bob', 'carol']) ids[n] = (JSON.parse((await runSdnet(['init', '--json', '--data', dir(n), '--name', n])).stdout) as { id: string }).id;
+    const net = ['--relay', url, '--bind', '127.0.0.1:0'];
+    // Alice pairs with Bob and with Carol.
+    for (const n of ['bob', 'carol']) {
+      const inv = await invite(['--data', dir('alice'), ...net]);
+      const j = await runSdnet(['pair', 'join', ...inv.code.split(' '), '--data', dir(n), ...net], { timeoutMs: 20_000 });
+      expect(j.code).toBe(0);
+      expect(await inv.proc.exited).toBe(0);
+    }
+    // Bob and Carol run; Carol asks before accepting introductions.
+    const upB = startUp(['--data', dir('bob'), ...net, '--json']);
+    const upC = startUp(['--data', dir('carol'), ...net, '--json']);
+    await upB.out.wait((o) => o.event === 'online', 20_000, 'bob online');
+    await upC.out.wait((o) => o.event === 'online', 20_000, 'carol online');
+    // Alice (in-process) introduces Bob to Carol.
+    const vouching = runSdnet(['pair', 'vouch', 'bob', 'carol', '--json', '--data', dir('alice'), ...net], { timeoutMs: 60_000 });
+    const asked = await upC.out.wait<{ sessionId: string; peer: { name: string }; voucher: { name: string } }>((o) => o.event === 'pairing' && o.stage === 'vouch-requested', 30_000, 'the introduction at carol');
+    expect(asked.peer.name).toBe('bob');
+    expect(asked.voucher.name).toBe('alice');
+    const accepted = await runSdnet(['pair', 'accept', asked.sessionId, '--data', dir('carol')]);
+    expect(accepted).toMatchObject({ code: 0, stdout: 'accepted\n' });
+    const v = await vouching;
+    expect(v.stderr).toBe('');
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.stdout)).toEqual([{ target: { endpointId: ids.carol, name: 'carol' }, accepted: true }]);
+    // Bob and Carol are paired and talk.
+    await upC.out.wait((o) => o.event === 'pairing' && o.stage === 'paired' && (o.peer as { name?: string })?.name === 'bob', 10_000, 'carol paired with bob');
+    const sent = await runSdnet(['msg', 'carol', 'hi carol, alice vouched for me', '--data', dir('bob')], { timeoutMs: 20_000 });
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toMatch(/^delivered in [\d.]+ ms\n$/);
+    await upC.out.wait((o) => o.event === 'message' && o.payload === 'hi carol, alice vouched for me', 10_000, 'the message at carol');
+    // Nothing left to answer.
+    expect((await runSdnet(['pair', 'refuse', asked.sessionId, '--data', dir('carol')])).code).toBe(1);
+  });
+});
