@@ -728,8 +728,9 @@ export class PairingManager implements PairingModule {
     let ending = false;
     let exchange: JoinerExchange | undefined;
     const { signal: attemptSignal, dispose } = linkedSignal([signal], PAIRING_ATTEMPT_TIMEOUT_MS, () => new PairingError('ERR_PAIRING_TIMEOUT', 'the initiator did not finish the exchange in time'));
-    const stream = new FramedStream(await conn.openBi({ signal: attemptSignal }), { maxMessageBytes: PAIRING_MAX_MESSAGE_BYTES, idleTimeoutMs: PAIRING_STREAM_IDLE_TIMEOUT_MS, signal: attemptSignal });
+    let stream: FramedStream | undefined;
     try {
+      stream = new FramedStream(await conn.openBi({ signal: attemptSignal }), { maxMessageBytes: PAIRING_MAX_MESSAGE_BYTES, idleTimeoutMs: PAIRING_STREAM_IDLE_TIMEOUT_MS, signal: attemptSignal });
       if (this.#ctx.registry.isPaired(peer)) throw new PairingError('ERR_PAIRING_ALREADY_PAIRED');
       try {
         await this.#ctx.commands.startPairing(peer, addr);
@@ -806,7 +807,7 @@ export class PairingManager implements PairingModule {
       dispose();
       if (started) await this.#ctx.commands.failPairing(peer).catch(() => undefined);
       if (!ending) {
-        stream.close();
+        stream?.close();
         conn.close(CloseCode.NORMAL, 'pairing over');
       }
     }
