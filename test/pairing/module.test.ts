@@ -140,6 +140,33 @@ describe('pairing by QR payload on loopback', () => {
   });
 });
 
+describe('pairing devices that are paired already', () => {
+  it('is refused on either side, without spending a try, until both unpair', async () => {
+    const alice = await scope.device('alice');
+    const bob = await scope.device('bob');
+    const first = await alice.networking.startPairingAsInitiator();
+    await bob.networking.startPairingAsJoiner(first.qr!);
+    await first.paired;
+    const idA = alice.networking.identity.endpointId;
+    const idB = bob.networking.identity.endpointId;
+    // Bob still holds Alice: he refuses before any exchange.
+    const second = await alice.networking.startPairingAsInitiator();
+    expect((await rejection(bob.networking.startPairingAsJoiner(second.qr!))).code).toBe('ERR_PAIRING_ALREADY_PAIRED');
+    // Bob forgets Alice, Alice still holds Bob: she refuses his Start; no try is spent.
+    await bob.networking.unpair(idA);
+    const e = await rejection(bob.networking.startPairingAsJoiner(second.qr!));
+    expect(e.code).toBe('ERR_PAIRING_ALREADY_PAIRED');
+    expect(e.message).toContain('unpair');
+    expect(alice.networking.pairingStatus()[0]).toMatchObject({ sessionId: second.sessionId, state: 'waiting', attemptsLeft: 3 });
+    // Both forget: they pair again, with a new link key.
+    const oldKey = Buffer.from(alice.networking.registry.linkKey(idB)!).toString('hex');
+    await alice.networking.unpair(idB);
+    await bob.networking.startPairingAsJoiner(second.qr!);
+    await second.paired;
+    expect(Buffer.from(alice.networking.registry.linkKey(idB)!).toString('hex')).not.toBe(oldKey);
+  });
+});
+
 describe('the pairing gate', () => {
   it('after unpairing, the other device can no longer reach messaging', async () => {
     const alice = await scope.device('alice');

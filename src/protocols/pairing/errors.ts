@@ -47,7 +47,7 @@ export const PAIRING_ERROR_TEXT: Readonly<Record<PairingErrorCode, string>> = {
   ERR_PAIRING_CODE_USED: 'the code was used already',
   ERR_PAIRING_CANCELLED: 'pairing cancelled',
   ERR_PAIRING_TIMEOUT: 'pairing timed out',
-  ERR_PAIRING_ALREADY_PAIRED: 'the devices are paired already',
+  ERR_PAIRING_ALREADY_PAIRED: 'the devices are paired already (sdnet unpair on both, then pair again)',
   ERR_PAIRING_INVALID_SHARE: 'the peer sent an invalid key share',
   ERR_PAIRING_PROTOCOL: 'the peer broke the pairing protocol',
   ERR_PAIRING_BUSY: 'too many pairing attempts',
