@@ -173,13 +173,13 @@ describe('hostile input to sdnet/pair/1', () => {
   it('Starts for unknown codes are rate-limited, then served again; too many streams or connections are closed', { timeout: 60_000 }, async () => {
     const alice = await scope.device('alice');
     const mallory = await rawPeer();
-    // 60 Starts for made-up codes, 4 per connection (the per-connection cap).
-    const codes: string[] = [];
-    for (let c = 0; c < 15; c++) {
-      const conn = await mallory.connect(addrOf(alice), PAIR_ALPN);
-      const outs = await Promise.all(Array.from({ length: 4 }, () => send(conn, frame({ Start: { v: 1, r: PairingCode.generate().rendezvousId, ya: new Uint8Array(32) } }))));
-      for (const o of outs) codes.push(o.kind === 'message' && 'Fail' in o.message ? o.message.Fail.code : o.kind);
-    }
+    // 120 Starts for made-up codes at once, 4 per connection (the per-connection cap), from 30
+    // connections opened first. The budget is 20 a second with a burst of 40: unless the 120
+    // took 4 s to arrive, some are turned away.
+    const flood = await Promise.all(Array.from({ length: 30 }, () => mallory.connect(addrOf(alice), PAIR_ALPN)));
+    const outcomes = await Promise.all(flood.flatMap((conn) => Array.from({ length: 4 }, () => send(conn, frame({ Start: { v: 1, r: PairingCode.generate().rendezvousId, ya: new Uint8Array(32) } })))));
+    const codes = outcomes.map((o) => (o.kind === 'message' && 'Fail' in o.message ? o.message.Fail.code : o.kind));
+    for (const conn of flood) conn.close(0, '');
     expect(codes.filter((c) => c === 'ERR_PAIRING_NOT_FOUND').length).toBeGreaterThan(0);
     expect(codes).toContain('ERR_PAIRING_BUSY');
     for (const c of codes) expect(['ERR_PAIRING_NOT_FOUND', 'ERR_PAIRING_BUSY']).toContain(c);
