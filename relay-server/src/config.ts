@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RendezvousOptions } from './rendezvous.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseTomlDocument, TomlError } from 'smol-toml';
@@ -125,6 +126,8 @@ export interface RelayServerOptions {
   rateLimit?: RateLimitOptions | false;
   limits?: Partial<RelayServerLimits>;
   timing?: Partial<RelayServerTiming>;
+  /** The pairing rendezvous (`/pair/<R>`, rendezvous.ts); `false` turns it off. On by default. */
+  rendezvous?: RendezvousOptions | false;
   logger?: Logger;
   crypto?: CryptoProvider;
 }

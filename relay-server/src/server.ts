@@ -61,6 +61,7 @@ import { MAX_HANDSHAKE_MESSAGE_BYTES, MAX_PENDING_PONGS, MAX_TRACKED_ADDRESS_GRO
 import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { PairRendezvous } from './rendezvous.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 import { acceptKey, CloseCode, frameHeaderLength, Opcode, ServerWebSocket, writeFrameHeader } from './websocket.ts';
 
@@ -125,6 +126,8 @@ export interface RelayServerHandle {
    * (iroh `tests/runtime_auth.rs`). Throws, keeping the old policy, on a malformed EndpointId.
    */
   updateAccess(policy: AccessPolicy): void;
+  /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
+  readonly rendezvous: PairRendezvous | undefined;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -318,6 +321,8 @@ function controlName(type: number): string {
 
 class RelayServerImpl implements RelayServerHandle {
   readonly #options: RelayServerOptions;
+  /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
+  readonly rendezvous: PairRendezvous | undefined;
   readonly #limits: RelayServerLimits;
   readonly #timing: RelayServerTiming;
   readonly #crypto: CryptoProvider;
@@ -383,6 +388,7 @@ class RelayServerImpl implements RelayServerHandle {
 
   constructor(options: RelayServerOptions) {
     this.#options = options;
+    this.rendezvous = options.rendezvous === false ? undefined : new PairRendezvous(options.rendezvous ?? {});
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     checkRanges(this.#limits, this.#timing);
@@ -629,6 +635,8 @@ class RelayServerImpl implements RelayServerHandle {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // The pairing rendezvous reads its own (bounded) bodies.
+    if (this.rendezvous?.handle(req, res)) return;
     req.resume();
     const tcp = this.#tcpOf(req.socket);
     if (tcp !== undefined) {

@@ -20,6 +20,8 @@ import type { JsonValue } from '../protocols/messaging/messages.ts';
 import { SdnetError } from '../util/errors.ts';
 import type { LogEntry, LogSink } from '../util/log.ts';
 import { callControl, startControlServer } from './control.ts';
+import { CONTROL_COMMANDS } from './control-commands.ts';
+import { cliModules } from './modules.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
 
@@ -61,8 +63,8 @@ const fmtMs = (ms: number): string => (ms < 10 ? ms.toFixed(1) : String(Math.rou
 
 // ------------------------------------------------------------------ commands a service runs
 
-/** What the control socket (and the in-process fallback) can be asked. */
-async function execute(service: NetworkingService, cmd: string, args: Record<string, unknown>): Promise<unknown> {
+/** What the control socket (of `up`, or of a long in-process command such as `pair invite`) and the in-process fallback can be asked. */
+export async function execute(service: NetworkingService, cmd: string, args: Record<string, unknown>): Promise<unknown> {
   const str = (k: string): string => {
     const v = args[k];
     if (typeof v !== 'string') throw new SdnetError('ERR_CONTROL_BAD_REQUEST', `${k} is missing`);
@@ -89,8 +91,11 @@ async function execute(service: NetworkingService, cmd: string, args: Record<str
       const d = await service.unpair(str('device'));
       return { unpaired: true, id: d.endpointId, name: d.name ?? null };
     }
-    default:
+    default: {
+      const extra = CONTROL_COMMANDS.get(cmd);
+      if (extra !== undefined) return extra(service, args);
       throw new SdnetError('ERR_CONTROL_UNKNOWN_COMMAND', `Unknown command ${cmd}`);
+    }
   }
 }
 
@@ -131,7 +136,7 @@ async function withRegistry<T>(dataDir: string, fn: (registry: DeviceRegistry) =
 /** The whole service in-process for `fn` (msg, request without a running `up`). */
 async function withService<T>(dataDir: string, relays: string[], fn: (service: NetworkingService) => Promise<T>): Promise<T> {
   await NetworkIdentity.load(dataDir);
-  const service = await NetworkingService.create({ dataDir, relays });
+  const service = await NetworkingService.create({ dataDir, relays, modules: cliModules() });
   try {
     await service.start();
     return await fn(service);
@@ -175,6 +180,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
       downloads: { type: 'string' },
       name: { type: 'string' },
       verbose: { type: 'boolean', short: 'v' },
+      'auto-accept-vouches': { type: 'boolean' },
     },
     allowPositionals: false,
   });
@@ -198,6 +204,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
     ...(values.bind ? { bind: values.bind } : {}),
     ...(values.downloads !== undefined ? { downloadsDir: resolve(values.downloads) } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
+    modules: cliModules({ autoAcceptVouches: values['auto-accept-vouches'] === true }),
     log,
   });
   const label = (d: DeviceSnapshot): string => d.name ?? shortId(d.endpointId);
@@ -218,7 +225,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
     const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
     emit(`message from ${label(from)}: ${text}`, { event: 'message', from: from.endpointId, name: from.name ?? null, messageId, contentType, payload });
   });
-  service.on('pairing-progress', (p) => emit(`pairing ${p.stage}${p.peer?.name ? ` ${p.peer.name}` : ''}${p.error ? `: ${p.error.message}` : ''}`, { event: 'pairing', ...p }));
+  service.on('pairing-progress', (p) => emit(`pairing ${p.stage}${p.peer?.name ? ` ${p.peer.name}` : ''}${p.stage === 'vouch-requested' ? ` (sdnet pair accept ${p.sessionId})` : ''}${p.error ? `: ${p.error.message}` : ''}`, { event: 'pairing', ...p }));
   service.on('transfer-progress', (p) => emit(`transfer ${p.transferId} ${p.stage}${p.bytesTotal ? ` ${p.bytesDone ?? 0}/${p.bytesTotal}` : ''}`, { event: 'transfer', ...p }));
   service.on('online', ({ relay }) => ready && emit(`relay online ${relay}`, { event: 'relay', state: 'online', relay }));
   service.on('offline', ({ relay }) => emit(`relay offline ${relay ?? '-'}`, { event: 'relay', state: 'offline', relay: relay ?? null }));

@@ -11,6 +11,8 @@ export interface CliIo {
   signal: AbortSignal;
   /** stdout is a terminal (progress bars redraw in place; otherwise they print milestones). */
   stdoutIsTTY?: boolean;
+  /** stderr is a terminal (`sdnet pair invite` draws its QR code there). */
+  stderrIsTTY?: boolean;
 }
 
 /** A command-line mistake or bad input: exit status 2, one line on stderr. */
@@ -27,4 +29,5 @@ export const processIo = (signal: AbortSignal): CliIo => ({
   env: process.env,
   signal,
   stdoutIsTTY: process.stdout.isTTY === true,
+  stderrIsTTY: process.stderr.isTTY === true,
 });

@@ -13,6 +13,7 @@ import { id, keygen, ticket } from './commands-identity.ts';
 import { demo } from './demo.ts';
 import { pipe } from './pipe.ts';
 import { devices, init, msg, request, unpair, up } from './device-commands.ts';
+import { pair } from './pair-commands.ts';
 import { packageVersion } from './version.ts';
 
 const VERSION = packageVersion();
@@ -43,6 +44,15 @@ else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
                                             send a message, wait for its acknowledgement
   sdnet request <device> [JSON] [--json]    a request/response round trip (sdnet up echoes it)
   sdnet unpair <device> [--json]            forget a paired device
+  sdnet pair invite [--json]                show a 12-word code (and a QR code on a terminal);
+                                            wait until a device joins (5 minutes, 3 wrong tries)
+  sdnet pair join <word>... [--node-id ID] [--timeout MS] [--json]
+                                            join with the words typed, or the scanned QR payload
+  sdnet pair status|cancel <session> [--json]
+                                            pairing sessions of the running sdnet up
+  sdnet pair vouch <device> <target>...     introduce a paired device to other paired devices
+  sdnet pair accept|refuse <introduction>   answer an introduction (sdnet up asks; or run
+                                            sdnet up --auto-accept-vouches)
   <device> is a name, a device id, or an EndpointId (hex, z-base-32, or a hex prefix of 8+).
   Commands reach the running "sdnet up" of their data dir; without one they run in-process.
 
@@ -50,7 +60,7 @@ Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
-const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair };
+const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair };
 
 const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 

@@ -9,3 +9,4 @@ export { CloseCode, StreamCode, closeCodeName, streamCodeName, type CloseCodeNam
 export { FrameError, FrameReader, FrameWriter, StreamProtocolError, encodeFrame } from './framing.ts';
 export { FramedStream, StreamIdleError, type FramedStreamOptions } from './stream.ts';
 export * from './messaging/index.ts';
+export * from './pairing/index.ts';

@@ -26,3 +26,38 @@ export const MESSAGING_MAX_ID_LENGTH = 64;
 export const MESSAGING_MAX_NAME_LENGTH = 128;
 /** Messaging: length of an error or goodbye reason. */
 export const MESSAGING_MAX_REASON_LENGTH = 1024;
+
+/** Pairing (`sdnet/pair/1`): largest message (bytes of JSON; the biggest is a sealed DeviceInfo or an introduction). */
+export const PAIRING_MAX_MESSAGE_BYTES = 16 * 1024;
+/** Pairing: streams of one connection served at once. */
+export const PAIRING_MAX_CONCURRENT_STREAMS = 2;
+/** Pairing: a stream silent this long is reset (ms). */
+export const PAIRING_STREAM_IDLE_TIMEOUT_MS = 10_000;
+/** Pairing: one exchange (Start to Done) may take this long, on either side (ms). */
+export const PAIRING_ATTEMPT_TIMEOUT_MS = 10_000;
+/** Pairing: a code is valid this long (ms). */
+export const PAIRING_CODE_TTL_MS = 5 * 60_000;
+/** Pairing: wrong tries that burn a code. */
+export const PAIRING_MAX_FAILED_ATTEMPTS = 3;
+/** Pairing: codes one device shows at once. */
+export const PAIRING_MAX_ACTIVE_INVITES = 16;
+/** Pairing: exchanges a pairing connection may start before it is closed. */
+export const PAIRING_MAX_STREAMS_PER_CONNECTION = 4;
+/** Pairing: connections from unpaired peers served at once (more are closed with TOO_MANY_CONNECTIONS). */
+export const PAIRING_MAX_UNPAIRED_CONNECTIONS = 32;
+/** Pairing: a connection of an unpaired peer that starts no exchange in this long is closed (ms). */
+export const PAIRING_CONNECTION_IDLE_MS = 10_000;
+/** Pairing: Start messages accepted per second across all peers (token bucket rate; burst twice that). */
+export const PAIRING_STARTS_PER_SECOND = 20;
+/** Pairing: a QR payload or typed code at most this long (characters). */
+export const PAIRING_MAX_QR_CHARS = 4096;
+/** Pairing: direct addresses in a QR payload or a rendezvous record. */
+export const PAIRING_MAX_QR_ADDRESSES = 8;
+/** Pairing: finished sessions remembered for `status` (no secrets). */
+export const PAIRING_MAX_FINISHED_SESSIONS = 32;
+/** Vouching: an introduction is valid this long after it was signed (ms). */
+export const VOUCH_MAX_AGE_MS = 5 * 60_000;
+/** Vouching: how long the target waits for the user to confirm an introduction (ms). */
+export const VOUCH_CONFIRM_TIMEOUT_MS = 60_000;
+/** Vouching: introductions waiting (for confirmation or for the vouchee) at once. */
+export const VOUCH_MAX_PENDING = 64;

@@ -30,11 +30,13 @@ export {
   type PairingInvite,
   type PairingModule,
   type PairingProgress,
+  type PairingSessionStatus,
   type RegistryCommands,
   type ServiceModule,
   type TransferModule,
   type TransferProgress,
   type TransferResult,
+  type VouchResult,
 } from './modules.ts';
 export { NetworkingService, type NetworkingEvents, type NetworkingOptions, type NetworkingStatus, type RequestHandler } from './networking-service.ts';
 export { Core, type CoreOptions } from './core.ts';

@@ -13,6 +13,7 @@ import type { Connection } from '../endpoint/connection.ts';
 import type { Endpoint } from '../endpoint/endpoint.ts';
 import type { EndpointAddr } from '../identity/endpoint-addr.ts';
 import type { PublicKey } from '../identity/keys.ts';
+import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
 import { SdnetError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { DeviceRegistryView } from './device-registry-view.ts';
@@ -32,13 +33,16 @@ export class ModuleUnavailableError extends SdnetError {
 export interface PairingProgress {
   /** The pairing session (one per code). */
   readonly sessionId: string;
-  readonly role: 'initiator' | 'joiner';
+  /** `initiator` / `joiner` of a code; `voucher` / `vouchee` / `target` of an introduction. */
+  readonly role: 'initiator' | 'joiner' | 'voucher' | 'vouchee' | 'target';
   /** `code-generated`, `peer-found`, `key-confirmed`, `paired`, `failed`, `cancelled`, `expired`, … */
   readonly stage: string;
   /** The peer, once known. */
   readonly peer?: { readonly endpointId: string; readonly name?: string };
   /** Why it failed (a stable code such as `ERR_PAIRING_WRONG_CODE`). */
   readonly error?: { readonly code: string; readonly message: string };
+  /** More about the stage (e.g. `attemptsLeft`, `expiresAt`). */
+  readonly [extra: string]: unknown;
 }
 
 /** Progress of a transfer, as the transfer module reports it (`transfer-progress` events). */
@@ -66,6 +70,10 @@ export interface ModuleContext {
   /** Where received files go (`sdnet up --downloads`, default `<data>/downloads`). */
   readonly downloadsDir: string;
   readonly dataDir: string;
+  /** The relays the service was configured with (pairing registers its rendezvous there). */
+  readonly relays: readonly string[];
+  /** TLS options for `https` relays. */
+  readonly relayTls?: NodeTlsOptions;
   readonly log: Logger;
   /**
    * The connection to a paired device on `alpn`: the live one (either side's), or a new
@@ -106,12 +114,44 @@ export interface PairingInvite {
   cancel(): void;
 }
 
+/** A pairing session as `pair.status` shows it (no secrets). */
+export interface PairingSessionStatus {
+  readonly sessionId: string;
+  readonly role: 'initiator' | 'joiner';
+  /** `waiting` (a code is shown), `searching`, `exchanging`, `paired`, `failed`, `expired`, `burnt`, `cancelled`. */
+  readonly state: string;
+  /** R, the public part of the code (8 hex). */
+  readonly rendezvousId: string;
+  readonly createdAt: number;
+  readonly expiresAt?: number;
+  /** Wrong tries left before the code burns (initiator). */
+  readonly attemptsLeft?: number;
+  readonly peer?: { readonly endpointId: string; readonly name?: string };
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+/** How one introduction (vouch) ended. */
+export interface VouchResult {
+  /** The device the vouchee was introduced to. */
+  readonly target: { readonly endpointId: string; readonly name?: string };
+  readonly accepted: boolean;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
 /** The pairing seat. */
 export interface PairingModule {
   /** Protocols to register (the pairing ALPN, with `allowUnpaired: true`). */
   readonly protocols?: readonly DeviceProtocol[];
   startAsInitiator(options?: { signal?: AbortSignal; [k: string]: unknown }): Promise<PairingInvite>;
   startAsJoiner(code: string, options?: { signal?: AbortSignal; nodeId?: string; [k: string]: unknown }): Promise<DeviceSnapshot>;
+  /** The pairing sessions, current and recently finished (`pair.status`). */
+  status?(): PairingSessionStatus[];
+  /** Cancel a session (its code is withdrawn everywhere); false if there is none. */
+  cancel?(sessionId: string): boolean;
+  /** Introduce `vouchee` to each of `targets` (all paired with us). */
+  vouch?(vouchee: DeviceSnapshot, targets: readonly DeviceSnapshot[], options?: { signal?: AbortSignal }): Promise<VouchResult[]>;
+  /** Accept or refuse an introduction waiting for confirmation; false if there is none. */
+  confirmVouch?(introductionId: string, accept: boolean): boolean;
   /** Started with the service (after the endpoint accepts), stopped before it closes. */
   start?(): Promise<void> | void;
   shutdown?(): Promise<void> | void;

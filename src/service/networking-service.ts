@@ -38,10 +38,12 @@ import {
   type PairingInvite,
   type PairingModule,
   type PairingProgress,
+  type PairingSessionStatus,
   type ServiceModule,
   type TransferModule,
   type TransferProgress,
   type TransferResult,
+  type VouchResult,
 } from './modules.ts';
 import { ProtocolRegistry, type DeviceProtocol } from './protocol-registry.ts';
 
@@ -118,6 +120,8 @@ export class NetworkingService {
   readonly #messaging: MessagingProtocol;
   readonly #loop: NetworkingEventLoop;
   readonly #modules: ServiceModule[] = [];
+  readonly #relays: readonly string[];
+  readonly #relayTls: NodeTlsOptions | undefined;
   #pairing: PairingModule | undefined;
   #transfer: TransferModule | undefined;
   #requestHandler: RequestHandler | undefined;
@@ -125,8 +129,10 @@ export class NetworkingService {
   #state: 'created' | 'running' | 'stopping' | 'stopped' = 'created';
   #shutdown: Promise<void> | undefined;
 
-  private constructor(parts: { identity: NetworkIdentity; registry: DeviceRegistry; lock: DataDirLock; endpoint: Endpoint; log: Logger; downloadsDir: string; timing: Partial<ServiceTiming> | undefined }) {
+  private constructor(parts: { identity: NetworkIdentity; registry: DeviceRegistry; lock: DataDirLock; endpoint: Endpoint; log: Logger; downloadsDir: string; timing: Partial<ServiceTiming> | undefined; relays: readonly string[]; relayTls: NodeTlsOptions | undefined }) {
     this.identity = parts.identity;
+    this.#relays = parts.relays;
+    this.#relayTls = parts.relayTls;
     this.dataDir = parts.identity.dataDir;
     this.downloadsDir = parts.downloadsDir;
     this.#registry = parts.registry;
@@ -199,7 +205,7 @@ export class NetworkingService {
         statelessResetKey: new Uint8Array(hkdfSync('sha256', identity.secretKey.toBytes(), new TextEncoder().encode('sdnet stateless reset'), new Uint8Array(0), 32)),
       });
       const downloadsDir = options.downloadsDir ?? join(options.dataDir, 'downloads');
-      const service = new NetworkingService({ identity, registry, lock, endpoint, log, downloadsDir, timing: options.timing });
+      const service = new NetworkingService({ identity, registry, lock, endpoint, log, downloadsDir, timing: options.timing, relays: (options.relays ?? []).map(String), relayTls: options.relayTls });
       service.#installModules(options.modules ?? {});
       return service;
     } catch (err) {
@@ -232,6 +238,8 @@ export class NetworkingService {
       registry: this.registry,
       dataDir: this.dataDir,
       downloadsDir: this.downloadsDir,
+      relays: this.#relays,
+      ...(this.#relayTls ? { relayTls: this.#relayTls } : {}),
       log: this.#log.child('module'),
       connect: (device, alpn, options) => this.connect(device, alpn, options),
       dial: async (addr, alpn, options = {}) => {
@@ -425,6 +433,38 @@ export class NetworkingService {
     this.#assertRunning();
     if (this.#pairing === undefined) throw new ModuleUnavailableError('ERR_PAIRING_UNAVAILABLE', 'Pairing is not available in this build');
     return this.#pairing.startAsJoiner(code, options);
+  }
+
+  #pairingModule(): PairingModule {
+    this.#assertRunning();
+    if (this.#pairing === undefined) throw new ModuleUnavailableError('ERR_PAIRING_UNAVAILABLE', 'Pairing is not available in this build');
+    return this.#pairing;
+  }
+
+  /** The pairing sessions, current and recently finished (`pair.status`). */
+  pairingStatus(): PairingSessionStatus[] {
+    return this.#pairingModule().status?.() ?? [];
+  }
+
+  /** Cancel a pairing session (its code is withdrawn everywhere); false if there is none. */
+  cancelPairing(sessionId: string): boolean {
+    return this.#pairingModule().cancel?.(sessionId) ?? false;
+  }
+
+  /**
+   * Introduce paired device `vouchee` to paired devices `targets` (proxy pairing): each target
+   * confirms (unless it auto-accepts) and the two then hold each other as paired.
+   */
+  async vouch(vouchee: string | PublicKey, targets: readonly (string | PublicKey)[], options: { signal?: AbortSignal } = {}): Promise<VouchResult[]> {
+    const m = this.#pairingModule();
+    if (m.vouch === undefined) throw new ModuleUnavailableError('ERR_PAIRING_UNAVAILABLE', 'Vouching is not available in this build');
+    const v = this.device(this.#paired(vouchee));
+    return m.vouch(v, targets.map((t) => this.device(this.#paired(t))), options);
+  }
+
+  /** Accept or refuse an introduction waiting for this device's confirmation. */
+  confirmVouch(introductionId: string, accept: boolean): boolean {
+    return this.#pairingModule().confirmVouch?.(introductionId, accept) ?? false;
   }
 
   /**

@@ -63,7 +63,12 @@ export interface UpProcess {
 
 /** Start `sdnet up args…` (long-running); its stdout lines are collected from the start. */
 export function startUp(args: readonly string[], options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[]; spawnWith?: (argv: string[]) => ChildProcess } = {}): UpProcess {
-  const argv = [...(options.prefix ?? []), process.execPath, SDNET_BIN, 'up', ...args];
+  return startSdnet(['up', ...args], options);
+}
+
+/** Start any long-running `sdnet args…` (`pair invite`); stdout lines collected from the start. */
+export function startSdnet(args: readonly string[], options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[]; spawnWith?: (argv: string[]) => ChildProcess } = {}): UpProcess {
+  const argv = [...(options.prefix ?? []), process.execPath, SDNET_BIN, ...args];
   const child = options.spawnWith ? options.spawnWith(argv) : spawn(argv[0]!, argv.slice(1), { env: options.env ?? cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const out = new JsonLines(child);

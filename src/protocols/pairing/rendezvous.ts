@@ -1,0 +1,124 @@
+/**
+ * Client of the relays' pairing rendezvous (format: rendezvous-wire.ts): register R → our
+ * address while a code is shown, look R up when joining with typed words, withdraw R when the
+ * pairing ends, is cancelled or expires.
+ *
+ * @module
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { NodeTlsOptions } from '../../relay/client/node-transport.ts';
+import { SdnetError } from '../../util/errors.ts';
+import { encodeDeleteRequest, encodePutRequest, parseRecord, RENDEZVOUS_PATH_PREFIX, type RendezvousRecord } from './rendezvous-wire.ts';
+
+/** Largest answer read from a relay (bytes). */
+const MAX_ANSWER_BYTES = 4096;
+/** One rendezvous request may take this long (ms). */
+export const RENDEZVOUS_REQUEST_TIMEOUT_MS = 5_000;
+
+/** A rendezvous request failed (network, or the relay said no). */
+export class RendezvousError extends SdnetError {
+  readonly status: number | undefined;
+  constructor(message: string, status?: number, options?: { cause?: unknown }) {
+    super('ERR_RENDEZVOUS', message, options);
+    this.name = 'RendezvousError';
+    this.status = status;
+  }
+}
+
+export interface RendezvousClientOptions {
+  readonly tls?: NodeTlsOptions;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+function request(relay: string, method: 'GET' | 'PUT' | 'DELETE', r: string, body: string | undefined, options: RendezvousClientOptions): Promise<{ status: number; body: string }> {
+  const url = new URL(`${RENDEZVOUS_PATH_PREFIX.slice(1)}${r}`, relay.endsWith('/') ? relay : `${relay}/`);
+  const secure = url.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (err: Error | undefined, value?: { status: number; body: string }): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const headers: Record<string, string | number> = { 'user-agent': 'sdnet' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    const req = (secure ? https : http).request(
+      url,
+      {
+        method,
+        headers,
+        agent: false,
+        ...(secure && options.tls?.ca ? { ca: options.tls.ca } : {}),
+        ...(secure && options.tls?.servername ? { servername: options.tls.servername } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            req.destroy();
+            finish(new RendezvousError(`${relay} answered more than ${MAX_ANSWER_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => finish(new RendezvousError(`${relay}: ${err.message}`, undefined, { cause: err })));
+      },
+    );
+    req.on('error', (err) => finish(new RendezvousError(`${relay}: ${err.message}`, undefined, { cause: err })));
+    const timer = setTimeout(() => {
+      req.destroy();
+      finish(new RendezvousError(`${relay} did not answer within ${options.timeoutMs ?? RENDEZVOUS_REQUEST_TIMEOUT_MS} ms`));
+    }, options.timeoutMs ?? RENDEZVOUS_REQUEST_TIMEOUT_MS);
+    const onAbort = (): void => {
+      req.destroy();
+      finish(new RendezvousError('aborted', undefined, { cause: options.signal?.reason }));
+    };
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    req.end(body);
+  });
+}
+
+/**
+ * Register (or refresh) `r` → `record` at `relay` for `ttlMs`, signed by the record's key.
+ *
+ * @throws {RendezvousError} when the relay is unreachable or refuses
+ */
+export async function registerRendezvous(relay: string, r: string, record: RendezvousRecord, ttlMs: number, sign: (bytes: Uint8Array) => Uint8Array, options: RendezvousClientOptions = {}): Promise<void> {
+  const res = await request(relay, 'PUT', r, encodePutRequest(r, record, ttlMs, Date.now(), sign), options);
+  if (res.status !== 204 && res.status !== 200) throw new RendezvousError(`${relay} refused the rendezvous registration (${res.status}${res.body ? `: ${res.body.slice(0, 200)}` : ''})`, res.status);
+}
+
+/**
+ * Withdraw `r` at `relay`.
+ *
+ * @throws {RendezvousError} when the relay is unreachable or refuses
+ */
+export async function withdrawRendezvous(relay: string, r: string, endpointId: string, sign: (bytes: Uint8Array) => Uint8Array, options: RendezvousClientOptions = {}): Promise<void> {
+  const res = await request(relay, 'DELETE', r, encodeDeleteRequest(r, endpointId, Date.now(), sign), options);
+  if (res.status !== 204 && res.status !== 200 && res.status !== 404) throw new RendezvousError(`${relay} refused to withdraw the rendezvous (${res.status})`, res.status);
+}
+
+/**
+ * Look `r` up at `relay`: the record, or undefined when the relay has none (404) or answers
+ * something that is not a record.
+ *
+ * @throws {RendezvousError} when the relay is unreachable, rate-limits us, or fails
+ */
+export async function lookupRendezvous(relay: string, r: string, options: RendezvousClientOptions = {}): Promise<RendezvousRecord | undefined> {
+  const res = await request(relay, 'GET', r, undefined, options);
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new RendezvousError(`${relay} answered ${res.status} to a rendezvous lookup`, res.status);
+  return parseRecord(res.body);
+}

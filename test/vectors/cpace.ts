@@ -1,0 +1,58 @@
+/**
+ * Test vectors of draft-irtf-cfrg-cpace for CPACE-RISTR255-SHA512 (appendix B.3 of the draft
+ * at cfrg/draft-irtf-cfrg-cpace@8fb4056e, the same values as draft -21), and the string
+ * utility vectors of appendix A.1. Hex, as printed in the draft.
+ */
+export const CPACE_R255_VECTORS = {
+  prs: '50617373776f7264', // b'Password'
+  ci: '0b415f696e69746961746f720b425f726573706f6e646572', // b'\x0bA_initiator\x0bB_responder'
+  sid: '7e4b4791d6a8ef019b936c79fb7f2c57',
+  zpadLength: 100,
+  generatorString:
+    '11435061636552697374726574746f3235350850617373776f726464' +
+    '00000000000000000000000000000000000000000000000000000000' +
+    '00000000000000000000000000000000000000000000000000000000' +
+    '00000000000000000000000000000000000000000000000000000000' +
+    '00000000000000000000000000000000180b415f696e69746961746f' +
+    '720b425f726573706f6e646572107e4b4791d6a8ef019b936c79fb7f' +
+    '2c57',
+  generatorHash:
+    'da6d3ddc8802fca9058755ffd3ebde08a9c2c74945901a258482a288' +
+    'b6663af06bf645c93cd1c51512307199c80e84908916d983b34af772' +
+    '05f90851a657ee27',
+  g: '222b6b195fe84b1652badb6f6a3ae3d24341e7306967f0b8115b40d5698c7e56',
+  ada: '414461', // b'ADa'
+  ya: 'da3d23700a9e5699258aef94dc060dfda5ebb61f02a5ea77fad53f4ff0976d08',
+  Ya: 'd6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0eec482b9157',
+  adb: '414462', // b'ADb'
+  yb: 'd2316b454718c35362d83d69df6320f38578ed5984651435e2949762d900b80d',
+  Yb: '3ea7e0b19560d7c0b0f5734f63b955286dfa8232b5ebe63324e2d9e7433f7258',
+  K: '80b69a8a76457ab6a4d7f887a4bf6b55a2f80ac19c333f917a05fc9887c8b40f',
+  transcriptIr:
+    '20d6bac480f2c386c394efc7c47adb9925dcd2630b64f240c50f8d0e' +
+    'ec482b915703414461203ea7e0b19560d7c0b0f5734f63b955286dfa' +
+    '8232b5ebe63324e2d9e7433f725803414462',
+  iskIr:
+    'b69effbf61b51d56401c0f65601abe428de8206feaaf0e32198896dc' +
+    'ae7b35cd2b38950a39dfd5d4a79164614c2984f7daa460b588c1e80c' +
+    '3fa2068af7900447',
+  /** B.3.10: scalar_mult with valid inputs. */
+  valid: {
+    s: '7cd0e075fa7955ba52c02759a6c90dbbfc10e6d40aea8d283e407d88cf538a05',
+    X: '2c3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c',
+    sX: '7c13645fe790a468f62c39beb7388e541d8405d1ade69d1778c5fe3e7f6b600e',
+  },
+  /** B.3.11: scalar_mult_vfy must return the identity, and the protocol abort, for these. */
+  invalid: {
+    Yi1: '2b3c6b8c4f3800e7aef6864025b4ed79bd599117e427c41bd47d93d654b4a51c',
+    Yi2: '0000000000000000000000000000000000000000000000000000000000000000',
+  },
+} as const;
+
+/** Appendix A.1.2 and A.1.4. */
+export const CPACE_STRING_VECTORS = {
+  prependLenEmpty: '00',
+  prependLen1234: '0431323334',
+  lvCat: '043132333401350003363738', // lv_cat(b"1234", b"5", b"", b"678")
+  transcriptIr1: '03313233065061727479410332333406506172747942', // transcript_ir(b"123", b"PartyA", b"234", b"PartyB")
+} as const;
