@@ -54,6 +54,14 @@ export function abortable<T>(
   });
 }
 
+/** Resolves after `ms`, or rejects when `signal` aborts (the timer is cleared either way). */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return abortable<void>(signal, (resolve) => {
+    const t = setTimeout(resolve, ms);
+    return () => clearTimeout(t);
+  });
+}
+
 /**
  * A signal that aborts when any of `signals` does or after `timeoutMs` (if given), and a
  * `dispose` that detaches it from its parents (call it when the operation ends so the
