@@ -7,5 +7,5 @@
 export { startRelayServer, type RelayServerHandle, type RelayServerStats } from './server.ts';
 export type { RelayServerOptions, RelayServerLimits, RelayServerTiming, RateLimitOptions } from './config.ts';
 export type { AccessDecision, AccessHook, AccessPolicy, AccessRequest } from './access.ts';
-export { jsonLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
+export { jsonLogger, silentLogger, type LineSink, type Logger, type LogLevel } from './log.ts';
 export { parsePrometheusText } from './metrics.ts';
