@@ -1944,7 +1944,10 @@ export class Connection {
     take(this.#lossTimer);
     take(this.#idleDeadline);
     if (this.#state === 'handshaking') take(this.#handshakeDeadline);
-    for (const s of this.#spaces) if (!s.discarded && (s.ackPending || s.ackElicitingSinceAck > 0)) take(s.ackDeadline === Infinity ? 0 : s.ackDeadline);
+    // An ACK already owed needs no timer: it leaves with the next datagram we may send. Its
+    // past deadline would wake the driver for nothing while the anti-amplification limit
+    // blocks sending (a blocked endpoint arms no timer it cannot serve, RFC 9002 §6.2.2.1).
+    for (const s of this.#spaces) if (!s.discarded && !s.ackPending && s.ackElicitingSinceAck > 0) take(s.ackDeadline);
     take(this.#keepAliveAt);
     if (this.#pacingAt > 0) take(this.#pacingAt);
     take(this.#keyDiscardAt);
