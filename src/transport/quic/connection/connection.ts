@@ -2163,12 +2163,15 @@ export class Connection {
         if (t) return t;
       }
     }
+    const t = this.#transmit(now);
+    if (t) return t;
+    // An MTU probe only when there is nothing else to send (as quinn does): the first
+    // application data after the handshake does not wait behind a 1452-byte probe.
     if (this.#mtuProbeAt > 0 && now >= this.#mtuProbeAt && this.#handshakeConfirmed) {
       this.#mtuProbeAt = 0;
-      const t = this.#transmitMtuProbe(now);
-      if (t) return t;
+      return this.#transmitMtuProbe(now);
     }
-    return this.#transmit(now);
+    return undefined;
   }
 
   #transmitPathFrames(now: number, p: PathState): Transmit | undefined {
