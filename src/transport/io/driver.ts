@@ -24,6 +24,8 @@ export interface DatagramSender {
 
 /** Most datagrams sent in one drain before yielding to the event loop (reliability.md §5.L.5). */
 const MAX_SENDS_PER_DRAIN = 256;
+/** Passes run at the end of a callback in a row before one waits for the event loop. */
+const MAX_TICK_PASSES = 8;
 /** Longest wait for a deadline that stays due pass after pass without any work done, ms. */
 const MAX_STALE_BACKOFF_MS = 1000;
 
@@ -44,6 +46,8 @@ export class EndpointDriver {
   readonly counters = { passes: 0, immediates: 0, timeouts: 0 };
   /** Consecutive idle passes that found their deadline already due (backoff exponent). */
   #stalePasses = 0;
+  /** Passes run from process.nextTick since the event loop last turned. */
+  #tickPasses = 0;
 
   constructor(quic: QuicEndpoint, sender: DatagramSender, clock: Clock = monotonicClock) {
     this.quic = quic;
@@ -71,15 +75,36 @@ export class EndpointDriver {
       this.internalErrors++;
       void err;
     }
-    this.schedule();
+    // Every datagram of this poll phase is handled before the one pass that answers them.
+    this.#scheduleImmediate();
   }
 
-  /** Drain soon (coalesces many inputs and commands into one pass). */
+  /**
+   * Drain soon: once the current callback and the promise reactions it caused have run, so an
+   * application's writes, opens and closes coalesce into one pass and the packet leaves without
+   * waiting for another turn of the event loop. After a few such passes in a row the next one
+   * waits for the event loop, so received datagrams and timers are never starved.
+   */
   schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    if (this.#tickPasses >= MAX_TICK_PASSES) return this.#scheduleImmediate();
+    this.#scheduled = true;
+    process.nextTick(this.#tickDrain);
+  }
+
+  readonly #tickDrain = (): void => {
+    if (!this.#scheduled) return;
+    this.#scheduled = false;
+    this.#tickPasses++;
+    this.drain();
+  };
+
+  #scheduleImmediate(): void {
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
+      this.#tickPasses = 0;
       this.drain();
     });
   }
@@ -95,7 +120,7 @@ export class EndpointDriver {
     for (let t = this.quic.pollTransmit(now); t !== undefined; t = this.quic.pollTransmit(now)) {
       this.#sender.send(t.data, t.path);
       if (++sent >= MAX_SENDS_PER_DRAIN) {
-        this.schedule();
+        this.#scheduleImmediate();
         break;
       }
     }
@@ -135,6 +160,7 @@ export class EndpointDriver {
       this.#immediate = setImmediate(() => {
         this.#immediate = undefined;
         this.#timerAt = Infinity;
+        this.#tickPasses = 0;
         this.drain();
       });
       return;
@@ -152,6 +178,7 @@ export class EndpointDriver {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
+      this.#tickPasses = 0;
       this.drain();
     }, ms);
   }
