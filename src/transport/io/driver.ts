@@ -2,7 +2,8 @@
  * The driver around the sans-IO endpoint: feeds it datagrams and the time, sends what it
  * produces, keeps one timer armed to its earliest deadline, and hands connection events to
  * whoever listens. After any input or application command, {@link EndpointDriver.schedule}
- * batches the drain into one pass (quinn's order: transmits, then timer, then events).
+ * batches the drain into one pass: timer, events, and once the application has reacted to the
+ * events, transmits.
  *
  * A pass that did no work (sent nothing, delivered nothing) never schedules an immediate pass:
  * a deadline the core could not serve waits for a real timer, and longer each time it stays
@@ -48,6 +49,10 @@ export class EndpointDriver {
   #stalePasses = 0;
   /** Passes run from process.nextTick since the event loop last turned. */
   #tickPasses = 0;
+  /** Events were delivered; the sends wait for the application's reactions to them. */
+  #reacting = false;
+  /** The last delivery included a client connection's 'connected'. */
+  #clientConnected = false;
 
   constructor(quic: QuicEndpoint, sender: DatagramSender, clock: Clock = monotonicClock) {
     this.quic = quic;
@@ -109,13 +114,31 @@ export class EndpointDriver {
     });
   }
 
-  /** Process timers, send everything due, deliver events, re-arm the timer. */
+  /**
+   * Process timers, deliver events, send everything due, re-arm the timer. When events were
+   * delivered, the sends wait until the application's reactions to them (promise reactions,
+   * within this turn of the event loop) have run: a server's answer then leaves in the
+   * datagram that acknowledges the request (and completes the handshake), instead of one
+   * datagram each.
+   */
   drain(): void {
     if (this.#closed) return;
     this.counters.passes++;
     let now = this.clock.now();
     const due = this.quic.pollTimeout();
     if (due !== undefined && due <= now) this.quic.handleTimeout(now);
+    const delivered = this.#deliver();
+    // Not after a client's handshake completed: its Finished leaves before the application
+    // can react (a close right after connect must not take the server's handshake with it).
+    if (delivered > 0 && !this.#reacting && !this.#clientConnected) {
+      this.#reacting = true;
+      this.#scheduled = true;
+      // A microtask queued now runs after the reactions already queued; the tick it queues
+      // runs once every microtask (however deep the application's await chain) has run.
+      queueMicrotask(this.#afterReactions);
+      return;
+    }
+    this.#reacting = false;
     let sent = 0;
     for (let t = this.quic.pollTransmit(now); t !== undefined; t = this.quic.pollTransmit(now)) {
       this.#sender.send(t.data, t.path);
@@ -125,6 +148,22 @@ export class EndpointDriver {
       }
     }
     this.#sender.flush?.();
+    now = this.clock.now();
+    this.#arm(now, sent > 0 || delivered > 0);
+  }
+
+  readonly #afterReactions = (): void => {
+    process.nextTick(this.#reactedDrain);
+  };
+
+  readonly #reactedDrain = (): void => {
+    this.#scheduled = false;
+    this.drain();
+  };
+
+  /** Hand new connections and connection events to their listeners; returns how many. */
+  #deliver(): number {
+    this.#clientConnected = false;
     let delivered = 0;
     for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
       delivered++;
@@ -134,12 +173,12 @@ export class EndpointDriver {
       const listener = this.#listeners.get(c)!;
       for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
         delivered++;
+        if (e.type === 'connected' && c.side === 'client') this.#clientConnected = true;
         listener(e);
       }
       if (c.isClosed) this.#listeners.delete(c);
     }
-    now = this.clock.now();
-    this.#arm(now, sent > 0 || delivered > 0);
+    return delivered;
   }
 
   #arm(now: number, worked: boolean): void {
