@@ -53,6 +53,8 @@ export class EndpointDriver {
   #reacting = false;
   /** The last delivery included a client connection's 'connected'. */
   #clientConnected = false;
+  /** The last delivery included stream data, a new stream or a datagram. */
+  #dataArrived = false;
 
   constructor(quic: QuicEndpoint, sender: DatagramSender, clock: Clock = monotonicClock) {
     this.quic = quic;
@@ -115,8 +117,8 @@ export class EndpointDriver {
   }
 
   /**
-   * Process timers, deliver events, send everything due, re-arm the timer. When events were
-   * delivered, the sends wait until the application's reactions to them (promise reactions,
+   * Process timers, deliver events, send everything due, re-arm the timer. When data arrived,
+   * the sends wait until the application's reactions to it (promise reactions,
    * within this turn of the event loop) have run: a server's answer then leaves in the
    * datagram that acknowledges the request (and completes the handshake), instead of one
    * datagram each.
@@ -128,9 +130,11 @@ export class EndpointDriver {
     const due = this.quic.pollTimeout();
     if (due !== undefined && due <= now) this.quic.handleTimeout(now);
     const delivered = this.#deliver();
-    // Not after a client's handshake completed: its Finished leaves before the application
-    // can react (a close right after connect must not take the server's handshake with it).
-    if (delivered > 0 && !this.#reacting && !this.#clientConnected) {
+    // Only for data that may be answered (a stream or datagram arrived), and never after a
+    // client's handshake completed: its Finished leaves before the application can react (a
+    // close right after connect must not take the server's handshake with it), and no
+    // handshake flight waits for reactions it does not need.
+    if (this.#dataArrived && !this.#reacting && !this.#clientConnected) {
       this.#reacting = true;
       this.#scheduled = true;
       // A microtask queued now runs after the reactions already queued; the tick it queues
@@ -164,6 +168,7 @@ export class EndpointDriver {
   /** Hand new connections and connection events to their listeners; returns how many. */
   #deliver(): number {
     this.#clientConnected = false;
+    this.#dataArrived = false;
     let delivered = 0;
     for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
       delivered++;
@@ -174,6 +179,7 @@ export class EndpointDriver {
       for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
         delivered++;
         if (e.type === 'connected' && c.side === 'client') this.#clientConnected = true;
+        else if (e.type === 'stream-readable' || e.type === 'stream-opened' || e.type === 'datagram') this.#dataArrived = true;
         listener(e);
       }
       if (c.isClosed) this.#listeners.delete(c);
