@@ -2,8 +2,8 @@
  * The driver around the sans-IO endpoint: feeds it datagrams and the time, sends what it
  * produces, keeps one timer armed to its earliest deadline, and hands connection events to
  * whoever listens. After any input or application command, {@link EndpointDriver.schedule}
- * batches the drain into one pass: timer, events, and once the application has reacted to the
- * events, transmits.
+ * batches the drain into one pass (quinn's order: timer, transmits, then events; when data
+ * arrived, the events first and the transmits once the application has reacted to them).
  *
  * A pass that did no work (sent nothing, delivered nothing) never schedules an immediate pass:
  * a deadline the core could not serve waits for a real timer, and longer each time it stays
@@ -15,6 +15,12 @@ import type { QuicEndpoint } from '../quic/endpoint.ts';
 import type { Connection } from '../quic/connection/connection.ts';
 import type { ConnectionEvent, PathAddr } from '../quic/connection/types.ts';
 import { monotonicClock, type Clock } from './clock.ts';
+
+/** New connections and events taken from the core, not yet handed to their listeners. */
+interface Pending {
+  incoming: Connection[] | undefined;
+  events: [Connection, ConnectionEvent][] | undefined;
+}
 
 /** Where the driver sends datagrams. */
 export interface DatagramSender {
@@ -117,11 +123,11 @@ export class EndpointDriver {
   }
 
   /**
-   * Process timers, deliver events, send everything due, re-arm the timer. When data arrived,
-   * the sends wait until the application's reactions to it (promise reactions,
-   * within this turn of the event loop) have run: a server's answer then leaves in the
-   * datagram that acknowledges the request (and completes the handshake), instead of one
-   * datagram each.
+   * Process timers, send everything due, deliver events, re-arm the timer. When data arrived
+   * (a stream, its data, a datagram), the events go first and the sends wait until the
+   * application's reactions to them (promise reactions, within this turn of the event loop)
+   * have run: a server's answer then leaves in the datagram that acknowledges the request (and
+   * completes the handshake), instead of one datagram each.
    */
   drain(): void {
     if (this.#closed) return;
@@ -129,12 +135,11 @@ export class EndpointDriver {
     let now = this.clock.now();
     const due = this.quic.pollTimeout();
     if (due !== undefined && due <= now) this.quic.handleTimeout(now);
-    const delivered = this.#deliver();
-    // Only for data that may be answered (a stream or datagram arrived), and never after a
-    // client's handshake completed: its Finished leaves before the application can react (a
-    // close right after connect must not take the server's handshake with it), and no
-    // handshake flight waits for reactions it does not need.
+    const pending = this.#collect();
+    // Never after a client's handshake completed: its Finished leaves before the application
+    // can react (a close right after connect must not take the server's handshake with it).
     if (this.#dataArrived && !this.#reacting && !this.#clientConnected) {
+      this.#deliver(pending);
       this.#reacting = true;
       this.#scheduled = true;
       // A microtask queued now runs after the reactions already queued; the tick it queues
@@ -152,6 +157,7 @@ export class EndpointDriver {
       }
     }
     this.#sender.flush?.();
+    const delivered = this.#deliver(pending);
     now = this.clock.now();
     this.#arm(now, sent > 0 || delivered > 0);
   }
@@ -165,21 +171,44 @@ export class EndpointDriver {
     this.drain();
   };
 
-  /** Hand new connections and connection events to their listeners; returns how many. */
-  #deliver(): number {
+  /**
+   * Take new connections and the events of connections with a listener, without delivering
+   * them yet; notes whether data arrived and whether a client's handshake completed.
+   */
+  #collect(): Pending {
     this.#clientConnected = false;
     this.#dataArrived = false;
+    let incoming: Connection[] | undefined;
+    for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) (incoming ??= []).push(c);
+    let events: [Connection, ConnectionEvent][] | undefined;
+    for (const c of this.#listeners.keys()) {
+      for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
+        if (e.type === 'connected' && c.side === 'client') this.#clientConnected = true;
+        else if (e.type === 'stream-readable' || e.type === 'stream-opened' || e.type === 'datagram') this.#dataArrived = true;
+        (events ??= []).push([c, e]);
+      }
+    }
+    return { incoming, events };
+  }
+
+  /**
+   * Hand over what {@link #collect} took, then any event raised since (a new connection's
+   * listener exists only once it was handed over); returns how many.
+   */
+  #deliver(pending: Pending): number {
     let delivered = 0;
-    for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
+    for (const c of pending.incoming ?? []) {
       delivered++;
       this.#onIncoming?.(c);
+    }
+    for (const [c, e] of pending.events ?? []) {
+      delivered++;
+      this.#listeners.get(c)?.(e);
     }
     for (const c of [...this.#listeners.keys()]) {
       const listener = this.#listeners.get(c)!;
       for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
         delivered++;
-        if (e.type === 'connected' && c.side === 'client') this.#clientConnected = true;
-        else if (e.type === 'stream-readable' || e.type === 'stream-opened' || e.type === 'datagram') this.#dataArrived = true;
         listener(e);
       }
       if (c.isClosed) this.#listeners.delete(c);
