@@ -8,5 +8,5 @@ export { startRelayServer, type RelayServerHandle, type RelayServerStats } from 
 export type { RelayServerOptions, RelayServerLimits, RelayServerTiming, RateLimitOptions } from './config.ts';
 export { PairRendezvous, DEFAULT_RENDEZVOUS_OPTIONS, type RendezvousOptions, type RendezvousStats } from './rendezvous.ts';
 export type { AccessDecision, AccessHook, AccessPolicy, AccessRequest } from './access.ts';
-export { jsonLogger, silentLogger, type Logger, type LogLevel } from './log.ts';
+export { jsonLogger, silentLogger, type LineSink, type Logger, type LogLevel } from './log.ts';
 export { parsePrometheusText } from './metrics.ts';

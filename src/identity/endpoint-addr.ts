@@ -90,7 +90,7 @@ export class EndpointAddr {
     return this.relayUrls.length === 0 && this.directAddresses.length === 0 && this.customAddresses.length === 0;
   }
 
-  /** Write the postcard encoding into `w`. */
+  /** Write the postcard encoding into `w`. @internal (tickets embed it) */
   encodeInto(w: PostcardWriter): void {
     w.fixed(this.id.bytes);
     w.varint(this.relayUrls.length + this.directAddresses.length + this.customAddresses.length);
@@ -117,7 +117,7 @@ export class EndpointAddr {
     return w.finish();
   }
 
-  /** Read one postcard-encoded EndpointAddr from `r`. */
+  /** Read one postcard-encoded EndpointAddr from `r`. @internal (tickets embed it) */
   static decodeFrom(r: PostcardReader): EndpointAddr {
     const id = PublicKey.fromBytes(r.fixed(KEY_LENGTH));
     // The smallest element is a relay URL of length 0: 2 bytes.

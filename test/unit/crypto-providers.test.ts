@@ -155,6 +155,47 @@ describe('strict Ed25519 (reliability.md §5.H)', () => {
   });
 });
 
+describe('node provider: pooled randomness and remembered keys', () => {
+  const p = nodeCryptoProvider;
+
+  it('randomBytes hands out fresh copies: own buffers, never the same bytes twice, any size', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const len = [8, 16, 20, 32, 64][i % 5]!;
+      const a = p.randomBytes(len);
+      expect(a.length).toBe(len);
+      expect(a.byteOffset).toBe(0);
+      expect(a.buffer.byteLength).toBe(len);
+      const hex = toHex(a);
+      expect(seen.has(hex)).toBe(false);
+      seen.add(hex);
+    }
+    // Beyond the pooled sizes, and the empty request.
+    expect(p.randomBytes(4096).length).toBe(4096);
+    expect(p.randomBytes(0).length).toBe(0);
+    expect(() => p.randomBytes(-1)).toThrow(RangeError);
+  });
+
+  it('a remembered verifier key never lets another key, or a small-order one, through', () => {
+    const signers = Array.from({ length: 300 }, (_, i) => p.ed25519Signer(new Uint8Array(32).fill(i % 251).map((b, j) => (j === 0 ? i >> 8 : b))));
+    const msg = utf8('remembered');
+    // More keys than the cache holds, each verified twice, in two orders.
+    for (const round of [0, 1]) {
+      for (const s of round === 0 ? signers : [...signers].reverse()) {
+        const v = p.ed25519Verifier(s.publicKey);
+        expect(toHex(v.publicKey)).toBe(toHex(s.publicKey));
+        expect(v.verify(msg, s.sign(msg))).toBe(true);
+        expect(v.verify(msg, signers[(signers.indexOf(s) + 1) % signers.length]!.sign(msg))).toBe(false);
+      }
+    }
+    // The verifier's public key is its own copy.
+    const v = p.ed25519Verifier(signers[0]!.publicKey);
+    v.publicKey.fill(0);
+    expect(p.ed25519Verifier(signers[0]!.publicKey).verify(msg, signers[0]!.sign(msg))).toBe(true);
+    expect(() => p.ed25519Verifier(h('0100000000000000000000000000000000000000000000000000000000000000'))).toThrow(CryptoError);
+  });
+});
+
 describe('node and noble providers give identical bytes on random input', () => {
   const aeadAlg = fc.constantFrom<AeadAlgorithm>('aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305');
   const hpAlg = fc.constantFrom<HeaderProtectionAlgorithm>('aes-128', 'aes-256', 'chacha20');

@@ -14,7 +14,7 @@ import { versionOfSubprotocol } from '../protocol/version.ts';
 import { BufferedRelaySocket, type RelaySocket, type RelayTransport, type RelayTransportRequest } from './transport.ts';
 
 /** The parts of the WHATWG WebSocket used here. */
-interface StandardWebSocket {
+export interface StandardWebSocket {
   binaryType: string;
   readonly protocol: string;
   readonly bufferedAmount: number;
@@ -23,7 +23,7 @@ interface StandardWebSocket {
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (event: { data?: unknown; code?: number; reason?: string }) => void): void;
 }
-type StandardWebSocketCtor = new (url: string, protocols: string[]) => StandardWebSocket;
+export type StandardWebSocketCtor = new (url: string, protocols: string[]) => StandardWebSocket;
 
 class StandardRelaySocket extends BufferedRelaySocket {
   readonly #ws: StandardWebSocket;

@@ -9,7 +9,9 @@
  * @module
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { toHex } from '../../util/bytes.ts';
+
+/** A Map/Set key for bytes: one char per byte (a single native call, unlike hex). */
+const byteKey = (bytes: Uint8Array): string => String.fromCharCode.apply(null, bytes as unknown as number[]);
 
 /** p = 2^255 − 19, little-endian bytes. */
 const P_BYTES = new Uint8Array(32).fill(0xff);
@@ -50,7 +52,7 @@ export function isCanonicalScalar(s: Uint8Array): boolean {
 }
 
 /**
- * y coordinates (as hex of the little-endian bytes, mod p) of the eight points of small order.
+ * y coordinates (as {@link byteKey} of the little-endian bytes, mod p) of the eight points of small order.
  * A point has small order exactly when its y is one of these; computed once from the curve.
  */
 const SMALL_ORDER_Y: ReadonlySet<string> = (() => {
@@ -60,7 +62,7 @@ const SMALL_ORDER_Y: ReadonlySet<string> = (() => {
   const set = new Set<string>();
   let t = generator;
   for (let i = 0; i < 8; i++) {
-    set.add(toHex(yOf(t.toBytes())));
+    set.add(byteKey(yOf(t.toBytes())));
     t = t.add(generator);
   }
   return set;
@@ -79,7 +81,7 @@ function reduceY(encoded: Uint8Array): Uint8Array {
 
 /** True if the encoded point (any encoding, canonical or not) has order dividing 8. */
 export function hasSmallOrder(encoded: Uint8Array): boolean {
-  return SMALL_ORDER_Y.has(toHex(reduceY(encoded)));
+  return SMALL_ORDER_Y.has(byteKey(reduceY(encoded)));
 }
 
 /**
@@ -87,18 +89,19 @@ export function hasSmallOrder(encoded: Uint8Array): boolean {
  * canonical encoding of a point on the curve, not of small order.
  */
 export function isValidEd25519PublicKey(publicKey: Uint8Array): boolean {
-  if (publicKey.length !== 32 || !isCanonicalPointEncoding(publicKey) || hasSmallOrder(publicKey)) return false;
+  if (publicKey.length !== 32) return false;
   // Decompressing the point costs ~60 µs; the same few keys (peers, relays) come back
-  // again and again, so remember recent answers.
-  const key = toHex(publicKey);
+  // again and again, so remember recent answers (checked first: every answer is cached).
+  const key = byteKey(publicKey);
   const known = VALIDITY_CACHE.get(key);
   if (known !== undefined) return known;
-  let valid: boolean;
-  try {
-    ed25519.Point.fromBytes(publicKey, false);
-    valid = true;
-  } catch {
-    valid = false;
+  let valid = isCanonicalPointEncoding(publicKey) && !hasSmallOrder(publicKey);
+  if (valid) {
+    try {
+      ed25519.Point.fromBytes(publicKey, false);
+    } catch {
+      valid = false;
+    }
   }
   if (VALIDITY_CACHE.size >= VALIDITY_CACHE_SIZE) VALIDITY_CACHE.delete(VALIDITY_CACHE.keys().next().value!);
   VALIDITY_CACHE.set(key, valid);

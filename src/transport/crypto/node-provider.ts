@@ -17,7 +17,6 @@ import {
   createPublicKey,
   createSecretKey,
   diffieHellman,
-  generateKeyPair,
   generateKeyPairSync,
   randomFillSync,
   sign as nodeSign,
@@ -159,6 +158,8 @@ function hmac(algorithm: HashAlgorithm, key: Uint8Array, data: Uint8Array): Uint
   return plain(createHmac(algorithm, key).update(data).digest());
 }
 
+const COUNTER_ONE = Uint8Array.of(1);
+
 function hkdfExpand(algorithm: HashAlgorithm, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   const hashLen = HASH_LENGTH[algorithm];
   if (!Number.isInteger(length) || length < 0 || length > 255 * hashLen) {
@@ -166,7 +167,12 @@ function hkdfExpand(algorithm: HashAlgorithm, prk: Uint8Array, info: Uint8Array,
   }
   // RFC 5869 §2.3: PRK is "at least HashLen octets"; both providers hold callers to it.
   if (prk.length < hashLen) throw new RangeError(`HKDF-Expand PRK must be at least ${hashLen} bytes`);
-  // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
+  // RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i). Every QUIC and TLS label needs one
+  // block: T(1) = HMAC(PRK, info ‖ 0x01), without the loop's copies.
+  if (length <= hashLen) {
+    const t1 = plain(createHmac(algorithm, prk).update(info).update(COUNTER_ONE).digest());
+    return length === hashLen ? t1 : t1.slice(0, length);
+  }
   const out = new Uint8Array(length);
   let prev: Uint8Array = new Uint8Array(0);
   const counter = new Uint8Array(1);
@@ -215,12 +221,26 @@ function ed25519Signer(seed: Uint8Array): Ed25519Signer {
   };
 }
 
+/**
+ * Imported Ed25519 public keys of recent peers (most recent last): an endpoint mostly talks to
+ * the same few peers, and checking and importing a key costs more than the verification.
+ */
+const verifierKeys = new Map<string, KeyObject>();
+const MAX_VERIFIER_KEYS = 256;
+
+function importEd25519PublicKey(publicKey: Uint8Array, b64: string): KeyObject {
+  if (!isValidEd25519PublicKey(publicKey)) throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
+  if (verifierKeys.size >= MAX_VERIFIER_KEYS) verifierKeys.delete(verifierKeys.keys().next().value!);
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64 }, format: 'jwk' });
+}
+
 function ed25519Verifier(publicKey: Uint8Array): Ed25519Verifier {
-  if (!(publicKey instanceof Uint8Array) || !isValidEd25519PublicKey(publicKey)) {
-    throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
-  }
+  if (!(publicKey instanceof Uint8Array)) throw new CryptoError('ERR_INVALID_PUBLIC_KEY', 'Ed25519 public key is not a valid curve point of large order');
   const own = Uint8Array.from(publicKey);
-  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(own) }, format: 'jwk' });
+  const id = b64url(own);
+  const key = verifierKeys.get(id) ?? importEd25519PublicKey(own, id);
+  verifierKeys.delete(id);
+  verifierKeys.set(id, key);
   return {
     publicKey: own,
     verify(message, signature) {
@@ -276,35 +296,28 @@ function ecdsaP256Verifier(publicKey: Uint8Array): EcdsaP256Verifier {
 }
 
 /**
- * Ephemeral X25519 keys generated ahead of time on libuv's thread pool, so a handshake does
- * not spend ~45 µs of its critical path on key generation. Each key is used once; when the
- * pool is empty a key is generated synchronously as before.
+ * randomFillSync costs ~4 µs a call whatever the size, and a handshake asks for ~20 small
+ * values (connection IDs, randoms, GREASE): small requests are served from a pool filled 4 KiB
+ * at a time. Each byte is handed out once, as a copy, and wiped from the pool.
  */
-const X25519_POOL_TARGET = 8;
-const x25519Pool: KeyObject[] = [];
-let x25519Refilling = 0;
-
-function refillX25519Pool(): void {
-  while (x25519Pool.length + x25519Refilling < X25519_POOL_TARGET) {
-    x25519Refilling++;
-    generateKeyPair('x25519', (err, _publicKey, privateKey) => {
-      x25519Refilling--;
-      if (!err) x25519Pool.push(privateKey);
-    });
-  }
-}
-
-function takePooledX25519(): KeyObject | undefined {
-  const key = x25519Pool.pop();
-  refillX25519Pool();
-  return key;
-}
+const RANDOM_POOL_SIZE = 4096;
+const RANDOM_POOLED_MAX = 64;
+let randomPool = new Uint8Array(0);
+let randomPos = 0;
 
 /** The node:crypto provider. */
 export const nodeCryptoProvider: CryptoProvider = {
   name: 'node',
   randomBytes(length) {
-    return randomFillSync(new Uint8Array(length));
+    if (!(length >= 0 && length <= RANDOM_POOLED_MAX && Number.isInteger(length))) return randomFillSync(new Uint8Array(length));
+    if (randomPos + length > randomPool.length) {
+      randomPool = randomFillSync(new Uint8Array(RANDOM_POOL_SIZE));
+      randomPos = 0;
+    }
+    const out = randomPool.slice(randomPos, randomPos + length);
+    randomPool.fill(0, randomPos, randomPos + length);
+    randomPos += length;
+    return out;
   },
   aead: nodeAead,
   headerProtection: nodeHeaderProtection,
@@ -315,7 +328,10 @@ export const nodeCryptoProvider: CryptoProvider = {
   // HMAC pads to the same block, so passing the empty salt through is equivalent.
   hkdfExtract: (algorithm, salt, ikm) => hmac(algorithm, salt, ikm),
   hkdfExpand,
-  x25519Generate: () => x25519Pair(takePooledX25519() ?? generateKeyPairSync('x25519').privateKey),
+  // Synchronously: an asynchronous generateKeyPair costs the event loop more than the ~40 µs
+  // of generating the key here (job setup, then a callback per key), and ties the handshake
+  // to the thread pool.
+  x25519Generate: () => x25519Pair(generateKeyPairSync('x25519').privateKey),
   x25519FromPrivateKey(privateKey) {
     if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) throw new RangeError('X25519 private key must be 32 bytes');
     return x25519Pair(createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' }));

@@ -4,6 +4,10 @@
  * whoever listens. After any input or application command, {@link EndpointDriver.schedule}
  * batches the drain into one pass (quinn's order: transmits, then timer, then events).
  *
+ * A pass that did no work (sent nothing, delivered nothing) never schedules an immediate pass:
+ * a deadline the core could not serve waits for a real timer, and longer each time it stays
+ * due, so a core stuck on a deadline cannot spin the event loop (issue 11 item 2).
+ *
  * @module
  */
 import type { QuicEndpoint } from '../quic/endpoint.ts';
@@ -20,6 +24,8 @@ export interface DatagramSender {
 
 /** Most datagrams sent in one drain before yielding to the event loop (reliability.md §5.L.5). */
 const MAX_SENDS_PER_DRAIN = 256;
+/** Longest wait for a deadline that stays due pass after pass without any work done, ms. */
+const MAX_STALE_BACKOFF_MS = 1000;
 
 export class EndpointDriver {
   readonly quic: QuicEndpoint;
@@ -34,6 +40,10 @@ export class EndpointDriver {
   #closed = false;
   /** Unexpected exceptions caught at the boundary (each closed one connection or dropped a datagram). */
   internalErrors = 0;
+  /** Drain passes run, and timers armed for deadlines (immediate and timed): diagnostics. */
+  readonly counters = { passes: 0, immediates: 0, timeouts: 0 };
+  /** Consecutive idle passes that found their deadline already due (backoff exponent). */
+  #stalePasses = 0;
 
   constructor(quic: QuicEndpoint, sender: DatagramSender, clock: Clock = monotonicClock) {
     this.quic = quic;
@@ -77,6 +87,7 @@ export class EndpointDriver {
   /** Process timers, send everything due, deliver events, re-arm the timer. */
   drain(): void {
     if (this.#closed) return;
+    this.counters.passes++;
     let now = this.clock.now();
     const due = this.quic.pollTimeout();
     if (due !== undefined && due <= now) this.quic.handleTimeout(now);
@@ -89,18 +100,26 @@ export class EndpointDriver {
       }
     }
     this.#sender.flush?.();
-    for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) this.#onIncoming?.(c);
+    let delivered = 0;
+    for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
+      delivered++;
+      this.#onIncoming?.(c);
+    }
     for (const c of [...this.#listeners.keys()]) {
       const listener = this.#listeners.get(c)!;
-      for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) listener(e);
+      for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
+        delivered++;
+        listener(e);
+      }
       if (c.isClosed) this.#listeners.delete(c);
     }
     now = this.clock.now();
-    this.#arm(now);
+    this.#arm(now, sent > 0 || delivered > 0);
   }
 
-  #arm(now: number): void {
+  #arm(now: number, worked: boolean): void {
     const at = this.quic.pollTimeout();
+    if (worked) this.#stalePasses = 0;
     if (at === undefined) {
       this.#clearTimer();
       return;
@@ -109,20 +128,32 @@ export class EndpointDriver {
     this.#clearTimer();
     this.#timerAt = at;
     const delay = at - now;
-    if (delay < 1000) {
-      // Sub-millisecond deadlines (pacing, immediate ACKs): Node timers have 1 ms resolution.
+    if (delay < 1000 && worked) {
+      // Sub-millisecond deadlines right after a pass that did work (pacing, the next burst):
+      // Node timers have 1 ms resolution.
+      this.counters.immediates++;
       this.#immediate = setImmediate(() => {
         this.#immediate = undefined;
         this.#timerAt = Infinity;
         this.drain();
       });
-    } else {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#timerAt = Infinity;
-        this.drain();
-      }, Math.floor(delay / 1000));
+      return;
     }
+    let ms = Math.max(1, Math.floor(delay / 1000));
+    if (!worked && delay <= 0) {
+      // Due, and this pass could not serve it (e.g. an endpoint blocked by the
+      // anti-amplification limit): back off instead of waking up for nothing.
+      ms = Math.min(2 ** this.#stalePasses, MAX_STALE_BACKOFF_MS);
+      if (ms < MAX_STALE_BACKOFF_MS) this.#stalePasses++;
+    } else if (!worked) {
+      this.#stalePasses = 0;
+    }
+    this.counters.timeouts++;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.drain();
+    }, ms);
   }
 
   #clearTimer(): void {

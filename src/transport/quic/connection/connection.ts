@@ -2144,7 +2144,10 @@ export class Connection {
     take(this.#lossTimer);
     take(this.#idleDeadline);
     if (this.#state === 'handshaking') take(this.#handshakeDeadline);
-    for (const s of this.#spaces) if (!s.discarded && (s.ackPending || s.ackElicitingSinceAck > 0)) take(s.ackDeadline === Infinity ? 0 : s.ackDeadline);
+    // An ACK already owed needs no timer: it leaves with the next datagram we may send. Its
+    // past deadline would wake the driver for nothing while the anti-amplification limit
+    // blocks sending (a blocked endpoint arms no timer it cannot serve, RFC 9002 §6.2.2.1).
+    for (const s of this.#spaces) if (!s.discarded && !s.ackPending && s.ackElicitingSinceAck > 0) take(s.ackDeadline);
     take(this.#keepAliveAt);
     if (this.#pacingAt > 0) take(this.#pacingAt);
     take(this.#keyDiscardAt);
@@ -2366,12 +2369,15 @@ export class Connection {
         if (t) return t;
       }
     }
+    const t = this.#transmit(now);
+    if (t) return t;
+    // An MTU probe only when there is nothing else to send (as quinn does): the first
+    // application data after the handshake does not wait behind a 1452-byte probe.
     if (this.#mtuProbeAt > 0 && now >= this.#mtuProbeAt && this.#handshakeConfirmed) {
       this.#mtuProbeAt = 0;
-      const t = this.#transmitMtuProbe(now);
-      if (t) return t;
+      return this.#transmitMtuProbe(now);
     }
-    return this.#transmit(now);
+    return undefined;
   }
 
   #transmitPathFrames(now: number, p: PathState): Transmit | undefined {

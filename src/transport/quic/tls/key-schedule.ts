@@ -11,13 +11,41 @@ import type { CryptoProvider } from '../../crypto/provider.ts';
 import type { CipherSuite } from './constants.ts';
 
 const encoder = new TextEncoder();
+/** "tls13 " + label, encoded once per label (a handshake expands ~30 labels per side). */
+const labels = new Map<string, Uint8Array>();
+const MAX_CACHED_LABELS = 64;
+
+/**
+ * Hash("") and the "derived" secret of the early secret: without a PSK the early secret is
+ * HKDF-Extract(0, 0), so both are constants of the hash (RFC 8446 §7.1). Computed once per
+ * provider and hash.
+ */
+const constants = new WeakMap<CryptoProvider, Map<string, { emptyHash: Uint8Array; derivedEarly: Uint8Array }>>();
+
+function suiteConstants(provider: CryptoProvider, suite: CipherSuite): { emptyHash: Uint8Array; derivedEarly: Uint8Array } {
+  let byHash = constants.get(provider);
+  if (byHash === undefined) constants.set(provider, (byHash = new Map()));
+  let c = byHash.get(suite.hash);
+  if (c === undefined) {
+    const zeros = new Uint8Array(suite.hashLength);
+    const emptyHash = provider.hash(suite.hash, new Uint8Array(0));
+    const early = provider.hkdfExtract(suite.hash, zeros, zeros);
+    c = { emptyHash, derivedEarly: deriveSecret(provider, suite, early, 'derived', emptyHash) };
+    byHash.set(suite.hash, c);
+  }
+  return c;
+}
 
 /**
  * HKDF-Expand-Label (RFC 8446 §7.1):
  * `HkdfLabel = uint16 length ‖ opaque label<7..255> = "tls13 " + Label ‖ opaque context<0..255>`.
  */
 export function hkdfExpandLabel(provider: CryptoProvider, suite: CipherSuite, secret: Uint8Array, label: string, context: Uint8Array, length: number): Uint8Array {
-  const fullLabel = encoder.encode(`tls13 ${label}`);
+  let fullLabel = labels.get(label);
+  if (fullLabel === undefined) {
+    fullLabel = encoder.encode(`tls13 ${label}`);
+    if (labels.size < MAX_CACHED_LABELS) labels.set(label, fullLabel);
+  }
   const info = new Uint8Array(2 + 1 + fullLabel.length + 1 + context.length);
   info[0] = length >> 8;
   info[1] = length & 0xff;
@@ -42,10 +70,7 @@ export interface HandshakeSecrets {
 
 /** Early secret → handshake secret → handshake traffic secrets (RFC 8446 §7.1). */
 export function deriveHandshakeSecrets(provider: CryptoProvider, suite: CipherSuite, sharedSecret: Uint8Array, helloHash: Uint8Array): HandshakeSecrets {
-  const zeros = new Uint8Array(suite.hashLength);
-  const early = provider.hkdfExtract(suite.hash, zeros, zeros);
-  const derived = deriveSecret(provider, suite, early, 'derived', provider.hash(suite.hash, new Uint8Array(0)));
-  const handshakeSecret = provider.hkdfExtract(suite.hash, derived, sharedSecret);
+  const handshakeSecret = provider.hkdfExtract(suite.hash, suiteConstants(provider, suite).derivedEarly, sharedSecret);
   return {
     handshakeSecret,
     clientHandshakeTrafficSecret: deriveSecret(provider, suite, handshakeSecret, 'c hs traffic', helloHash),
@@ -64,7 +89,7 @@ export interface ApplicationSecrets {
 /** Handshake secret → master secret → application traffic secrets, over CH..server Finished. */
 export function deriveApplicationSecrets(provider: CryptoProvider, suite: CipherSuite, handshakeSecret: Uint8Array, serverFinishedHash: Uint8Array): ApplicationSecrets {
   const zeros = new Uint8Array(suite.hashLength);
-  const derived = deriveSecret(provider, suite, handshakeSecret, 'derived', provider.hash(suite.hash, new Uint8Array(0)));
+  const derived = deriveSecret(provider, suite, handshakeSecret, 'derived', suiteConstants(provider, suite).emptyHash);
   const masterSecret = provider.hkdfExtract(suite.hash, derived, zeros);
   return {
     masterSecret,

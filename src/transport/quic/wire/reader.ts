@@ -8,7 +8,7 @@
  * @module
  */
 import { DecodeError } from '../../../util/errors.ts';
-import { VARINT_TOO_LARGE, VARINT_TRUNCATED, readVarint, readVarintBig } from './varint.ts';
+import { VARINT_TOO_LARGE, readVarintBig } from './varint.ts';
 
 export class ByteReader {
   readonly buf: Uint8Array;
@@ -61,10 +61,8 @@ export class ByteReader {
 
   /** A QUIC varint (RFC 9000 §16); values above 2^53 − 1 are a decode error. */
   varint(what = 'varint'): number {
-    const [v, len] = readVarint(this.buf.subarray(0, this.end), this.pos);
-    if (v === VARINT_TRUNCATED) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
+    const v = this.#varint(what);
     if (v === VARINT_TOO_LARGE) throw new DecodeError(`Cannot decode ${what}: value exceeds 2^53 - 1`);
-    this.pos += len;
     return v;
   }
 
@@ -74,10 +72,29 @@ export class ByteReader {
    * those checks produce the RFC's error code instead of a decoding error.
    */
   varintSat(what = 'varint'): number {
-    const [v, len] = readVarint(this.buf.subarray(0, this.end), this.pos);
-    if (v === VARINT_TRUNCATED) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
-    this.pos += len;
+    const v = this.#varint(what);
     return v === VARINT_TOO_LARGE ? Number.MAX_SAFE_INTEGER : v;
+  }
+
+  /** Decode in place (no view or tuple per varint: every frame field is one); advances. */
+  #varint(what: string): number {
+    const buf = this.buf;
+    const pos = this.pos;
+    if (pos >= this.end) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
+    const first = buf[pos]!;
+    if (first < 0x40) {
+      this.pos = pos + 1;
+      return first;
+    }
+    const len = 1 << (first >> 6);
+    if (pos + len > this.end) throw new DecodeError(`Cannot decode ${what}: input is truncated`);
+    this.pos = pos + len;
+    const v = first & 0x3f;
+    if (len === 2) return (v << 8) | buf[pos + 1]!;
+    if (len === 4) return ((v << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
+    const hi = ((v << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
+    if (hi >= 0x200000) return VARINT_TOO_LARGE;
+    return hi * 0x100000000 + (((buf[pos + 4]! << 24) | (buf[pos + 5]! << 16) | (buf[pos + 6]! << 8) | buf[pos + 7]!) >>> 0);
   }
 
   /** A QUIC varint as a bigint (full 62-bit range). */
