@@ -236,6 +236,14 @@ export class Connection {
     return this.#remoteId;
   }
 
+  /**
+   * The peer's EndpointId, or undefined when it authenticated with an X.509 key that is not
+   * Ed25519 (or a server asked no client certificate): {@link remoteId} without the throw.
+   */
+  get remoteIdIfAny(): PublicKey | undefined {
+    return this.#remoteId;
+  }
+
   /** Which side opened the connection: `'client'` (we dialled) or `'server'` (the peer did). */
   get side(): 'client' | 'server' {
     return this.#h.core.side;

@@ -46,12 +46,12 @@ export type EndpointEvents = {
   offline: { readonly relay: RelayUrl | undefined };
   /** Another home relay was chosen. */
   'home-relay-changed': { readonly relay: RelayUrl | undefined; readonly previous: RelayUrl | undefined };
-  /** A connection completed its handshake (`side` `'client'`: we dialled). */
-  'connection-opened': { readonly connection: Connection; readonly remoteId: PublicKey; readonly alpn: string; readonly side: 'client' | 'server' };
+  /** A connection completed its handshake (`side` `'client'`: we dialled). `remoteId` is undefined only for an X.509 peer whose key is not Ed25519. */
+  'connection-opened': { readonly connection: Connection; readonly remoteId: PublicKey | undefined; readonly alpn: string; readonly side: 'client' | 'server' };
   /** A connection that had opened closed. */
-  'connection-closed': { readonly connection: Connection; readonly remoteId: PublicKey; readonly alpn: string; readonly error: ConnectionError };
+  'connection-closed': { readonly connection: Connection; readonly remoteId: PublicKey | undefined; readonly alpn: string; readonly error: ConnectionError };
   /** A connection moved to another path. */
-  'path-changed': { readonly connection: Connection; readonly remoteId: PublicKey; readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
+  'path-changed': { readonly connection: Connection; readonly remoteId: PublicKey | undefined; readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
 };
 
 export interface EndpointOptions {
@@ -384,7 +384,7 @@ export class Endpoint {
     this.#handles.add(handle);
     handle.onConnected = () => {
       const connection = handle.connection;
-      const { remoteId, alpn } = connection;
+      const { remoteIdIfAny: remoteId, alpn } = connection;
       this.#events.emit('connection-opened', { connection, remoteId, alpn, side: core.side });
       handle.events.on('path-changed', (e) => this.#events.emit('path-changed', { connection, remoteId, ...e }));
       void handle.closed.then((error) => this.#events.emit('connection-closed', { connection, remoteId, alpn, error }));

@@ -167,7 +167,7 @@ describe('endpoint and connection events', () => {
     const client = await endpoint();
     const events: string[] = [];
     const record = (who: string) => (e: EndpointEvents['connection-opened'] | EndpointEvents['connection-closed']) =>
-      events.push(`${who} ${'side' in e ? `opened ${e.side}` : `closed ${e.error.applicationCode}`} ${e.alpn} ${e.remoteId.fmtShort()}`);
+      events.push(`${who} ${'side' in e ? `opened ${e.side}` : `closed ${e.error.applicationCode}`} ${e.alpn} ${e.remoteId?.fmtShort()}`);
     server.on('connection-opened', record('server'));
     server.on('connection-closed', record('server'));
     client.on('connection-opened', record('client'));

@@ -93,4 +93,39 @@ describe('issue 11 item 1: no exception escapes a timer or a poll', () => {
     expect(conn.closeError?.transportCode).toBe(E.INTERNAL_ERROR);
     clientDriver.close();
   });
+
+  it('the driver: a listener of the layer above that throws on an event closes that connection only (regression: an X.509 peer without an EndpointId threw from the connection-opened hook)', () => {
+    let now = 1_000_000;
+    const clock = { now: () => now };
+    const alpn = new TextEncoder().encode('x/1');
+    const serverSecret = SecretKey.generate();
+    const server = new QuicEndpoint({ provider: nodeCryptoProvider, secretKey: serverSecret.toBytes(), alpns: [alpn] });
+    const client = new QuicEndpoint({ provider: nodeCryptoProvider, secretKey: SecretKey.generate().toBytes() });
+    const toServer: { data: Uint8Array; from: string }[] = [];
+    const toClient: { data: Uint8Array; to: string }[] = [];
+    const clientDriver = new EndpointDriver(client, { send: (data, path) => toServer.push({ data: data.slice(), from: path.key === 'a' ? 'ca' : 'cb' }) }, clock);
+    const serverDriver = new EndpointDriver(server, { send: (data, path) => toClient.push({ data: data.slice(), to: path.key === 'ca' ? 'a' : 'b' }) }, clock);
+    const broken = client.connect(now, { key: 'a' }, { serverKey: serverSecret.public().toBytes(), alpn });
+    const healthy = client.connect(now, { key: 'b' }, { serverKey: serverSecret.public().toBytes(), alpn });
+    let healthyEvents = 0;
+    clientDriver.listen(broken, () => {
+      throw new Error('simulated bug in a listener');
+    });
+    clientDriver.listen(healthy, () => healthyEvents++);
+    const run = () => expect(() => clientDriver.drain()).not.toThrow();
+    for (let round = 0; round < 20; round++) {
+      run();
+      for (const d of toServer.splice(0)) serverDriver.quic.handleDatagram(now, { key: d.from }, d.data);
+      serverDriver.drain();
+      for (const d of toClient.splice(0)) client.handleDatagram(now, { key: d.to }, d.data);
+      now += 1000;
+    }
+    run();
+    expect(clientDriver.internalErrors).toBeGreaterThanOrEqual(1);
+    expect(broken.closeError?.transportCode).toBe(E.INTERNAL_ERROR);
+    expect(healthy.state).toBe('established');
+    expect(healthyEvents).toBeGreaterThan(0);
+    clientDriver.close();
+    serverDriver.close();
+  });
 });

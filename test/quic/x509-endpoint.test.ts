@@ -61,6 +61,11 @@ describe('X.509 credentials between two sdnet endpoints (public Endpoint option)
         x509: creds(serverCert, { pinnedPeerKeys: [clientCert.certPem], requireClientCertificate: true }),
       });
       const client = await Endpoint.bind({ bindAddr: '127.0.0.1:0', x509: creds(clientCert, { pinnedPeerKeys: [serverCert.spki] }) });
+      // The endpoints' connection events fire for X.509 peers too; an ECDSA peer has no
+      // EndpointId, so theirs is undefined (this threw from inside the driver's pass before).
+      const opened: string[] = [];
+      server.on('connection-opened', (e) => opened.push(`server ${e.remoteId === undefined ? 'no-id' : 'id'}`));
+      client.on('connection-opened', (e) => opened.push(`client ${e.remoteId === undefined ? 'no-id' : 'id'}`));
       try {
         const accepted = serveHashes(server);
         const conn = await client.connect(server.boundSockets[0]!.toString(), ALPN, { serverName: 'server' });
@@ -72,8 +77,11 @@ describe('X.509 credentials between two sdnet endpoints (public Endpoint option)
         if (algorithm === 'ecdsa-p256') {
           // No Ed25519 key, so no EndpointId: a stable error, not a made-up id.
           expect(() => conn.remoteId).toThrow(expect.objectContaining({ code: 'ERR_NO_ENDPOINT_ID' }));
+          expect(conn.remoteIdIfAny).toBeUndefined();
+          expect(opened.sort()).toEqual(['client no-id', 'server no-id']);
         } else {
           expect(conn.remoteId.toBytes()).toEqual(serverCert.spki.subarray(12));
+          expect(opened.sort()).toEqual(['client id', 'server id']);
         }
         conn.close(0, 'done');
       } finally {

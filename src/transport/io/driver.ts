@@ -103,18 +103,33 @@ export class EndpointDriver {
     let delivered = 0;
     for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
       delivered++;
-      this.#onIncoming?.(c);
+      this.#guard(c, () => this.#onIncoming?.(c));
     }
     for (const c of [...this.#listeners.keys()]) {
       const listener = this.#listeners.get(c)!;
       for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
         delivered++;
-        listener(e);
+        this.#guard(c, () => listener(e));
       }
       if (c.isClosed) this.#listeners.delete(c);
     }
     now = this.clock.now();
     this.#arm(now, sent > 0 || delivered > 0);
+  }
+
+  /**
+   * Deliver to the layer above; an exception escaping it (a bug there) closes that one
+   * connection with INTERNAL_ERROR and is counted, instead of leaving the pass half done and
+   * the exception loose in the event loop (issue 11 item 1).
+   */
+  #guard(c: Connection, deliver: () => void): void {
+    try {
+      deliver();
+    } catch (err) {
+      this.internalErrors++;
+      if (!c.isClosed) c.failInternal(this.clock.now(), err);
+      this.schedule();
+    }
   }
 
   #arm(now: number, worked: boolean): void {
