@@ -18,6 +18,8 @@ export {
   type Aead,
   type AeadAlgorithm,
   type CryptoProvider,
+  type EcdsaP256Signer,
+  type EcdsaP256Verifier,
   type Ed25519Signer,
   type Ed25519Verifier,
   type HashAlgorithm,
@@ -28,12 +30,15 @@ export {
 } from './transport/crypto/index.ts';
 export type { ConnectionSettings } from './transport/quic/config.ts';
 export type { CongestionAlgorithm } from './transport/quic/recovery/congestion.ts';
-export type { CloseKind, PathAddr } from './transport/quic/connection/types.ts';
+export type { CloseKind, PathAddr, PathChangeReason } from './transport/quic/connection/types.ts';
 export type { EndpointStats } from './transport/quic/endpoint.ts';
 export { TransportError, TransportErrorCode } from './transport/quic/errors.ts';
 export { TlsAlertError, type AlertName, type TlsErrorCode } from './transport/quic/tls/alerts.ts';
 export type { RelayInfo } from './transport/paths/relay-pool.ts';
 export type { PathSocketStats } from './transport/paths/path-socket.ts';
 export { CryptoError, DecodeError, SdnetError } from './util/errors.ts';
+export { Logger, silentLogger, type LogEntry, type LogLevel, type LogSink } from './util/log.ts';
+export type { ListenOptions } from './util/emitter.ts';
+export type { Listener } from './relay/client/events.ts';
 export * from './protocols/index.ts';
 export * from './service/index.ts';

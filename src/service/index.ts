@@ -22,7 +22,7 @@ export {
   type RegistryProblem,
 } from './device-registry.ts';
 export type { DeviceRegistryView } from './device-registry-view.ts';
-export { DEFAULT_PROTOCOL_LIMITS, ProtocolRegistry, type ConnectionContext, type DeviceProtocol, type ProtocolLimits, type RegisteredProtocol } from './protocol-registry.ts';
+export { DEFAULT_PROTOCOL_LIMITS, ProtocolRegistry, type ConnectionContext, type ConnectionSink, type DeviceProtocol, type ProtocolLimits, type RegisteredProtocol } from './protocol-registry.ts';
 export {
   ModuleUnavailableError,
   type ModuleContext,
@@ -40,5 +40,5 @@ export {
 } from './modules.ts';
 export { NetworkingService, type NetworkingEvents, type NetworkingOptions, type NetworkingStatus, type RequestHandler } from './networking-service.ts';
 export { Core, type CoreOptions } from './core.ts';
-export { DEFAULT_TIMING, DeviceUnreachableError, NetworkingEventLoop, compareIds, settleDuplicate, type ServiceTiming } from './event-loop.ts';
+export { DEFAULT_TIMING, DeviceUnreachableError, NetworkingEventLoop, compareIds, settleDuplicate, type EventLoopDeps, type ServiceTiming } from './event-loop.ts';
 export { DataDirLock, ServiceLockedError } from './lock.ts';
