@@ -900,7 +900,10 @@ export class Connection {
     // RFC 9001 §4.9.2: discard Handshake keys once the handshake is confirmed.
     this.#discardSpace(SPACE_INITIAL);
     this.#discardSpace(SPACE_HANDSHAKE);
-    if (this.#settings.mtuDiscovery) this.#mtuProbeAt = now;
+    // The first probe waits one PTO: sent at once, it goes out with the first request and its
+    // answer on a fresh connection and costs them a 1452-byte packet each way (measured: a
+    // first echo 30-45 % slower on loopback).
+    if (this.#settings.mtuDiscovery) this.#mtuProbeAt = now + this.#recovery.rtt.pto(this.#peerMaxAckDelay);
   }
 
   /** RFC 9002 §6.4: dropping a space removes its packets from flight without loss signals. */
