@@ -9,6 +9,7 @@ import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathA
 import type { EndpointDriver } from '../transport/io/driver.ts';
 import type { PathChangeReason } from '../transport/quic/connection/types.ts';
 import { PublicKey } from '../identity/keys.ts';
+import { SocketAddr } from '../identity/socket-addr.ts';
 import { SdnetError } from '../util/errors.ts';
 import { abortable } from '../util/abort.ts';
 import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
@@ -22,6 +23,11 @@ export type ConnectionEvents = {
   'path-changed': { readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
   /** The connection closed; `error` says why (code 0 from either side is a normal close). */
   closed: { readonly error: ConnectionError };
+  /**
+   * The peer reported the address it sees our packets come from (QUIC address discovery,
+   * on connections that asked for it: an endpoint's probes of its relays).
+   */
+  'observed-address': { readonly address: SocketAddr };
 };
 
 /** Remove `item` from `list` if present. */
@@ -67,6 +73,16 @@ export class ConnectionHandle {
       case 'path-changed':
         this.events.emit('path-changed', { path: e.path, relayed: e.path.relayed === true, reason: e.reason });
         break;
+      case 'observed-address': {
+        let address: SocketAddr;
+        try {
+          address = SocketAddr.fromParts(e.ip, e.port);
+        } catch {
+          break; // port 0 or the like: nothing usable was reported
+        }
+        this.events.emit('observed-address', { address });
+        break;
+      }
       case 'stream-opened': {
         const dir = (Math.floor(e.id / 2) % 2 === 0 ? 'bi' : 'uni') as 'bi' | 'uni';
         this.#queues[dir].push(e.id);
@@ -260,7 +276,7 @@ export class Connection {
   }
 
   /**
-   * Listen for `'path-changed'` or `'closed'`; returns the function that stops listening (a
+   * Listen for `'path-changed'`, `'observed-address'` or `'closed'`; returns the function that stops listening (a
    * `signal` does it too). Listeners added after the close never run: await {@link closed}.
    */
   on<K extends keyof ConnectionEvents>(type: K, listener: Listener<ConnectionEvents[K]>, options: ListenOptions = {}): () => void {
