@@ -10,6 +10,7 @@ import type { EndpointDriver } from '../transport/io/driver.ts';
 import type { PathChangeReason } from '../transport/quic/connection/types.ts';
 import { PublicKey } from '../identity/keys.ts';
 import { SocketAddr } from '../identity/socket-addr.ts';
+import { RelayUrl } from '../identity/relay-url.ts';
 import { SdnetError } from '../util/errors.ts';
 import { abortable } from '../util/abort.ts';
 import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
@@ -29,6 +30,29 @@ export type ConnectionEvents = {
    */
   'observed-address': { readonly address: SocketAddr };
 };
+
+/** One path of a connection ({@link Connection.paths}). */
+export interface ConnectionPath {
+  /** `direct` UDP to `address`, or through `relay`. */
+  readonly kind: 'direct' | 'relay';
+  readonly address: SocketAddr | undefined;
+  readonly relay: RelayUrl | undefined;
+  /** The peer has proven it receives on this path (RFC 9000 §8.2), or it is the handshake's. */
+  readonly validated: boolean;
+  /** `active`: the path data goes on now; `candidate`: known and not in use. */
+  readonly status: 'active' | 'candidate';
+  /** Smoothed RTT, ms (active path only). */
+  readonly rttMs: number | undefined;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+/** `direct 203.0.113.2:4000` or `relay https://relay.example/`: a path in one phrase. */
+export function describePath(path: PathAddr): string {
+  const p = path as PathAddr & { addr?: unknown; url?: unknown };
+  if (p.relayed === true) return `relay ${p.url instanceof RelayUrl ? p.url.toString() : '?'}`;
+  return `direct ${p.addr instanceof SocketAddr ? p.addr.toString() : path.key}`;
+}
 
 /** Remove `item` from `list` if present. */
 function removeFrom<T>(list: T[], item: T): void {
@@ -353,6 +377,23 @@ export class Connection {
   /** RTT, congestion window, bytes, losses. */
   stats(): ConnectionStats {
     return this.#h.core.stats();
+  }
+
+  /** The connection's paths: the active one first, then the candidates it knows. */
+  paths(): ConnectionPath[] {
+    return this.#h.core.paths().map((p) => {
+      const a = p.addr as PathAddr & { addr?: unknown; url?: unknown };
+      return {
+        kind: p.relayed ? 'relay' : 'direct',
+        address: a.addr instanceof SocketAddr ? a.addr : undefined,
+        relay: a.url instanceof RelayUrl ? a.url : undefined,
+        validated: p.validated,
+        status: p.status,
+        rttMs: p.rttMs,
+        bytesSent: p.bytesSent,
+        bytesReceived: p.bytesReceived,
+      };
+    });
   }
 
   /** Start a TLS/QUIC key update now (RFC 9001 §6). False if not allowed yet. */
