@@ -4,6 +4,7 @@
  * @module
  */
 export { Endpoint, Incoming, type ConnectOptions, type EndpointEvents, type EndpointOptions, type IncomingHandshake } from './endpoint.ts';
+export { EndpointBase } from './endpoint-base.ts';
 export { Connection, type ConnectionEvents, type SignalOptions } from './connection.ts';
 export { StreamResetError, type BiStream } from './streams.ts';
 export { ConnectionError, type ConnectionStats } from '../transport/quic/connection/types.ts';
