@@ -18,12 +18,14 @@ export class UdpPath implements PathAddr {
   readonly host: string;
   readonly port: number;
   readonly loopback: boolean;
+  readonly ip: Uint8Array;
 
   constructor(addr: SocketAddr) {
     this.addr = addr;
     this.key = `udp:${addr.toString()}`;
     this.host = addr.host;
     this.port = addr.port;
+    this.ip = addr.ip;
     this.loopback = ipScope(addr.ip) === 'loopback';
   }
 
