@@ -271,6 +271,7 @@ export class EndpointBase {
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
       ...(options.statelessResetKey ? { statelessResetKey: options.statelessResetKey } : {}),
+      ...(platform.cipherSuites ? { cipherSuites: platform.cipherSuites } : {}),
       ...(options.advertiseDirectAddresses === false ? {} : { directAddresses: () => (self.endpoint ? self.endpoint.#advertisedAddresses() : []) }),
       resolvePath: (a) => (self.endpoint ? self.endpoint.#resolvePath(a) : undefined),
     });

@@ -38,6 +38,11 @@ export interface EndpointPlatform {
   interfaceAddresses(family: 4 | 6): string[];
   /** Where TLS secrets are logged (SSLKEYLOGFILE), if anywhere. */
   keyLog(): ((line: string) => void) | undefined;
+  /**
+   * TLS cipher suites in preference order (offered as a client, chosen among a client's offers
+   * as a server); undefined: the QUIC default (AES-128-GCM first).
+   */
+  readonly cipherSuites?: readonly number[];
   /** QUIC credentials from X.509 options; throws where certificates are not supported. */
   x509Credentials(options: X509Options): QuicCredentials;
 }

@@ -90,8 +90,9 @@ function irohStreamingEcho(ep: iroh.Endpoint, received: string[]): void {
               hash.update(Uint8Array.from(data));
               if (data.length > 0) await bi.send.writeAll(data);
             }
-            await bi.send.finish();
+            // Recorded before the FIN goes out, so it is there when the dialler sees the end.
             received.push(hash.digest('hex'));
+            await bi.send.finish();
           })().catch(() => undefined);
         }
       })().catch(() => undefined);
@@ -120,8 +121,8 @@ function sdnetStreamingEcho(ep: Endpoint, received: string[]): void {
               hash.update(data);
               if (data.length > 0) await writer.write(data.slice());
             }
-            await writer.close();
             received.push(hash.digest('hex'));
+            await writer.close();
           })().catch(() => undefined);
         }
       })().catch(() => undefined);
