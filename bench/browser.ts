@@ -217,6 +217,12 @@ async function main(): Promise<void> {
         line({ name: 'relay-echo', sink: sinkName, client, bytes: BYTES, mbPerSec: Number(median(xs).toFixed(2)), runs: xs.map((x) => Number(x.toFixed(2))), ratioToNode: Number((median(xs) / node).toFixed(3)) });
       }
     }
+    // The page's relay client: datagrams dropped because the WebSocket buffered too much, etc.
+    const pageRelay = await page.page.evaluate(() => {
+      const w = window as unknown as { benchEp: { relays(): { stats: Record<string, number> }[] } };
+      return w.benchEp.relays().map((r) => r.stats);
+    });
+    line({ name: 'page-relay-client', stats: pageRelay });
     // Where the page's time goes: the AEADs, one packet at a time.
     const pageAead = await page.page.evaluate(async () => {
       const mod = (await import('./sdnet.min.js' as string)) as { nobleCryptoProvider: typeof nobleCryptoProvider };
