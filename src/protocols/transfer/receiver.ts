@@ -391,7 +391,8 @@ export class Incoming {
     } finally {
       clearInterval(ticker);
       attempt.abort(new InterruptedError('attempt over'));
-      await controlTask;
+      // The control reader ends with the stream (the sender's FIN or reset); not awaited here.
+      void controlTask;
     }
   }
 
