@@ -184,6 +184,8 @@ export class MdnsDiscovery implements AddressLookup {
   #eagerUntil = 0;
   #closed = false;
   #answerPending = false;
+  /** Lookups waiting for peers, woken when mDNS closes. */
+  readonly #waiters = new Set<() => void>();
   #lastAnswer = '';
   /** Packets dropped: undecodable, over the rate, or from ourselves. */
   readonly stats = { received: 0, malformed: 0, rateLimited: 0, handlerErrors: 0, sent: 0 };
@@ -453,9 +455,15 @@ export class MdnsDiscovery implements AddressLookup {
         resolve(v);
       };
       const onAbort = (): void => done(undefined);
-      const off = this.on('peer', (p) => {
+      const off0 = this.on('peer', (p) => {
         if (p.id.equals(id)) done(toAddr(p));
       });
+      const waiter = (): void => done(undefined);
+      this.#waiters.add(waiter);
+      const off = (): void => {
+        off0();
+        this.#waiters.delete(waiter);
+      };
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -479,7 +487,11 @@ export class MdnsDiscovery implements AddressLookup {
           yield EndpointAddr.from({ id: p.id, directAddresses: [...p.addrs], relayUrls: p.relay ? [p.relay] : [] });
           continue;
         }
-        await new Promise<void>((r) => (wake = r));
+        await new Promise<void>((r) => {
+          wake = r;
+          this.#waiters.add(r);
+        });
+        if (wake) this.#waiters.delete(wake);
         wake = undefined;
       }
     } finally {
@@ -501,5 +513,7 @@ export class MdnsDiscovery implements AddressLookup {
       }
     }
     this.#sockets.length = 0;
+    for (const w of [...this.#waiters]) w();
+    this.#waiters.clear();
   }
 }
