@@ -30,7 +30,7 @@ const ONLINE_WAIT_MS = 5_000;
 /** Default time `msg` and `request` wait for the answer (ms). */
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-const DATA = { data: { type: 'string' }, json: { type: 'boolean' } } as const;
+const DATA = { data: { type: 'string' }, json: { type: 'boolean' }, 'no-start': { type: 'boolean' } } as const;
 
 function shortId(id: string): string {
   return id.slice(0, 10);
@@ -103,11 +103,12 @@ export async function execute(service: NetworkingService, cmd: string, args: Rec
  * Run `cmd` in the `up` of `dataDir` if one runs, else `fallback()` in-process. An `up`
  * that holds the lock but has no socket yet (it is starting) gets a moment to open it.
  */
-async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>): Promise<T> {
+async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>, noStart = false): Promise<T> {
   const sock = controlSocketPath(dataDir);
   for (let attempt = 0; ; attempt++) {
     const r = await callControl(sock, cmd, args, { timeoutMs: 120_000 });
     if (r.running) return r.result as T;
+    if (noStart) throw serviceNotRunning(dataDir);
     try {
       return await fallback();
     } catch (err) {
@@ -115,6 +116,11 @@ async function viaService<T>(dataDir: string, cmd: string, args: Record<string, 
       await new Promise((res) => setTimeout(res, 250));
     }
   }
+}
+
+/** `--no-start` and no `sdnet up` answers on the data dir's control socket. */
+export function serviceNotRunning(dataDir: string): SdnetError {
+  return new SdnetError('ERR_SERVICE_NOT_RUNNING', `no sdnet up is running for ${dataDir} (start it with sdnet up, or drop --no-start)`);
 }
 
 /** The registry of `dataDir` under its lock (no network), for `fn`. */
@@ -267,7 +273,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
 export async function devices(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: DATA, allowPositionals: false });
   const dataDir = resolveDataDir(values.data, io.env);
-  const rows = await viaService<DeviceRow[]>(dataDir, 'devices', {}, () => withRegistry(dataDir, (r) => r.devices().map(deviceRow)));
+  const rows = await viaService<DeviceRow[]>(dataDir, 'devices', {}, () => withRegistry(dataDir, (r) => r.devices().map(deviceRow)), values['no-start'] === true);
   if (values.json) {
     io.stdout(`${JSON.stringify(rows)}\n`);
     return 0;
@@ -296,7 +302,13 @@ export async function msg(args: string[], io: CliIo): Promise<number> {
   if (positionals.length < 2) throw new UsageError('usage: sdnet msg <device> <text>');
   const dataDir = resolveDataDir(values.data, io.env);
   const cmdArgs = { device: positionals[0]!, text: positionals.slice(1).join(' '), timeoutMs: timeoutOf(values.timeout) };
-  const r = await viaService<{ delivered: boolean; rttMs: number }>(dataDir, 'msg', cmdArgs, () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'msg', cmdArgs) as Promise<{ delivered: boolean; rttMs: number }>));
+  const r = await viaService<{ delivered: boolean; rttMs: number }>(
+    dataDir,
+    'msg',
+    cmdArgs,
+    () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'msg', cmdArgs) as Promise<{ delivered: boolean; rttMs: number }>),
+    values['no-start'] === true,
+  );
   io.stdout(values.json ? `${JSON.stringify({ delivered: true, rttMs: r.rttMs })}\n` : `delivered in ${fmtMs(r.rttMs)} ms\n`);
   return 0;
 }
@@ -314,8 +326,12 @@ export async function request(args: string[], io: CliIo): Promise<number> {
   }
   const dataDir = resolveDataDir(values.data, io.env);
   const cmdArgs = { device: positionals[0]!, payload, timeoutMs: timeoutOf(values.timeout) };
-  const r = await viaService<{ response: JsonValue; rttMs: number }>(dataDir, 'request', cmdArgs, () =>
-    withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'request', cmdArgs) as Promise<{ response: JsonValue; rttMs: number }>),
+  const r = await viaService<{ response: JsonValue; rttMs: number }>(
+    dataDir,
+    'request',
+    cmdArgs,
+    () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'request', cmdArgs) as Promise<{ response: JsonValue; rttMs: number }>),
+    values['no-start'] === true,
   );
   io.stdout(values.json ? `${JSON.stringify(r)}\n` : `${JSON.stringify(r.response)}\n`);
   if (!values.json) io.stderr(`answered in ${fmtMs(r.rttMs)} ms\n`);
@@ -335,6 +351,7 @@ export async function unpair(args: string[], io: CliIo): Promise<number> {
       await registry.flush();
       return { id: d.endpointId, name: d.name ?? null };
     }),
+    values['no-start'] === true,
   );
   io.stdout(values.json ? `${JSON.stringify({ unpaired: true, ...r })}\n` : `unpaired ${r.name ?? shortId(r.id)} (${shortId(r.id)})\n`);
   return 0;

@@ -23,7 +23,7 @@ import { PAIRING_CODE_TTL_MS } from '../protocols/limits.ts';
 import { SdnetError } from '../util/errors.ts';
 import type { LogEntry, LogSink } from '../util/log.ts';
 import { callControl, startControlServer, type ControlServer } from './control.ts';
-import { execute } from './device-commands.ts';
+import { execute, serviceNotRunning } from './device-commands.ts';
 import { CONTROL_COMMANDS } from './control-commands.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { cliModules } from './modules.ts';
@@ -43,6 +43,7 @@ const COMMON = {
   relay: { type: 'string', multiple: true },
   bind: { type: 'string', multiple: true },
   verbose: { type: 'boolean', short: 'v' },
+  'no-start': { type: 'boolean' },
 } as const;
 
 const shortId = (id: string): string => id.slice(0, 10);
@@ -108,10 +109,19 @@ interface Common {
   relays: string[];
   bind: string[] | undefined;
   verbose: boolean;
+  /** `--no-start`: fail when no `sdnet up` runs instead of running the service in-process. */
+  noStart: boolean;
 }
 
-function common(values: { data?: string | undefined; json?: boolean | undefined; relay?: string[] | undefined; bind?: string[] | undefined; verbose?: boolean | undefined }, io: CliIo): Common {
-  return { dataDir: resolveDataDir(values.data, io.env), json: values.json === true, relays: resolveRelays(values.relay, io.env), bind: values.bind, verbose: values.verbose === true || io.env.SDNET_LOG === 'debug' };
+function common(values: { data?: string | undefined; json?: boolean | undefined; relay?: string[] | undefined; bind?: string[] | undefined; verbose?: boolean | undefined; 'no-start'?: boolean | undefined }, io: CliIo): Common {
+  return {
+    dataDir: resolveDataDir(values.data, io.env),
+    json: values.json === true,
+    relays: resolveRelays(values.relay, io.env),
+    bind: values.bind,
+    verbose: values.verbose === true || io.env.SDNET_LOG === 'debug',
+    noStart: values['no-start'] === true,
+  };
 }
 
 /** Ask the running `up`; undefined when none runs. */
@@ -122,6 +132,7 @@ async function viaUp<T>(c: Common, cmd: string, args: Record<string, unknown>, t
 
 /** Run the service in-process for `fn` (no `up` runs); waits for a moment if an `up` is just starting. */
 async function inProcess<T>(c: Common, io: CliIo, fn: (service: NetworkingService) => Promise<T>): Promise<T> {
+  if (c.noStart) throw serviceNotRunning(c.dataDir);
   const log: LogSink = (e: LogEntry) => {
     if (!c.verbose && e.level !== 'error') return;
     io.stderr(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
