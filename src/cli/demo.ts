@@ -12,7 +12,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { startRelayServer } from '../../relay-server/src/index.ts';
 import { Endpoint, type Connection } from '../endpoint/index.ts';
 import { EndpointAddr, EndpointTicket, loadOrCreateSecretKey } from '../identity/index.ts';
@@ -67,7 +67,7 @@ async function readExactly(readable: ReadableStream<Uint8Array>): Promise<Uint8A
 }
 
 export async function demo(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string' } }, allowPositionals: false });
+  const { values } = parseCommandArgs('demo', { args, options: { size: { type: 'string' } }, allowPositionals: false });
   const sizeMiB = values.size === undefined ? 32 : Number(values.size);
   if (!Number.isFinite(sizeMiB) || sizeMiB <= 0 || sizeMiB > 4096) throw new UsageError('--size is a number of MiB between 0 and 4096');
   const size = Math.round(sizeMiB * MiB);

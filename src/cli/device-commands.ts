@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { resolve } from 'node:path';
 import { NetworkIdentity, validateDeviceName } from '../service/identity.ts';
 import { DeviceRegistry, type DeviceSnapshot } from '../service/device-registry.ts';
@@ -154,7 +154,7 @@ async function withService<T>(dataDir: string, relays: string[], fn: (service: N
 // ------------------------------------------------------------------ sdnet init
 
 export async function init(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...DATA, name: { type: 'string' } }, allowPositionals: false });
+  const { values } = parseCommandArgs('init', { args, options: { ...DATA, name: { type: 'string' } }, allowPositionals: false });
   const dataDir = resolveDataDir(values.data, io.env);
   let name: string | undefined;
   if (values.name !== undefined) {
@@ -177,7 +177,7 @@ export async function init(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet up
 
 export async function up(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs('up', {
     args,
     options: {
       ...DATA,
@@ -271,7 +271,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet devices
 
 export async function devices(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: DATA, allowPositionals: false });
+  const { values } = parseCommandArgs('devices', { args, options: DATA, allowPositionals: false });
   const dataDir = resolveDataDir(values.data, io.env);
   const rows = await viaService<DeviceRow[]>(dataDir, 'devices', {}, () => withRegistry(dataDir, (r) => r.devices().map(deviceRow)), values['no-start'] === true);
   if (values.json) {
@@ -298,7 +298,7 @@ function timeoutOf(v: string | undefined): number {
 }
 
 export async function msg(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('msg', { args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
   if (positionals.length < 2) throw new UsageError('usage: sdnet msg <device> <text>');
   const dataDir = resolveDataDir(values.data, io.env);
   const cmdArgs = { device: positionals[0]!, text: positionals.slice(1).join(' '), timeoutMs: timeoutOf(values.timeout) };
@@ -314,7 +314,7 @@ export async function msg(args: string[], io: CliIo): Promise<number> {
 }
 
 export async function request(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('request', { args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('usage: sdnet request <device> [JSON]');
   let payload: JsonValue = null;
   if (positionals[1] !== undefined) {
@@ -339,7 +339,7 @@ export async function request(args: string[], io: CliIo): Promise<number> {
 }
 
 export async function unpair(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: DATA, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('unpair', { args, options: DATA, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: sdnet unpair <device>');
   const dataDir = resolveDataDir(values.data, io.env);
   const device = positionals[0]!;

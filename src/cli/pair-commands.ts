@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { ServiceLockedError } from '../service/lock.ts';
 import { NetworkingService } from '../service/networking-service.ts';
 import type { DeviceSnapshot } from '../service/device-registry.ts';
@@ -173,7 +173,7 @@ function failure(io: CliIo, json: boolean, err: unknown): number {
 // ------------------------------------------------------------------ sdnet pair invite
 
 async function invite(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair invite', { args, options: COMMON, allowPositionals: true });
   if (positionals.length > 0) throw new UsageError('usage: sdnet pair invite [--json] [--relay URL]... [--bind ADDR]...');
   const c = common(values, io);
   const show = (o: { code: string; expiresAt: number; qr: string | null }): void => {
@@ -225,7 +225,7 @@ async function invite(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet pair join
 
 async function join(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...COMMON, 'node-id': { type: 'string' }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair join', { args, options: { ...COMMON, 'node-id': { type: 'string' }, timeout: { type: 'string' } }, allowPositionals: true });
   const c = common(values, io);
   if (positionals.length === 0) throw new UsageError('usage: sdnet pair join <word>... [--node-id ID] [--json]');
   const input = positionals.join(' ');
@@ -255,7 +255,7 @@ async function join(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ status, cancel, vouch, accept
 
 async function status(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: COMMON, allowPositionals: false });
+  const { values } = parseCommandArgs('pair status', { args, options: COMMON, allowPositionals: false });
   const c = common(values, io);
   const r = await viaUp<PairingSessionStatus[]>(c, 'pair-status', {}, 10_000);
   const rows = r?.result ?? [];
@@ -272,7 +272,7 @@ async function status(args: string[], io: CliIo): Promise<number> {
 }
 
 async function cancel(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair cancel', { args, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: sdnet pair cancel <session>');
   const c = common(values, io);
   const r = await viaUp<{ cancelled: boolean }>(c, 'pair-cancel', { sessionId: positionals[0]! }, 10_000);
@@ -285,7 +285,7 @@ async function cancel(args: string[], io: CliIo): Promise<number> {
 }
 
 async function vouch(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair vouch', { args, options: COMMON, allowPositionals: true });
   if (positionals.length < 2) throw new UsageError('usage: sdnet pair vouch <device> <target>...');
   const c = common(values, io);
   const cmdArgs = { vouchee: positionals[0]!, targets: positionals.slice(1) };
@@ -301,7 +301,7 @@ async function vouch(args: string[], io: CliIo): Promise<number> {
 }
 
 async function confirm(args: string[], io: CliIo, accept: boolean): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs(`pair ${accept ? 'accept' : 'refuse'}`, { args, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError(`usage: sdnet pair ${accept ? 'accept' : 'refuse'} <introduction>`);
   const c = common(values, io);
   const r = await viaUp<{ found: boolean }>(c, 'pair-confirm-vouch', { id: positionals[0]!, accept }, 10_000);
