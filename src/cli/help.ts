@@ -61,9 +61,14 @@ Connect to a listening peer and pipe stdin/stdout with it.
   --bind ADDR          UDP address to bind (repeatable)
   --relay URL          relay to use (repeatable; else $SDNET_RELAY)
 Exit: 0 when done; 1 could not connect; 2 bad ticket or usage.`,
-  demo: `sdnet demo [--size MIB]
-The tour (what npm start runs): two devices, an embedded relay, a message and a file.
-  --size MIB           size of the demo file (default 32)
+  demo: `sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
+The tour (what npm start runs): an embedded relay, two devices as separate "sdnet up"
+processes with their own data dirs, pairing with the real 12-word code, a message, the
+path each step used (relay/direct), and cleanup. Under a minute.
+  --size MIB           size of the demo file (default 32) for the file step
+  --keep               keep the temporary data dirs and print where they are
+  --relay URL          use this relay instead of starting one
+  --json               one JSON object per step
 Exit: 0 when every step worked; 1 otherwise; 2 bad usage.`,
   init: `sdnet init [--name NAME] [--data DIR] [--json]
 Create this device (secret key, device id, name) in its data dir; again: print it.

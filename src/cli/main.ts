@@ -33,7 +33,9 @@ Usage:
                                             pipe stdin/stdout with the first peer that connects
                                             (prints a ticket on stderr; dumbpipe-compatible)
   sdnet pipe connect <ticket> [--key FILE]  pipe stdin/stdout with a listening peer
-  sdnet demo                                a tour of what works so far (what 'npm start' runs)
+  sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
+                                            the tour (what 'npm start' runs): a relay, two
+                                            devices, pairing, a message, the paths
 
 Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
 else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
