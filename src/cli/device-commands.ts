@@ -22,6 +22,7 @@ import type { LogEntry, LogSink } from '../util/log.ts';
 import { callControl, startControlServer } from './control.ts';
 import { CONTROL_COMMANDS } from './control-commands.ts';
 import { cliModules } from './modules.ts';
+import { startWebServer, type WebServer } from './web-server.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
 
@@ -176,9 +177,14 @@ export async function init(args: string[], io: CliIo): Promise<number> {
 
 // ------------------------------------------------------------------ sdnet up
 
+/** `--web` without an address (last, or before another flag) means 127.0.0.1 on a free port. */
+function bareWeb(args: string[]): string[] {
+  return args.map((a, i) => (a === '--web' && (i === args.length - 1 || args[i + 1]!.startsWith('-')) ? '--web=127.0.0.1:0' : a));
+}
+
 export async function up(args: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs('up', {
-    args,
+    args: bareWeb(args),
     options: {
       ...DATA,
       bind: { type: 'string', multiple: true },
@@ -187,9 +193,11 @@ export async function up(args: string[], io: CliIo): Promise<number> {
       name: { type: 'string' },
       verbose: { type: 'boolean', short: 'v' },
       'auto-accept-vouches': { type: 'boolean' },
+      web: { type: 'string' },
     },
     allowPositionals: false,
   });
+  let web: WebServer | undefined;
   const dataDir = resolveDataDir(values.data, io.env);
   const json = values.json === true;
   const verbose = values.verbose === true || io.env.SDNET_LOG === 'debug';
@@ -197,6 +205,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
   let ready = false;
   const emit = (plain: string, obj: Record<string, unknown>): void => {
     const line = json ? JSON.stringify(obj) : plain;
+    web?.broadcast(obj);
     if (ready) io.stdout(`${line}\n`);
     else lines.push(line);
   };
@@ -260,9 +269,28 @@ export async function up(args: string[], io: CliIo): Promise<number> {
   io.stdout(
     `${json ? JSON.stringify({ event: 'online', id, deviceId: service.identity.deviceId, name: service.identity.name, relay: relay ?? null, addr: { relayUrls: addr.relayUrls.map(String), directAddresses: addr.directAddresses.map(String) } }) : `online ${id} ${relay ?? '-'}`}\n`,
   );
+  if (values.web !== undefined) {
+    try {
+      web = await startWebServer({
+        addr: values.web,
+        execute: (cmd, a) => execute(service, cmd, a),
+        state: () => ({
+          self: { id, deviceId: service.identity.deviceId, name: service.identity.name, relay: service.endpoint.homeRelay?.toString() ?? null },
+          devices: service.devices().map(deviceRow),
+          commands: ['devices', 'status', 'msg', 'request', 'unpair', ...CONTROL_COMMANDS.keys()],
+        }),
+      });
+    } catch (err) {
+      await control.close();
+      await service.shutdown();
+      throw err;
+    }
+    io.stdout(json ? `${JSON.stringify({ event: 'web', url: web.url })}\n` : `web ${web.url}\n`);
+  }
   ready = true;
   for (const l of lines.splice(0)) io.stdout(`${l}\n`);
   if (!io.signal.aborted) await new Promise<void>((res) => io.signal.addEventListener('abort', () => res(), { once: true }));
+  await web?.close();
   await control.close();
   await service.shutdown();
   return 0;

@@ -76,7 +76,7 @@ Create this device (secret key, device id, name) in its data dir; again: print i
 ${COMMON_DEVICE_FLAGS}
 The data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet, else ~/.local/share/sdnet.
 Exit: 0; 1 the data dir cannot be created; 2 a malformed identity is there.`,
-  up: `sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--name NAME] [--data DIR] [--json] [--verbose]
+  up: `sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--web [ADDR]] [--data DIR] [--json] [--verbose]
 Run the device service until Ctrl-C. First line "online <EndpointId> <home relay or ->",
 then one line per event (devices, messages, pairing, transfers).
   --bind ADDR          UDP address to bind (repeatable)
@@ -85,6 +85,8 @@ then one line per event (devices, messages, pairing, transfers).
   --name NAME          the device name when the data dir is new
   -v, --verbose        log lines (JSON) on stderr
   --auto-accept-vouches  accept introductions from paired devices without asking
+  --web [ADDR]         serve the local web page on ADDR (default 127.0.0.1 on a free port);
+                       prints "web <URL>": the URL carries a token, nothing is served without it
 ${COMMON_DEVICE_FLAGS}
 ${WHERE}
 Exit: 0 after SIGINT/SIGTERM; 1 another service runs on the data dir, or it cannot start.`,

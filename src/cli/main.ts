@@ -40,9 +40,10 @@ Usage:
 Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
 else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
   sdnet init [--name NAME] [--json]         create this device (key, device id, name); again: show it
-  sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--json] [--verbose]
+  sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--web [ADDR]] [--json] [--verbose]
                                             run the device service until Ctrl-C: first line
-                                            "online <id> <relay|->", then one line per event
+                                            "online <id> <relay|->", then one line per event;
+                                            --web: a local page (its URL carries a token)
   sdnet devices [--json]                    known devices: name, id, state, path, RTT
   sdnet msg <device> <text> [--timeout MS] [--json]
                                             send a message, wait for its acknowledgement
