@@ -81,7 +81,8 @@ function applyState(state) {
   $('self-relay').textContent = state.self.relay ? `relay ${state.self.relay}` : 'no relay';
   devices.clear();
   for (const d of state.devices) devices.set(d.id, d);
-  $('send-panel').hidden = !state.commands.includes('send');
+  // File transfer (sdnet/xfer/1) shows its panel once the service offers it.
+  $('send-panel').hidden = !state.commands.includes('transfer-send');
   renderDevices();
 }
 
@@ -182,8 +183,8 @@ $('msg-send').addEventListener('click', async () => {
 $('send').addEventListener('click', async () => {
   $('send-status').textContent = 'sending…';
   try {
-    await cmd('send', { device: $('send-to').value, paths: [$('send-path').value] });
-    $('send-status').textContent = 'sent';
+    const r = await cmd('transfer-send', { device: $('send-to').value, paths: [$('send-path').value.trim()] });
+    $('send-status').textContent = `started (${r.job}); progress below`;
   } catch (err) {
     $('send-status').textContent = err.message;
   }

@@ -85,6 +85,7 @@ then one line per event (devices, messages, pairing, transfers).
   --name NAME          the device name when the data dir is new
   -v, --verbose        log lines (JSON) on stderr
   --auto-accept-vouches  accept introductions from paired devices without asking
+  --refuse-transfers   refuse files offered by paired devices
   --web [ADDR]         serve the local web page on ADDR (default 127.0.0.1 on a free port);
                        prints "web <URL>": the URL carries a token, nothing is served without it
 ${COMMON_DEVICE_FLAGS}
@@ -114,6 +115,21 @@ Forget a paired device; it can no longer reach our protocols.
 ${COMMON_DEVICE_FLAGS}
 ${DEVICE}
 Exit: 0; 2 unknown device.`,
+  send: `sdnet send <device> <path>... [--timeout MS] [--relay URL]... [--data DIR] [--json]
+Send files and directories to a paired device: progress with rate and ETA on a terminal, a
+line per 10 % otherwise; if the receiver goes away, waits for it and resumes.
+  --timeout MS         give up after this long (default 10 minutes)
+  --relay URL          relay to use when running in-process (repeatable)
+  --data DIR           the device's data dir
+  --json               {"event":"done","files","bytes"}
+${DEVICE}
+Exit: 0 verified by the receiver; 1 refused, failed or timed out; 2 unknown device or missing file.`,
+  transfers: `sdnet transfers [pause|resume|cancel <id>] [--relay URL]... [--data DIR] [--json]
+Transfers in and out with state and progress; pause, resume or cancel one.
+  --relay URL          relay to use when running in-process (repeatable)
+  --data DIR           the device's data dir
+  --json               a JSON array
+Exit: 0; 1 no such transfer.`,
   pair: `sdnet pair invite|join|status|cancel|vouch|accept|refuse …
 Pair devices with a 12-word code. See sdnet pair <sub> --help.`,
   'pair invite': `sdnet pair invite [--relay URL]... [--bind ADDR]... [--data DIR] [--json] [--no-start]
@@ -162,6 +178,13 @@ Refuse an introduction the running sdnet up asked about.
 ${COMMON_DEVICE_FLAGS}
 Exit: 0; 1 no such introduction.`,
 };
+
+/**
+ * Flags a page documents for work merging in parallel (file transfer, issue 14) that this
+ * build's parser does not have yet: test/cli/help.test.ts allows exactly these to be missing
+ * from the parser. Empty it once they are on main.
+ */
+export const PENDING_FLAGS: Record<string, readonly string[]> = { up: ['--refuse-transfers'] };
 
 /** Thrown by {@link parseCommandArgs} once the page of `command` is printed; main exits 0. */
 export class HelpShown extends Error {
