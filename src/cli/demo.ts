@@ -1,194 +1,335 @@
 /**
- * `sdnet demo` (what `npm start` runs): two devices on this machine, an embedded relay, a
- * message and a file. Everything is real: key files, the relay server, QUIC over UDP and
- * through the relay, SHA-256 of what arrived. It grows into the full Spacedrive-style demo
- * (pairing with a word code, messaging, file transfer protocols) as the device layer lands.
+ * `sdnet demo` (what `npm start` runs): the product's tour. An embedded sdnet relay (the same
+ * server as `sdnet-relay`), two devices as separate `sdnet up` processes with their own data
+ * dirs under a temp dir, pairing with the real 12-word code through `sdnet pair invite` /
+ * `sdnet pair join`, a message with `sdnet msg`, the path each step used (relay or direct),
+ * and cleanup. Every step runs the same command a user types on two machines, and the tour
+ * prints it.
  *
- * `--size MIB` sets the file size (default 32).
+ * The steps are a list ({@link TourStep}); file transfer adds its step to that list.
  *
  * @module
  */
-import { createHash, randomFillSync } from 'node:crypto';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { startRelayServer } from '../../relay-server/src/index.ts';
-import { Endpoint, type Connection } from '../endpoint/index.ts';
-import { EndpointAddr, EndpointTicket, loadOrCreateSecretKey } from '../identity/index.ts';
+import { parseCommandArgs } from './help.ts';
 import { UsageError, type CliIo } from './io.ts';
 
-const ALPN = 'sdnet/demo/1';
 const MiB = 1024 * 1024;
-const CHUNK = 256 * 1024;
+/** Deadline of one step (ms): generous, a loaded machine starts node slowly. */
+const STEP_TIMEOUT_MS = 45_000;
 
-/** A progress line: a bar on a terminal, a few milestones otherwise. */
-class Progress {
-  readonly #say: (text: string) => void;
-  readonly #total: number;
-  readonly #tty: boolean;
-  readonly #started = performance.now();
-  #lastQuarter = 0;
-  #lastDraw = 0;
+/** bin/sdnet.js, from dist/src/cli (installed) or src/cli (tests run the source). */
+function sdnetBin(): string {
+  const fromDist = import.meta.url.includes('/dist/src/cli/');
+  return fileURLToPath(new URL(fromDist ? '../../../bin/sdnet.js' : '../../bin/sdnet.js', import.meta.url));
+}
 
-  constructor(say: (text: string) => void, total: number, tty: boolean) {
-    this.#say = say;
-    this.#total = total;
-    this.#tty = tty;
+/** A long-running `sdnet …` child whose stdout lines are JSON events. */
+class Child {
+  readonly proc: ChildProcess;
+  readonly lines: string[] = [];
+  stderr = '';
+  readonly exited: Promise<number>;
+  #waiters: (() => void)[] = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.proc = spawn(process.execPath, [sdnetBin(), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        this.lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      if (this.stderr.length < 64 * 1024) this.stderr += d.toString();
+    });
+    this.exited = new Promise((resolve) =>
+      this.proc.once('exit', (code, signal) => {
+        resolve(code ?? (signal ? 128 : 1));
+        for (const w of this.#waiters.splice(0)) w();
+      }),
+    );
   }
 
-  update(done: number): void {
-    const fraction = done / this.#total;
-    const seconds = (performance.now() - this.#started) / 1000;
-    const rate = seconds > 0 ? done / MiB / seconds : 0;
-    const text = `${(done / MiB).toFixed(1).padStart(6)} / ${(this.#total / MiB).toFixed(1)} MiB  ${rate.toFixed(1).padStart(6)} MiB/s`;
-    if (this.#tty) {
-      const now = performance.now();
-      if (now - this.#lastDraw < 50 && done < this.#total) return;
-      this.#lastDraw = now;
-      const width = 30;
-      const filled = Math.round(fraction * width);
-      this.#say(`\r   [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`);
-      if (done >= this.#total) this.#say('\n');
-      return;
+  /** The first JSON line (from `from` on) that `match` accepts. */
+  async waitJson<T = Record<string, unknown>>(match: (o: Record<string, unknown>) => boolean, what: string, signal: AbortSignal, from = 0): Promise<T> {
+    const deadline = performance.now() + STEP_TIMEOUT_MS;
+    for (let i = from; ; ) {
+      for (; i < this.lines.length; i++) {
+        let o: unknown;
+        try {
+          o = JSON.parse(this.lines[i]!);
+        } catch {
+          continue;
+        }
+        if (typeof o === 'object' && o !== null && match(o as Record<string, unknown>)) return o as T;
+      }
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`${what}: the process ended (${this.stderr.trim().split('\n').pop() ?? 'no message'})`);
+      if (signal.aborted) throw new Error('interrupted');
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`${what}: nothing after ${STEP_TIMEOUT_MS / 1000} s`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 500));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
-    const quarter = Math.floor(fraction * 4);
-    if (quarter > this.#lastQuarter) {
-      this.#lastQuarter = quarter;
-      this.#say(`   ${String(quarter * 25).padStart(3)} %  ${text}\n`);
+  }
+
+  async stop(): Promise<number> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
 
-async function readExactly(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const chunk of readable) parts.push(chunk);
-  return Buffer.concat(parts);
+/** Run `sdnet args…` to its end. */
+async function runOnce(args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<{ code: number; stdout: string; stderr: string }> {
+  const c = new Child(args, env);
+  const onAbort = (): void => void c.proc.kill('SIGTERM');
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => c.proc.kill('SIGKILL'), STEP_TIMEOUT_MS * 2);
+  try {
+    const code = await c.exited;
+    return { code, stdout: c.lines.join('\n'), stderr: c.stderr };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
 }
+
+/** One device of the tour: its name, data dir and running `sdnet up`. */
+export interface TourDevice {
+  name: string;
+  dataDir: string;
+  up: Child;
+  id: string;
+}
+
+/** What each step can use. */
+export interface TourContext {
+  dir: string;
+  relay: string;
+  alice: TourDevice;
+  bob: TourDevice;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** Size of the demo file (bytes), for the transfer step. */
+  fileSize: number;
+  /** Narrate: the command a user would type, then what happened. */
+  command(device: TourDevice, args: string): void;
+  say(line?: string): void;
+  /** Run `sdnet …` on a device's data dir (JSON output), one clear error when it fails. */
+  sdnet(device: TourDevice, args: string[]): Promise<string>;
+  /** The path (direct/relay) `from` has to `to` right now, from `sdnet devices --json`. */
+  pathBetween(from: TourDevice, to: TourDevice): Promise<string>;
+  /** Record a step's result for --json. */
+  record(result: Record<string, unknown>): void;
+}
+
+export interface TourStep {
+  title: string;
+  run(ctx: TourContext): Promise<void>;
+}
+
+const pairStep: TourStep = {
+  title: 'Pair them with a 12-word code',
+  async run(ctx) {
+    const { alice, bob } = ctx;
+    ctx.command(alice, 'sdnet pair invite');
+    const invite = new Child(['pair', 'invite', '--json', '--data', alice.dataDir], ctx.env);
+    try {
+      const { code } = await invite.waitJson<{ code: string }>((o) => typeof o.code === 'string', 'pair invite', ctx.signal);
+      ctx.say(`   alice shows the code: ${code}`);
+      ctx.command(bob, `sdnet pair join ${code}`);
+      const joined = JSON.parse(await ctx.sdnet(bob, ['pair', 'join', ...code.split(' ')])) as { paired: { name: string; id: string } };
+      const invited = await invite.waitJson<{ paired: { name: string; id: string } }>((o) => typeof o.paired === 'object', 'pair invite', ctx.signal);
+      ctx.say(`   bob: paired with ${joined.paired.name} (${joined.paired.id.slice(0, 10)}); alice: paired with ${invited.paired.name} (${invited.paired.id.slice(0, 10)})`);
+      ctx.record({ step: 'pair', alice: invited.paired, bob: joined.paired });
+    } finally {
+      await invite.stop();
+    }
+    const path = await ctx.pathBetween(bob, alice);
+    ctx.say(`   both services now show each other as connected, via ${path === 'relay' ? 'the relay' : 'a direct UDP path'}.`);
+  },
+};
+
+const messageStep: TourStep = {
+  title: 'Send a message',
+  async run(ctx) {
+    const { alice, bob } = ctx;
+    const from = alice.up.lines.length;
+    ctx.command(bob, 'sdnet msg alice "hello from bob"');
+    const r = JSON.parse(await ctx.sdnet(bob, ['msg', 'alice', 'hello from bob'])) as { delivered: boolean; rttMs: number };
+    const m = await alice.up.waitJson<{ payload: string; name: string }>((o) => o.event === 'message', 'the message at alice', ctx.signal, from);
+    const path = await ctx.pathBetween(bob, alice);
+    ctx.say(`   alice's sdnet up prints: message from ${m.name}: ${m.payload}`);
+    ctx.say(`   bob: delivered and acknowledged in ${r.rttMs.toFixed(1)} ms, via ${path}.`);
+    ctx.record({ step: 'message', delivered: r.delivered, rttMs: r.rttMs, path, received: m.payload });
+  },
+};
+
+const devicesStep: TourStep = {
+  title: 'List the devices',
+  async run(ctx) {
+    for (const [dev, other] of [
+      [ctx.alice, ctx.bob],
+      [ctx.bob, ctx.alice],
+    ] as const) {
+      ctx.command(dev, 'sdnet devices');
+      const rows = JSON.parse(await ctx.sdnet(dev, ['devices'])) as { name: string; id: string; state: string; path: string | null; rttMs: number | null }[];
+      for (const d of rows) ctx.say(`   ${dev.name} knows ${d.name} (${d.id.slice(0, 10)}): ${d.state}, path ${d.path ?? '-'}, rtt ${d.rttMs !== null ? `${d.rttMs.toFixed(1)} ms` : '-'}`);
+      const row = rows.find((d) => d.id === other.id);
+      if (row === undefined) throw new Error(`${dev.name} does not list ${other.name}`);
+      ctx.record({ step: 'devices', device: dev.name, devices: rows });
+    }
+  },
+};
+
+/** The tour after the devices are up. File transfer adds its step here. */
+export const TOUR_STEPS: TourStep[] = [pairStep, messageStep, devicesStep];
 
 export async function demo(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string' } }, allowPositionals: false });
+  const { values } = parseCommandArgs('demo', {
+    args,
+    options: { size: { type: 'string' }, keep: { type: 'boolean' }, relay: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: false,
+  });
   const sizeMiB = values.size === undefined ? 32 : Number(values.size);
   if (!Number.isFinite(sizeMiB) || sizeMiB <= 0 || sizeMiB > 4096) throw new UsageError('--size is a number of MiB between 0 and 4096');
-  const size = Math.round(sizeMiB * MiB);
-  const say = (line = '') => io.stdout(`${line}\n`);
-  const write = (text: string) => io.stdout(text);
-  const tty = io.stdoutIsTTY === true;
+  if (values.relay !== undefined && !/^https?:\/\//.test(values.relay)) throw new UsageError(`--relay takes an http:// or https:// URL, not "${values.relay.slice(0, 200)}"`);
+  const json = values.json === true;
+  const say = (line = ''): void => {
+    if (!json) io.stdout(`${line}\n`);
+  };
+  const record = (o: Record<string, unknown>): void => {
+    if (json) io.stdout(`${JSON.stringify(o)}\n`);
+  };
+  const started = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'sdnet-demo-'));
   const cleanups: (() => Promise<unknown>)[] = [];
+  const env: NodeJS.ProcessEnv = { ...io.env };
+  for (const k of ['SDNET_HOME', 'SDNET_RELAY', 'XDG_DATA_HOME', 'SDNET_LOG']) delete env[k];
+  let ok = false;
+  let current = '';
   try {
-    say('sdnet demo — two devices, one relay, one file, over QUIC that iroh 1.0 speaks');
+    say('sdnet tour — two devices on this machine, each its own process and data dir, pair with');
+    say('a 12-word code through a relay and talk. Every step is the command you would type on');
+    say('two real machines (shown after "$").');
     say();
 
-    const alice = (await loadOrCreateSecretKey(join(dir, 'alice.key'))).key;
-    const bob = (await loadOrCreateSecretKey(join(dir, 'bob.key'))).key;
-    const mode = ((await stat(join(dir, 'alice.key'))).mode & 0o777).toString(8);
-    say(`1. Two devices create their identities (key files with mode ${mode}):`);
-    say(`   alice ${alice.public().toString()}`);
-    say(`   bob   ${bob.public().toString()}`);
+    current = 'start the relay';
+    let relay = values.relay;
+    if (relay === undefined) {
+      const server = await startRelayServer({ host: '127.0.0.1', port: 0, rateLimit: false });
+      cleanups.push(() => server.close({ graceful: false }));
+      relay = server.url;
+      say(`1. A relay starts on ${relay} (the same server as \`sdnet-relay\`; on real machines: \`npx sdnet-relay\`).`);
+    } else say(`1. Using the relay ${relay}.`);
+    record({ step: 'relay', url: relay, embedded: values.relay === undefined });
     say();
 
-    const relay = await startRelayServer({ host: '127.0.0.1', port: 0, rateLimit: false });
-    cleanups.push(() => relay.close({ graceful: false }));
-    say(`2. An sdnet relay starts on ${relay.url} (the same server as \`sdnet-relay\`).`);
+    current = 'create the devices';
+    say('2. Two devices, each with its own data dir:');
+    const devices: TourDevice[] = [];
+    for (const name of ['alice', 'bob']) {
+      const dataDir = join(dir, name);
+      say(`   $ sdnet init --name ${name} --data ${dataDir}`);
+      const r = await runOnce(['init', '--json', '--name', name, '--data', dataDir], env, io.signal);
+      if (r.code !== 0) throw new Error(`sdnet init: ${r.stderr.trim() || `exit ${r.code}`}`);
+      const id = (JSON.parse(r.stdout) as { id: string }).id;
+      devices.push({ name, dataDir, id, up: undefined as unknown as Child });
+      say(`   ${name}: ${id}`);
+    }
     say();
 
-    const a = await Endpoint.bind({ secretKey: alice, alpns: [ALPN], bindAddr: ['127.0.0.1:0'], relays: [relay.url] });
-    cleanups.push(() => a.close({ graceMs: 200 }));
-    const b = await Endpoint.bind({ secretKey: bob, bindAddr: ['127.0.0.1:0'], relays: [relay.url] });
-    cleanups.push(() => b.close({ graceMs: 200 }));
-    const home = await a.online({ signal: AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]) });
-    say(`3. Alice is online with home relay ${home.toString()}; her ticket:`);
-    say(`   ${new EndpointTicket(a.addr()).toString()}`);
+    current = 'start the services';
+    say('3. Each device runs its service (in the background here; in a terminal of its own on two machines):');
+    for (const d of devices) {
+      say(`   [${d.name}] $ sdnet up --relay ${relay}`);
+      d.up = new Child(['up', '--json', '--data', d.dataDir, '--relay', relay, '--bind', '127.0.0.1:0'], env);
+      const up = d.up;
+      cleanups.push(async () => {
+        const code = await up.stop();
+        if (code !== 0 && !io.signal.aborted) say(`   (${d.name}'s sdnet up exited with ${code})`);
+      });
+    }
+    for (const d of devices) {
+      const online = await d.up.waitJson<{ relay: string | null }>((o) => o.event === 'online', `${d.name}'s sdnet up`, io.signal);
+      say(`   ${d.name} is online, home relay ${online.relay ?? '- (none reachable yet)'}`);
+      record({ step: 'up', device: d.name, id: d.id, relay: online.relay });
+    }
     say();
 
-    // Alice: answer one message, then receive one file and report its hash.
-    const served = (async () => {
-      for await (const incoming of a.accept()) {
-        const conn = await incoming.accept();
-        const chat = await conn.acceptBi();
-        const message = JSON.parse(new TextDecoder().decode(await readExactly(chat.readable))) as { text: string };
-        const reply = chat.writable.getWriter();
-        await reply.write(new TextEncoder().encode(JSON.stringify({ text: `hello Bob (you said: ${message.text})` })));
-        await reply.close();
-        const file = await conn.acceptBi();
-        const hash = createHash('sha256');
-        let received = 0;
-        for await (const chunk of file.readable) {
-          hash.update(chunk);
-          received += chunk.length;
+    const [alice, bob] = devices as [TourDevice, TourDevice];
+    const sdnet = async (device: TourDevice, a: string[]): Promise<string> => {
+      const r = await runOnce([...a, '--json', '--no-start', '--data', device.dataDir], env, io.signal);
+      if (r.code !== 0) throw new Error(r.stderr.trim().split('\n')[0] || `sdnet ${a[0]} exited with ${r.code}`);
+      return r.stdout;
+    };
+    const ctx: TourContext = {
+      dir,
+      relay,
+      alice,
+      bob,
+      env,
+      signal: io.signal,
+      fileSize: Math.round(sizeMiB * MiB),
+      say,
+      record,
+      command: (device, text) => say(`   [${device.name}] $ ${text}`),
+      sdnet,
+      async pathBetween(from, to) {
+        const deadline = performance.now() + STEP_TIMEOUT_MS;
+        for (;;) {
+          const rows = JSON.parse(await sdnet(from, ['devices'])) as { id: string; state: string; path: string | null }[];
+          const row = rows.find((r) => r.id === to.id);
+          if (row?.state === 'connected' && row.path !== null) return row.path;
+          if (performance.now() > deadline) throw new Error(`${from.name} never connected to ${to.name} (state ${row?.state ?? 'unknown'})`);
+          await new Promise((r) => setTimeout(r, 250));
         }
-        const answer = file.writable.getWriter();
-        await answer.write(new TextEncoder().encode(JSON.stringify({ received, sha256: hash.digest('hex') })));
-        await answer.close();
-        return conn;
-      }
-      throw new Error('Alice stopped accepting');
-    })();
-    // If Bob's side fails first, Alice's side ends with the connection: not a second error.
-    served.catch(() => undefined);
-
-    const started = performance.now();
-    const conn: Connection = await b.connect(EndpointAddr.from({ id: alice.public(), relayUrls: [home] }), ALPN, { signal: io.signal });
-    say(`4. Bob dials Alice knowing only her id and relay: connected in ${(performance.now() - started).toFixed(1)} ms, via ${conn.stats().relayed ? 'the relay' : 'UDP'}.`);
-    // Alice told Bob her direct addresses during the handshake; he moves there once one answers.
-    const moveStart = performance.now();
-    while (conn.stats().relayed && performance.now() - moveStart < 5_000) await new Promise((r) => setTimeout(r, 5));
-    const path = conn.stats().relayed ? 'still the relay (no direct path answered)' : `direct UDP ${conn.path.key.replace(/^udp:/, '')}`;
-    say(`   ${conn.stats().relayed ? '' : `after ${(performance.now() - moveStart).toFixed(1)} ms `}the connection runs on ${path}.`);
-    say();
-
-    const chat = await conn.openBi();
-    const writer = chat.writable.getWriter();
-    await writer.write(new TextEncoder().encode(JSON.stringify({ text: 'hi Alice' })));
-    await writer.close();
-    const reply = JSON.parse(new TextDecoder().decode(await readExactly(chat.readable))) as { text: string };
-    say(`5. Bob says "hi Alice"; Alice answers: "${reply.text}"`);
-    say();
-
-    // A file of random bytes on disk, sent from disk.
-    const filePath = join(dir, 'holiday.bin');
-    const fh = await open(filePath, 'w');
-    const sentHash = createHash('sha256');
-    for (let written = 0; written < size; ) {
-      const n = Math.min(CHUNK, size - written);
-      const block = randomFillSync(new Uint8Array(n));
-      sentHash.update(block);
-      await fh.write(block);
-      written += n;
+      },
+    };
+    let n = 4;
+    for (const step of TOUR_STEPS) {
+      current = step.title.toLowerCase();
+      say(`${n++}. ${step.title}:`);
+      await step.run(ctx);
+      say();
     }
-    await fh.close();
-    const expected = sentHash.digest('hex');
-    say(`6. Bob sends ${filePath.split('/').pop()} (${sizeMiB} MiB):`);
-    const file = await conn.openBi();
-    const fileWriter = file.writable.getWriter();
-    const progress = new Progress(write, size, tty);
-    const src = await open(filePath, 'r');
-    try {
-      const buffer = new Uint8Array(CHUNK);
-      for (let sent = 0; sent < size; ) {
-        const { bytesRead } = await src.read(buffer, 0, Math.min(CHUNK, size - sent), sent);
-        if (bytesRead === 0) break;
-        await fileWriter.write(buffer.slice(0, bytesRead));
-        sent += bytesRead;
-        progress.update(sent);
-      }
-    } finally {
-      await src.close();
-    }
-    await fileWriter.close();
-    const result = JSON.parse(new TextDecoder().decode(await readExactly(file.readable))) as { received: number; sha256: string };
-    const ok = result.received === size && result.sha256 === expected;
-    say(`   Alice received ${result.received} bytes, SHA-256 ${result.sha256.slice(0, 16)}… ${ok ? 'matches' : 'DOES NOT MATCH'} what Bob sent.`);
-    const s = conn.stats();
-    say(`   connection: rtt ${s.rtt.toFixed(2)} ms, ${s.packetsSent} packets sent, ${s.lostPackets} lost, path changes ${s.pathChanges}, relay carried ${relay.stats().bytesRelayed} bytes.`);
-    say();
-    conn.close(0, 'done');
-    await (await served).closed;
-    say('Next: `sdnet pipe listen --relay URL` / `sdnet pipe connect <ticket>`, `sdnet-relay`, and the library API in README.md.');
-    return ok ? 0 : 1;
+
+    current = 'clean up';
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    say(`${n}. Done in ${seconds} s. The services stop, the relay closes${values.keep ? `; the data dirs stay in ${dir}` : ', the temp data dirs are removed'}.`);
+    say('   Next: the same commands on two machines — see "A 5-minute tour on two machines" in README.md.');
+    ok = true;
+    return 0;
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    io.stderr(`sdnet demo: ${current}: ${message}\n`);
+    record({ step: 'failed', at: current, error: message });
+    return 1;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
+    if (values.keep) {
+      if (ok) record({ step: 'done', dataDirs: dir });
+    } else {
+      await rm(dir, { recursive: true, force: true });
+      if (ok) record({ step: 'done' });
+    }
   }
 }

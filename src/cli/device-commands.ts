@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { resolve } from 'node:path';
 import { NetworkIdentity, validateDeviceName } from '../service/identity.ts';
 import { DeviceRegistry, type DeviceSnapshot } from '../service/device-registry.ts';
@@ -22,6 +22,7 @@ import type { LogEntry, LogSink } from '../util/log.ts';
 import { callControl, startControlServer } from './control.ts';
 import { CONTROL_COMMANDS } from './control-commands.ts';
 import { cliModules } from './modules.ts';
+import { startWebServer, type WebServer } from './web-server.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
 
@@ -30,7 +31,7 @@ const ONLINE_WAIT_MS = 5_000;
 /** Default time `msg` and `request` wait for the answer (ms). */
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-const DATA = { data: { type: 'string' }, json: { type: 'boolean' } } as const;
+const DATA = { data: { type: 'string' }, json: { type: 'boolean' }, 'no-start': { type: 'boolean' } } as const;
 
 function shortId(id: string): string {
   return id.slice(0, 10);
@@ -103,11 +104,12 @@ export async function execute(service: NetworkingService, cmd: string, args: Rec
  * Run `cmd` in the `up` of `dataDir` if one runs, else `fallback()` in-process. An `up`
  * that holds the lock but has no socket yet (it is starting) gets a moment to open it.
  */
-async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>): Promise<T> {
+async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>, noStart = false): Promise<T> {
   const sock = controlSocketPath(dataDir);
   for (let attempt = 0; ; attempt++) {
     const r = await callControl(sock, cmd, args, { timeoutMs: 120_000 });
     if (r.running) return r.result as T;
+    if (noStart) throw serviceNotRunning(dataDir);
     try {
       return await fallback();
     } catch (err) {
@@ -115,6 +117,11 @@ async function viaService<T>(dataDir: string, cmd: string, args: Record<string, 
       await new Promise((res) => setTimeout(res, 250));
     }
   }
+}
+
+/** `--no-start` and no `sdnet up` answers on the data dir's control socket. */
+export function serviceNotRunning(dataDir: string): SdnetError {
+  return new SdnetError('ERR_SERVICE_NOT_RUNNING', `no sdnet up is running for ${dataDir} (start it with sdnet up, or drop --no-start)`);
 }
 
 /** The registry of `dataDir` under its lock (no network), for `fn`. */
@@ -148,7 +155,7 @@ async function withService<T>(dataDir: string, relays: string[], fn: (service: N
 // ------------------------------------------------------------------ sdnet init
 
 export async function init(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...DATA, name: { type: 'string' } }, allowPositionals: false });
+  const { values } = parseCommandArgs('init', { args, options: { ...DATA, name: { type: 'string' } }, allowPositionals: false });
   const dataDir = resolveDataDir(values.data, io.env);
   let name: string | undefined;
   if (values.name !== undefined) {
@@ -170,9 +177,14 @@ export async function init(args: string[], io: CliIo): Promise<number> {
 
 // ------------------------------------------------------------------ sdnet up
 
+/** `--web` without an address (last, or before another flag) means 127.0.0.1 on a free port. */
+function bareWeb(args: string[]): string[] {
+  return args.map((a, i) => (a === '--web' && (i === args.length - 1 || args[i + 1]!.startsWith('-')) ? '--web=127.0.0.1:0' : a));
+}
+
 export async function up(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args,
+  const { values } = parseCommandArgs('up', {
+    args: bareWeb(args),
     options: {
       ...DATA,
       bind: { type: 'string', multiple: true },
@@ -181,9 +193,11 @@ export async function up(args: string[], io: CliIo): Promise<number> {
       name: { type: 'string' },
       verbose: { type: 'boolean', short: 'v' },
       'auto-accept-vouches': { type: 'boolean' },
+      web: { type: 'string' },
     },
     allowPositionals: false,
   });
+  let web: WebServer | undefined;
   const dataDir = resolveDataDir(values.data, io.env);
   const json = values.json === true;
   const verbose = values.verbose === true || io.env.SDNET_LOG === 'debug';
@@ -191,6 +205,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
   let ready = false;
   const emit = (plain: string, obj: Record<string, unknown>): void => {
     const line = json ? JSON.stringify(obj) : plain;
+    web?.broadcast(obj);
     if (ready) io.stdout(`${line}\n`);
     else lines.push(line);
   };
@@ -254,9 +269,28 @@ export async function up(args: string[], io: CliIo): Promise<number> {
   io.stdout(
     `${json ? JSON.stringify({ event: 'online', id, deviceId: service.identity.deviceId, name: service.identity.name, relay: relay ?? null, addr: { relayUrls: addr.relayUrls.map(String), directAddresses: addr.directAddresses.map(String) } }) : `online ${id} ${relay ?? '-'}`}\n`,
   );
+  if (values.web !== undefined) {
+    try {
+      web = await startWebServer({
+        addr: values.web,
+        execute: (cmd, a) => execute(service, cmd, a),
+        state: () => ({
+          self: { id, deviceId: service.identity.deviceId, name: service.identity.name, relay: service.endpoint.homeRelay?.toString() ?? null },
+          devices: service.devices().map(deviceRow),
+          commands: ['devices', 'status', 'msg', 'request', 'unpair', ...CONTROL_COMMANDS.keys()],
+        }),
+      });
+    } catch (err) {
+      await control.close();
+      await service.shutdown();
+      throw err;
+    }
+    io.stdout(json ? `${JSON.stringify({ event: 'web', url: web.url })}\n` : `web ${web.url}\n`);
+  }
   ready = true;
   for (const l of lines.splice(0)) io.stdout(`${l}\n`);
   if (!io.signal.aborted) await new Promise<void>((res) => io.signal.addEventListener('abort', () => res(), { once: true }));
+  await web?.close();
   await control.close();
   await service.shutdown();
   return 0;
@@ -265,9 +299,9 @@ export async function up(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet devices
 
 export async function devices(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: DATA, allowPositionals: false });
+  const { values } = parseCommandArgs('devices', { args, options: DATA, allowPositionals: false });
   const dataDir = resolveDataDir(values.data, io.env);
-  const rows = await viaService<DeviceRow[]>(dataDir, 'devices', {}, () => withRegistry(dataDir, (r) => r.devices().map(deviceRow)));
+  const rows = await viaService<DeviceRow[]>(dataDir, 'devices', {}, () => withRegistry(dataDir, (r) => r.devices().map(deviceRow)), values['no-start'] === true);
   if (values.json) {
     io.stdout(`${JSON.stringify(rows)}\n`);
     return 0;
@@ -292,17 +326,23 @@ function timeoutOf(v: string | undefined): number {
 }
 
 export async function msg(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('msg', { args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
   if (positionals.length < 2) throw new UsageError('usage: sdnet msg <device> <text>');
   const dataDir = resolveDataDir(values.data, io.env);
   const cmdArgs = { device: positionals[0]!, text: positionals.slice(1).join(' '), timeoutMs: timeoutOf(values.timeout) };
-  const r = await viaService<{ delivered: boolean; rttMs: number }>(dataDir, 'msg', cmdArgs, () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'msg', cmdArgs) as Promise<{ delivered: boolean; rttMs: number }>));
+  const r = await viaService<{ delivered: boolean; rttMs: number }>(
+    dataDir,
+    'msg',
+    cmdArgs,
+    () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'msg', cmdArgs) as Promise<{ delivered: boolean; rttMs: number }>),
+    values['no-start'] === true,
+  );
   io.stdout(values.json ? `${JSON.stringify({ delivered: true, rttMs: r.rttMs })}\n` : `delivered in ${fmtMs(r.rttMs)} ms\n`);
   return 0;
 }
 
 export async function request(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('request', { args, options: { ...DATA, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('usage: sdnet request <device> [JSON]');
   let payload: JsonValue = null;
   if (positionals[1] !== undefined) {
@@ -314,8 +354,12 @@ export async function request(args: string[], io: CliIo): Promise<number> {
   }
   const dataDir = resolveDataDir(values.data, io.env);
   const cmdArgs = { device: positionals[0]!, payload, timeoutMs: timeoutOf(values.timeout) };
-  const r = await viaService<{ response: JsonValue; rttMs: number }>(dataDir, 'request', cmdArgs, () =>
-    withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'request', cmdArgs) as Promise<{ response: JsonValue; rttMs: number }>),
+  const r = await viaService<{ response: JsonValue; rttMs: number }>(
+    dataDir,
+    'request',
+    cmdArgs,
+    () => withService(dataDir, resolveRelays(values.relay, io.env), (s) => execute(s, 'request', cmdArgs) as Promise<{ response: JsonValue; rttMs: number }>),
+    values['no-start'] === true,
   );
   io.stdout(values.json ? `${JSON.stringify(r)}\n` : `${JSON.stringify(r.response)}\n`);
   if (!values.json) io.stderr(`answered in ${fmtMs(r.rttMs)} ms\n`);
@@ -323,7 +367,7 @@ export async function request(args: string[], io: CliIo): Promise<number> {
 }
 
 export async function unpair(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: DATA, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('unpair', { args, options: DATA, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: sdnet unpair <device>');
   const dataDir = resolveDataDir(values.data, io.env);
   const device = positionals[0]!;
@@ -335,6 +379,7 @@ export async function unpair(args: string[], io: CliIo): Promise<number> {
       await registry.flush();
       return { id: d.endpointId, name: d.name ?? null };
     }),
+    values['no-start'] === true,
   );
   io.stdout(values.json ? `${JSON.stringify({ unpaired: true, ...r })}\n` : `unpaired ${r.name ?? shortId(r.id)} (${shortId(r.id)})\n`);
   return 0;

@@ -16,13 +16,15 @@ import { devices, init, msg, request, unpair, up } from './device-commands.ts';
 import { pair } from './pair-commands.ts';
 import { resolveCommand } from './resolve.ts';
 import { packageVersion } from './version.ts';
+import { HelpShown, helpFor, wantsHelp } from './help.ts';
 
 const VERSION = packageVersion();
 
 const HELP = `sdnet — peer-to-peer networking, wire-compatible with iroh 1.0
 
 Usage:
-  sdnet keygen [--out FILE] [--force]       create a secret key (default: ${'$'}SDNET_HOME/secret.key
+  sdnet keygen [--out FILE] [--force] [--json]
+                                            create a secret key (default: ${'$'}SDNET_HOME/secret.key
                                             or ~/.config/sdnet/secret.key); prints the EndpointId
   sdnet id [--key FILE] [--json]            print the EndpointId of a key file
   sdnet ticket decode <ticket>              print a ticket as JSON {id, relayUrls, directAddresses}
@@ -37,14 +39,17 @@ Usage:
   sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--timeout MS]
                                             look an id up (pkarr at the relays, mDNS on the
                                             LAN); prints its EndpointAddr as JSON, exit 1 if not found
-  sdnet demo                                a tour of what works so far (what 'npm start' runs)
+  sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
+                                            the tour (what 'npm start' runs): a relay, two
+                                            devices, pairing, a message, the paths
 
 Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
 else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
   sdnet init [--name NAME] [--json]         create this device (key, device id, name); again: show it
-  sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--json] [--verbose]
+  sdnet up [--bind ADDR]... [--relay URL]... [--downloads DIR] [--web [ADDR]] [--json] [--verbose]
                                             run the device service until Ctrl-C: first line
-                                            "online <id> <relay|->", then one line per event
+                                            "online <id> <relay|->", then one line per event;
+                                            --web: a local page (its URL carries a token)
   sdnet devices [--json]                    known devices: name, id, state, path, RTT
   sdnet msg <device> <text> [--timeout MS] [--json]
                                             send a message, wait for its acknowledgement
@@ -60,13 +65,18 @@ else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
   sdnet pair accept|refuse <introduction>   answer an introduction (sdnet up asks; or run
                                             sdnet up --auto-accept-vouches)
   <device> is a name, a device id, or an EndpointId (hex, z-base-32, or a hex prefix of 8+).
-  Commands reach the running "sdnet up" of their data dir; without one they run in-process.
+  Commands reach the running "sdnet up" of their data dir; without one they run in-process
+  (--no-start: exit 1 instead).
+
+sdnet <command> --help lists every flag of a command.
 
 Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
-const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, resolve: resolveCommand };
+/** Commands with subcommands: `sdnet pair --help` shows the group's page. */
+const GROUPS = new Set(['pair', 'ticket', 'pipe']);
+export const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, resolve: resolveCommand };
 
 const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 
@@ -96,9 +106,22 @@ export async function run(argv: string[], io: CliIo = processIo(new AbortControl
     io.stderr(`sdnet: unknown command "${name}" (see sdnet --help)\n`);
     return 2;
   }
+  if (GROUPS.has(name) && (args[0] === '--help' || args[0] === '-h')) {
+    io.stdout(helpFor(name));
+    return 0;
+  }
   try {
     return await command(args, io);
   } catch (err) {
+    if (err instanceof HelpShown) {
+      io.stdout(helpFor(err.command));
+      return 0;
+    }
+    // A command that parses without parseCommandArgs still answers --help with its page.
+    if (wantsHelp(args) && String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      io.stdout(helpFor(name));
+      return 0;
+    }
     const message = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     io.stderr(`sdnet ${name}: ${message}\n`);
     if (isInputError(err)) return 2;

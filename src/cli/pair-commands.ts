@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { ServiceLockedError } from '../service/lock.ts';
 import { NetworkingService } from '../service/networking-service.ts';
 import type { DeviceSnapshot } from '../service/device-registry.ts';
@@ -23,7 +23,7 @@ import { PAIRING_CODE_TTL_MS } from '../protocols/limits.ts';
 import { SdnetError } from '../util/errors.ts';
 import type { LogEntry, LogSink } from '../util/log.ts';
 import { callControl, startControlServer, type ControlServer } from './control.ts';
-import { execute } from './device-commands.ts';
+import { execute, serviceNotRunning } from './device-commands.ts';
 import { CONTROL_COMMANDS } from './control-commands.ts';
 import { controlSocketPath, resolveDataDir, resolveRelays } from './data-dir.ts';
 import { cliModules } from './modules.ts';
@@ -43,6 +43,7 @@ const COMMON = {
   relay: { type: 'string', multiple: true },
   bind: { type: 'string', multiple: true },
   verbose: { type: 'boolean', short: 'v' },
+  'no-start': { type: 'boolean' },
 } as const;
 
 const shortId = (id: string): string => id.slice(0, 10);
@@ -108,10 +109,19 @@ interface Common {
   relays: string[];
   bind: string[] | undefined;
   verbose: boolean;
+  /** `--no-start`: fail when no `sdnet up` runs instead of running the service in-process. */
+  noStart: boolean;
 }
 
-function common(values: { data?: string | undefined; json?: boolean | undefined; relay?: string[] | undefined; bind?: string[] | undefined; verbose?: boolean | undefined }, io: CliIo): Common {
-  return { dataDir: resolveDataDir(values.data, io.env), json: values.json === true, relays: resolveRelays(values.relay, io.env), bind: values.bind, verbose: values.verbose === true || io.env.SDNET_LOG === 'debug' };
+function common(values: { data?: string | undefined; json?: boolean | undefined; relay?: string[] | undefined; bind?: string[] | undefined; verbose?: boolean | undefined; 'no-start'?: boolean | undefined }, io: CliIo): Common {
+  return {
+    dataDir: resolveDataDir(values.data, io.env),
+    json: values.json === true,
+    relays: resolveRelays(values.relay, io.env),
+    bind: values.bind,
+    verbose: values.verbose === true || io.env.SDNET_LOG === 'debug',
+    noStart: values['no-start'] === true,
+  };
 }
 
 /** Ask the running `up`; undefined when none runs. */
@@ -122,6 +132,7 @@ async function viaUp<T>(c: Common, cmd: string, args: Record<string, unknown>, t
 
 /** Run the service in-process for `fn` (no `up` runs); waits for a moment if an `up` is just starting. */
 async function inProcess<T>(c: Common, io: CliIo, fn: (service: NetworkingService) => Promise<T>): Promise<T> {
+  if (c.noStart) throw serviceNotRunning(c.dataDir);
   const log: LogSink = (e: LogEntry) => {
     if (!c.verbose && e.level !== 'error') return;
     io.stderr(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
@@ -162,7 +173,7 @@ function failure(io: CliIo, json: boolean, err: unknown): number {
 // ------------------------------------------------------------------ sdnet pair invite
 
 async function invite(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair invite', { args, options: COMMON, allowPositionals: true });
   if (positionals.length > 0) throw new UsageError('usage: sdnet pair invite [--json] [--relay URL]... [--bind ADDR]...');
   const c = common(values, io);
   const show = (o: { code: string; expiresAt: number; qr: string | null }): void => {
@@ -214,7 +225,7 @@ async function invite(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet pair join
 
 async function join(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...COMMON, 'node-id': { type: 'string' }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair join', { args, options: { ...COMMON, 'node-id': { type: 'string' }, timeout: { type: 'string' } }, allowPositionals: true });
   const c = common(values, io);
   if (positionals.length === 0) throw new UsageError('usage: sdnet pair join <word>... [--node-id ID] [--json]');
   const input = positionals.join(' ');
@@ -244,7 +255,7 @@ async function join(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ status, cancel, vouch, accept
 
 async function status(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: COMMON, allowPositionals: false });
+  const { values } = parseCommandArgs('pair status', { args, options: COMMON, allowPositionals: false });
   const c = common(values, io);
   const r = await viaUp<PairingSessionStatus[]>(c, 'pair-status', {}, 10_000);
   const rows = r?.result ?? [];
@@ -261,7 +272,7 @@ async function status(args: string[], io: CliIo): Promise<number> {
 }
 
 async function cancel(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair cancel', { args, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: sdnet pair cancel <session>');
   const c = common(values, io);
   const r = await viaUp<{ cancelled: boolean }>(c, 'pair-cancel', { sessionId: positionals[0]! }, 10_000);
@@ -274,7 +285,7 @@ async function cancel(args: string[], io: CliIo): Promise<number> {
 }
 
 async function vouch(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pair vouch', { args, options: COMMON, allowPositionals: true });
   if (positionals.length < 2) throw new UsageError('usage: sdnet pair vouch <device> <target>...');
   const c = common(values, io);
   const cmdArgs = { vouchee: positionals[0]!, targets: positionals.slice(1) };
@@ -290,7 +301,7 @@ async function vouch(args: string[], io: CliIo): Promise<number> {
 }
 
 async function confirm(args: string[], io: CliIo, accept: boolean): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs(`pair ${accept ? 'accept' : 'refuse'}`, { args, options: COMMON, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError(`usage: sdnet pair ${accept ? 'accept' : 'refuse'} <introduction>`);
   const c = common(values, io);
   const r = await viaUp<{ found: boolean }>(c, 'pair-confirm-vouch', { id: positionals[0]!, accept }, 10_000);

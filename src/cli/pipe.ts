@@ -14,7 +14,7 @@
  */
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './help.ts';
 import { ConnectionError, Endpoint, StreamResetError, describePath, type Connection, type Incoming } from '../endpoint/index.ts';
 import { EndpointTicket, RelayUrl, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
 import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
@@ -107,7 +107,7 @@ function handshakeTimeout(env: NodeJS.ProcessEnv): number | undefined {
 // ------------------------------------------------------------------ listen
 
 async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
-  const { values } = parseArgs({ args, options: OPTIONS, allowPositionals: false });
+  const { values } = parseCommandArgs('pipe listen', { args, options: OPTIONS, allowPositionals: false });
   const bindAddr = bindAddrs(values.bind);
   const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
@@ -209,7 +209,7 @@ function reportPathChanges(conn: Connection, io: CliIo): void {
 // ------------------------------------------------------------------ connect
 
 async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('pipe connect', { args, options: OPTIONS, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket|EndpointId> [--key FILE] [--bind ADDR]... [--relay URL]...');
   const target = pipeTarget(positionals[0]!.trim());
   const timeout = handshakeTimeout(io.env);

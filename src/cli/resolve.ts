@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
 import { PkarrLookup, resolveWith, type AddressLookup } from '../discovery/lookup.ts';
 import { pkarrUrlOfRelay } from '../discovery/pkarr-client.ts';
 import { parseKeyAnyForm } from '../discovery/pkarr.ts';
@@ -14,11 +13,12 @@ import { MdnsDiscovery } from '../discovery/mdns.ts';
 import { SecretKey, type PublicKey } from '../identity/keys.ts';
 import { resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
+import { parseCommandArgs } from './help.ts';
 
 const USAGE = 'usage: sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--no-mdns] [--timeout MS] [--json]';
 
 export async function resolveCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('resolve', {
     args,
     options: { relay: { type: 'string', multiple: true }, pkarr: { type: 'string', multiple: true }, 'no-mdns': { type: 'boolean' }, timeout: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'string' } },
     allowPositionals: true,

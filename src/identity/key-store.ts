@@ -8,13 +8,14 @@
  *
  * @module
  */
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { SecretKey } from './keys.ts';
 import { MAX_KEY_FILE_BYTES } from './limits.ts';
 import { SdnetError } from '../util/errors.ts';
+import { makeDir } from '../util/make-dir.ts';
 import { toHex } from '../util/bytes.ts';
 
 /** A key file could not be read or written. `code` says why. */
@@ -93,7 +94,7 @@ export async function loadSecretKey(path: string): Promise<SecretKey> {
  * @throws {KeyFileError} `ERR_KEY_FILE_EXISTS`
  */
 export async function saveSecretKey(path: string, key: SecretKey, options: { overwrite?: boolean } = {}): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await makeDir(dirname(path), 0o700);
   const tmp = `${path}.tmp-${process.pid}-${toHex(crypto.getRandomValues(new Uint8Array(4)))}`;
   const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { readFile, mkdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { hostname, platform, release } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import type { PublicKey, SecretKey } from '../identity/keys.ts';
 import { Signature } from '../identity/keys.ts';
 import { packageVersion } from '../cli/version.ts';
 import { SdnetError } from '../util/errors.ts';
+import { makeDir } from '../util/make-dir.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { MAX_DEVICE_NAME_LENGTH, MAX_IDENTITY_FILE_BYTES, MAX_INFO_FIELD_LENGTH } from './limits.ts';
 
@@ -131,7 +132,7 @@ export class NetworkIdentity {
    * @throws {IdentityError} `ERR_IDENTITY_MALFORMED`; {@link KeyFileError} for the key file
    */
   static async init(dataDir: string, options: { name?: string } = {}): Promise<{ identity: NetworkIdentity; created: boolean }> {
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await makeDir(dataDir, 0o700);
     const { key, created: keyCreated } = await loadOrCreateSecretKey(NetworkIdentity.keyPath(dataDir));
     const path = NetworkIdentity.devicePath(dataDir);
     const existing = await NetworkIdentity.#readDeviceFile(path);

@@ -61,6 +61,8 @@ describe('npm pack → install → use', () => {
     const targets = Object.values(pkg.exports).flatMap((e) => Object.values(e));
     expect(targets.length).toBeGreaterThanOrEqual(4);
     for (const t of [...targets, ...Object.values(pkg.bin)]) expect(packed, t).toContain(t.replace(/^\.\//, ''));
+    // The page of `sdnet up --web` is served from the package.
+    for (const f of ['web/index.html', 'web/app.js', 'web/style.css']) expect(packed, f).toContain(f);
     expect(packed.filter((p) => p.startsWith('test/') || p.startsWith('src/') || p.endsWith('.tsbuildinfo'))).toEqual([]);
   });
 
