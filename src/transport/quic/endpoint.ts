@@ -635,7 +635,8 @@ export class QuicEndpoint implements ConnectionHost {
   /** The earliest deadline of any connection. */
   pollTimeout(): number | undefined {
     let t: number | undefined;
-    for (const c of this.#connections) {
+    for (let i = 0; i < this.#connections.length; i++) {
+      const c = this.#connections[i]!;
       let d: number | undefined;
       try {
         d = c.pollTimeout();

@@ -130,9 +130,22 @@ const MAX_OTHER_PATHS = 8;
 const PATH_LIVENESS_INTERVAL = 1_000_000;
 /** Consecutive PTOs on a direct path after which a client falls back to its relay path. */
 const FALLBACK_PTO_COUNT = 2;
+
 /** First retry delay of a direct path whose probe failed (µs); doubles up to the maximum. */
 const UPGRADE_RETRY_BASE = 1_000_000;
 const UPGRADE_RETRY_MAX = 30_000_000;
+
+/** The earlier of `t` and deadline `x` (0 or less: no deadline). */
+function earliest(t: number, x: number): number {
+  return x > 0 && x < t ? x : t;
+}
+
+/** The earlier of `t` and a path's validation timers. */
+function challengeTimers(t: number, p: PathState): number {
+  if (!p.challenge) return t;
+  t = earliest(t, p.challengeDeadline);
+  return p.challengeSends < CHALLENGE_SENDS ? earliest(t, p.challengeResendAt) : t;
+}
 
 export class Connection {
   readonly side: 'client' | 'server';
@@ -1306,29 +1319,25 @@ export class Connection {
   pollTimeout(): number | undefined {
     if (this.#state === 'closed') return undefined;
     if (this.#state === 'closing' || this.#state === 'draining') return this.#close.deadline;
-    let t = Infinity;
-    const take = (x: number) => {
-      if (x > 0 && x < t) t = x;
-    };
-    take(this.#recovery.lossTimer);
-    take(this.#idleDeadline);
-    if (this.#state === 'handshaking') take(this.#handshakeDeadline);
+    // Called for every connection on every driver pass: no closure, no array (issue 11 item 8).
+    let t = earliest(Infinity, this.#recovery.lossTimer);
+    t = earliest(t, this.#idleDeadline);
+    if (this.#state === 'handshaking') t = earliest(t, this.#handshakeDeadline);
     // An ACK already owed needs no timer: it leaves with the next datagram we may send. Its
     // past deadline would wake the driver for nothing while the anti-amplification limit
     // blocks sending (a blocked endpoint arms no timer it cannot serve, RFC 9002 §6.2.2.1).
-    for (const s of this.#spaces) if (!s.discarded && !s.ackPending && s.ackElicitingSinceAck > 0) take(s.ackDeadline);
-    take(this.#keepAliveAt);
-    if (this.#pacingAt > 0) take(this.#pacingAt);
-    take(this.#keys.discardAt);
-    take(this.#mtuProbeAt);
-    for (const p of [this.#path, ...this.#otherPaths.values()]) {
-      if (p.challenge) {
-        take(p.challengeDeadline);
-        if (p.challengeSends < CHALLENGE_SENDS) take(p.challengeResendAt);
-      }
+    for (let i = 0; i < this.#spaces.length; i++) {
+      const s = this.#spaces[i]!;
+      if (!s.discarded && !s.ackPending && s.ackElicitingSinceAck > 0) t = earliest(t, s.ackDeadline);
     }
-    if (this.#managePaths) take(this.#pathTimerAt());
-    take(this.#cids.nextExpiry);
+    t = earliest(t, this.#keepAliveAt);
+    if (this.#pacingAt > 0) t = earliest(t, this.#pacingAt);
+    t = earliest(t, this.#keys.discardAt);
+    t = earliest(t, this.#mtuProbeAt);
+    t = challengeTimers(t, this.#path);
+    if (this.#otherPaths.size > 0) for (const p of this.#otherPaths.values()) t = challengeTimers(t, p);
+    if (this.#managePaths) t = earliest(t, this.#pathTimerAt());
+    t = earliest(t, this.#cids.nextExpiry);
     return t === Infinity ? undefined : t;
   }
 
