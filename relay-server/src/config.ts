@@ -16,6 +16,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_METRICS_HOST,
   DEFAULT_METRICS_PORT,
+  DEFAULT_QAD_PORT,
   DEFAULT_PORT,
   DEFAULT_RESTART_RECONNECT_IN_MS,
   DEFAULT_RESTART_TRY_FOR_MS,
@@ -130,6 +131,12 @@ export interface RelayServerOptions {
   rendezvous?: RendezvousOptions | false;
   /** Serve the files under this directory (`--static DIR`, static-files.ts) on the relay's paths it does not use itself. */
   staticDir?: string;
+  /**
+   * QUIC address discovery (qad.ts): a UDP port (default host: the relay's; port 0 = any free
+   * one) where clients learn their public address. Off unless given (the command line turns it
+   * on at port 7842).
+   */
+  qad?: { host?: string; port?: number; maxConnections?: number } | false;
   logger?: Logger;
   crypto?: CryptoProvider;
 }
@@ -244,6 +251,8 @@ http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}
   --metrics-host ADDR            metrics listen address (default ${DEFAULT_METRICS_HOST}, whatever --host is)
   --metrics-port N               Prometheus /metrics port (default ${DEFAULT_METRICS_PORT}; 0 = any free port)
   --no-metrics                   no metrics listener
+  --qad-port N                   QUIC address discovery on this UDP port (default ${DEFAULT_QAD_PORT}, iroh's; 0 = any free port)
+  --no-qad                       no QUIC address discovery
   --allow-endpoint ID            admit this EndpointId (repeatable)
   --token TOKEN                  admit clients presenting this bearer token (repeatable)
   --rate-limit BYTES_PER_SEC     per-client receive limit (default ${DEFAULT_RATE_LIMIT_BYTES_PER_SECOND}; 0 = off)
@@ -298,7 +307,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'access', 'rate_limit', 'limits', 'timing'] as const;
+const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'qad', 'access', 'rate_limit', 'limits', 'timing'] as const;
 
 /** `[limits]` keys of the config file. */
 const LIMIT_KEYS = {
@@ -351,6 +360,14 @@ function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
         host: m.host === undefined ? DEFAULT_METRICS_HOST : str(m.host, 'metrics.host'),
         port: m.port === undefined ? DEFAULT_METRICS_PORT : port(m.port, 'metrics.port'),
       };
+    }
+  }
+  if (root.qad !== undefined) {
+    const q = table(root.qad, 'qad', ['enabled', 'port']);
+    if (q.enabled === false) o.qad = false;
+    else {
+      if (q.enabled !== undefined && q.enabled !== true) throw new ConfigError('qad.enabled must be true or false');
+      o.qad = { port: q.port === undefined ? DEFAULT_QAD_PORT : port(q.port, 'qad.port') };
     }
   }
   if (root.access !== undefined) {
@@ -406,6 +423,8 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'metrics-host': { type: 'string' },
         'metrics-port': { type: 'string' },
         'no-metrics': { type: 'boolean' },
+        'qad-port': { type: 'string' },
+        'no-qad': { type: 'boolean' },
         'allow-endpoint': { type: 'string', multiple: true },
         token: { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
@@ -430,7 +449,7 @@ export function parseCli(argv: readonly string[]): CliConfig {
     help: v.help === true,
     version: v.version === true,
     logLevel: 'info',
-    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT } },
+    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT }, qad: { port: DEFAULT_QAD_PORT } },
   };
   if (v.config !== undefined) applyFile(readConfigFile(v.config), cfg);
   const o = cfg.options;
@@ -449,6 +468,10 @@ export function parseCli(argv: readonly string[]): CliConfig {
       port: v['metrics-port'] !== undefined ? port(v['metrics-port'], '--metrics-port', true) : prev.port,
     };
   }
+  if (v['no-qad'] === true) {
+    if (v['qad-port'] !== undefined) throw new ConfigError('--no-qad conflicts with --qad-port');
+    o.qad = false;
+  } else if (v['qad-port'] !== undefined) o.qad = { port: port(v['qad-port'], '--qad-port', true) };
   if (v['allow-endpoint'] !== undefined || v.token !== undefined) {
     o.access = {
       allowEndpoints: v['allow-endpoint'] ?? o.access?.allowEndpoints,

@@ -62,6 +62,7 @@ import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { PairRendezvous } from './rendezvous.ts';
+import { QadServer } from './qad.ts';
 import { StaticFiles } from './static-files.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 import { acceptKey, CloseCode, frameHeaderLength, Opcode, ServerWebSocket, writeFrameHeader } from './websocket.ts';
@@ -129,6 +130,8 @@ export interface RelayServerHandle {
   updateAccess(policy: AccessPolicy): void;
   /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
   readonly rendezvous: PairRendezvous | undefined;
+  /** The QUIC address discovery UDP port, when it serves one. */
+  readonly qadPort: number | undefined;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -358,6 +361,8 @@ class RelayServerImpl implements RelayServerHandle {
   metricsUrl: string | undefined;
   captivePortalUrl: string | undefined;
   port = 0;
+  qadPort: number | undefined;
+  #qad: QadServer | undefined;
 
   readonly #metrics = new MetricsRegistry();
   readonly #dropNoRecipient: { inc(n?: number): void };
@@ -443,6 +448,9 @@ class RelayServerImpl implements RelayServerHandle {
       for (const c of this.#conns) if (c.pendingFrames > max) max = c.pendingFrames;
       return max;
     });
+    m.gauge('relay_qad_connections', 'QUIC address discovery connections open', () => this.#qad?.connections ?? 0);
+    m.gauge('relay_qad_accepted', 'QUIC address discovery connections accepted since start', () => this.#qad?.accepted ?? 0);
+    m.gauge('relay_qad_refused', 'QUIC address discovery connections refused (too many open) since start', () => this.#qad?.refused ?? 0);
     m.gauge('process_resident_memory_bytes', 'Resident set size', () => process.memoryUsage.rss());
     m.gauge('nodejs_heap_used_bytes', 'V8 heap in use', () => process.memoryUsage().heapUsed);
 
@@ -1340,9 +1348,25 @@ class RelayServerImpl implements RelayServerHandle {
       await listen(server, mo.port ?? 0, mhost);
       this.metricsUrl = `http://${hostForUrl(mhost)}:${(server.address() as AddressInfo).port}/metrics`;
     }
+    const qad = this.#options.qad;
+    if (qad !== undefined && qad !== false) {
+      try {
+        this.#qad = await QadServer.start({
+          host: qad.host ?? host,
+          port: qad.port ?? 0,
+          ...(this.#options.tls ? { tls: this.#options.tls } : {}),
+          maxConnections: qad.maxConnections ?? Math.max(this.#limits.maxClients, 1),
+          logger: this.#log,
+        });
+        this.qadPort = this.#qad.port;
+      } catch (err) {
+        // The relay itself works without it (iroh clients fall back to HTTPS probes).
+        this.#safeLog('warn', 'QUIC address discovery not served', { error: (err as Error).message });
+      }
+    }
     this.#tick = setInterval(this.#onTick, this.#timing.tickMs);
     this.#tick.unref();
-    this.#safeLog('info', 'relay listening', { url: this.url, metrics: this.metricsUrl, captivePortal: this.captivePortalUrl, tls: this.#tls, version: RELAY_SERVER_VERSION });
+    this.#safeLog('info', 'relay listening', { url: this.url, metrics: this.metricsUrl, captivePortal: this.captivePortalUrl, qadPort: this.qadPort, qadVerifiable: this.#qad?.verifiable, tls: this.#tls, version: RELAY_SERVER_VERSION });
   }
 
   stats(): RelayServerStats {
@@ -1434,6 +1458,7 @@ class RelayServerImpl implements RelayServerHandle {
     await stopped;
     if (this.#captive !== undefined) await closeServer(this.#captive, true);
     if (this.#metricsServer !== undefined) await closeServer(this.#metricsServer, true);
+    await this.#qad?.close();
     this.#safeLog('info', 'relay stopped');
   }
 }

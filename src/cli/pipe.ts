@@ -15,7 +15,7 @@
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { ConnectionError, Endpoint, StreamResetError, type Connection, type Incoming } from '../endpoint/index.ts';
+import { ConnectionError, Endpoint, StreamResetError, describePath, type Connection, type Incoming } from '../endpoint/index.ts';
 import { EndpointTicket, RelayUrl, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
 import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
 import { concatBytes, equalBytes, utf8 } from '../util/bytes.ts';
@@ -137,6 +137,7 @@ async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<numb
       }
     })().catch(() => {});
     io.stderr(`sdnet pipe: connection from ${session.conn.remoteId.fmtShort()}\n`);
+    reportPathChanges(session.conn, io);
     await runPipe(session, io, stdio);
     return 0;
   } finally {
@@ -198,6 +199,11 @@ async function readHandshake(reader: ReadableStreamDefaultReader<Uint8Array>): P
   return all.subarray(DUMBPIPE_HANDSHAKE.length);
 }
 
+/** One stderr line whenever the connection moves: `path: direct 203.0.113.2:4000` / `path: relay <url>`. */
+function reportPathChanges(conn: Connection, io: CliIo): void {
+  conn.on('path-changed', (e) => io.stderr(`path: ${describePath(e.path)}\n`));
+}
+
 // ------------------------------------------------------------------ connect
 
 async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
@@ -228,6 +234,7 @@ async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<num
       throw failure(err, io.signal, peer);
     }
     io.stderr(`sdnet pipe: connected to ${peer.fmtShort()}\n`);
+    reportPathChanges(conn, io);
     await runPipe(session, io, stdio, DUMBPIPE_HANDSHAKE);
     return 0;
   } finally {

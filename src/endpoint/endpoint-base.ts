@@ -40,7 +40,9 @@ import { abortable } from '../util/abort.ts';
 import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
 import type { ConnectionError, PathChangeReason } from '../transport/quic/connection/types.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
-import type { X509Options } from './x509.ts';
+import type { PemOrDer, X509Options } from './x509.ts';
+import type { QadClient, QadOptions } from './qad.ts';
+import type { PeerCertificateInfo } from '../transport/quic/endpoint.ts';
 import type { EndpointPlatform } from './platform.ts';
 
 /** Events of an endpoint ({@link Endpoint.on}). */
@@ -51,6 +53,8 @@ export type EndpointEvents = {
   offline: { readonly relay: RelayUrl | undefined };
   /** Another home relay was chosen. */
   'home-relay-changed': { readonly relay: RelayUrl | undefined; readonly previous: RelayUrl | undefined };
+  /** What our relays report as our public (reflexive) addresses changed (QUIC address discovery, `qad`). */
+  'reflexive-addresses': { readonly addresses: readonly SocketAddr[] };
   /** A connection completed its handshake (`side` `'client'`: we dialled). `remoteId` is undefined only for an X.509 peer whose key is not Ed25519. */
   'connection-opened': { readonly connection: Connection; readonly remoteId: PublicKey | undefined; readonly alpn: string; readonly side: 'client' | 'server' };
   /** A connection that had opened closed. */
@@ -113,6 +117,14 @@ export interface EndpointOptions {
    * peers learn at once that they are gone. Random when not given.
    */
   statelessResetKey?: Uint8Array;
+  /**
+   * QUIC address discovery against `relays` (iroh's QAD, iroh-wire §1.11): learn the public
+   * address a NAT maps our UDP socket to from each relay's QAD port (7842 by default), and
+   * add it to our direct addresses (`addr()`, what sdnet peers are told). `true` or options
+   * turn it on; off by default. Relays reached over plain `http` cannot be verified, so what
+   * they report is only as trustworthy as they are.
+   */
+  qad?: boolean | QadOptions;
 }
 
 export interface ConnectOptions extends SignalOptions {
@@ -212,6 +224,7 @@ export class EndpointBase {
   #closed = false;
   /** Authenticates with X.509 credentials (not raw public keys). */
   #x509 = false;
+  #qad: QadClient | undefined;
 
   /** @internal use a platform's `bind` */
   constructor(parts: EndpointParts) {
@@ -294,6 +307,21 @@ export class EndpointBase {
     const endpoint = make({ secretKey, quic, driver, socket, platform });
     endpoint.#x509 = credentials !== undefined;
     self.endpoint = endpoint;
+    if (options.qad && relays.length > 0 && platform.qad !== undefined) {
+      const qad = platform.qad.create(
+        {
+          dial: (addr, serverName, verify, signal) => endpoint.#dialQad(addr, serverName, verify, signal),
+          hasFamily: (family) => socket.hasFamily(family),
+          onChange: () => {
+            endpoint.#directCache = undefined;
+            endpoint.#events.emit('reflexive-addresses', { addresses: qad.addresses() });
+          },
+        },
+        { ...(options.qad === true ? {} : options.qad), ...(options.relayTls?.ca !== undefined ? { relayCa: options.relayTls.ca as PemOrDer | PemOrDer[] } : {}) },
+      );
+      endpoint.#qad = qad;
+      qad.start(relays);
+    }
     return endpoint;
   }
 
@@ -381,6 +409,8 @@ export class EndpointBase {
         direct.push(SocketAddr.parse(local.family === 4 ? `${address}:${local.port}` : `[${address}]:${local.port}`));
       }
     }
+    // What a NAT maps us to, as our relays see it (QAD), after our own addresses.
+    for (const r of this.#qad?.addresses() ?? []) if (!direct.some((d) => d.toString() === r.toString())) direct.push(r);
     this.#directCache = { at: t, list: direct };
     return direct;
   }
@@ -401,16 +431,19 @@ export class EndpointBase {
     return this.#socket.pool.relays();
   }
 
-  #track(core: CoreConnection): ConnectionHandle {
+  /** Follow a connection; `internal` ones (QAD probes) are not announced in the endpoint's events. */
+  #track(core: CoreConnection, internal = false): ConnectionHandle {
     const handle = new ConnectionHandle(core, this.#driver);
     this.#handles.add(handle);
-    handle.onConnected = () => {
-      const connection = handle.connection;
-      const { remoteIdIfAny: remoteId, alpn } = connection;
-      this.#events.emit('connection-opened', { connection, remoteId, alpn, side: core.side });
-      handle.events.on('path-changed', (e) => this.#events.emit('path-changed', { connection, remoteId, ...e }));
-      void handle.closed.then((error) => this.#events.emit('connection-closed', { connection, remoteId, alpn, error }));
-    };
+    if (!internal) {
+      handle.onConnected = () => {
+        const connection = handle.connection;
+        const { remoteIdIfAny: remoteId, alpn } = connection;
+        this.#events.emit('connection-opened', { connection, remoteId, alpn, side: core.side });
+        handle.events.on('path-changed', (e) => this.#events.emit('path-changed', { connection, remoteId, ...e }));
+        void handle.closed.then((error) => this.#events.emit('connection-closed', { connection, remoteId, alpn, error }));
+      };
+    }
     void handle.closed.then(() => this.#handles.delete(handle));
     return handle;
   }
@@ -469,8 +502,25 @@ export class EndpointBase {
     return this.#finishConnect(core, options);
   }
 
-  async #finishConnect(core: CoreConnection, options: ConnectOptions): Promise<Connection> {
-    const handle = this.#track(core);
+  /** A QAD connection to a relay: X.509 server, no client certificate, not announced as a peer connection. */
+  async #dialQad(addr: SocketAddr, serverName: string | undefined, verify: (peer: PeerCertificateInfo) => boolean, signal: AbortSignal): Promise<Connection> {
+    if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
+    const core = this.#quic.connect(this.#driver.clock.now(), new UdpPath(addr), {
+      alpn: encodeAlpn(this.#platform.qad!.alpn),
+      ...(serverName !== undefined ? { serverName } : {}),
+      verifyX509Server: verify,
+      settings: this.#platform.qad!.settings,
+    });
+    return this.#finishConnect(core, { signal }, true);
+  }
+
+  /** Our public addresses as the relays' QAD services reported them (empty without `qad`). */
+  reflexiveAddresses(): SocketAddr[] {
+    return this.#qad?.addresses() ?? [];
+  }
+
+  async #finishConnect(core: CoreConnection, options: ConnectOptions, internal = false): Promise<Connection> {
+    const handle = this.#track(core, internal);
     this.#driver.schedule();
     try {
       await handle.whenConnected(options.signal);
@@ -520,6 +570,7 @@ export class EndpointBase {
   async close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#qad?.close();
     for (const h of this.#handles) h.core.close(this.#driver.clock.now(), 0, 'endpoint closed');
     this.#driver.drain();
     for (const w of this.#incomingWaiters.splice(0)) w();

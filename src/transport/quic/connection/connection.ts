@@ -43,7 +43,7 @@ import { PathRecovery } from './recovery.ts';
 import { LEVEL_OF, PacketSpace, SPACE_APP, SPACE_HANDSHAKE, SPACE_IDS, SPACE_INITIAL, type FrameRecord, type SentPacket, type SpaceId } from './spaces.ts';
 import { StreamsState, type ControlSink } from './streams-state.ts';
 import type { Dir } from './streams.ts';
-import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type PathChangeReason, type Transmit } from './types.ts';
+import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathAddr, type PathInfo, type PathChangeReason, type Transmit } from './types.ts';
 
 /** What the endpoint does for a connection: CID routing and stateless-reset tokens. */
 export interface ConnectionHost extends CidHost<Connection> {
@@ -346,6 +346,20 @@ export class Connection {
   /** The path datagrams currently go to. */
   get path(): PathAddr {
     return this.#path.addr;
+  }
+
+  /** Every path the connection knows: the active one first, then the candidates. */
+  paths(): PathInfo[] {
+    const info = (p: PathState, active: boolean): PathInfo => ({
+      addr: p.addr,
+      relayed: p.addr.relayed === true,
+      validated: p.validated,
+      status: active ? 'active' : 'candidate',
+      rttMs: active ? this.#recovery.rtt.smoothed / 1000 : undefined,
+      bytesSent: p.bytesSent,
+      bytesReceived: p.bytesReceived,
+    });
+    return [info(this.#path, true), ...[...this.#otherPaths.values()].map((p) => info(p, false))];
   }
 
   /** Connection IDs this connection is reachable by (for the endpoint's bookkeeping). */

@@ -99,6 +99,21 @@ export class ConnectionError extends SdnetError {
   }
 }
 
+/** One network path of a connection, as {@link Connection.paths} reports it. */
+export interface PathInfo {
+  readonly addr: PathAddr;
+  /** Datagrams go through a relay on this path. */
+  readonly relayed: boolean;
+  /** The peer has proven it receives on this path (RFC 9000 §8.2), or it is the handshake's. */
+  readonly validated: boolean;
+  /** `active`: the path the connection sends on; `candidate`: known, validated or being validated, not in use. */
+  readonly status: 'active' | 'candidate';
+  /** Smoothed RTT in ms (the active path's estimate; undefined for the others). */
+  readonly rttMs: number | undefined;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
 /** Connection statistics. */
 export interface ConnectionStats {
   /** Smoothed RTT, ms. */
