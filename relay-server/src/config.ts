@@ -129,14 +129,14 @@ export interface RelayServerOptions {
   timing?: Partial<RelayServerTiming>;
   /** The pairing rendezvous (`/pair/<R>`, rendezvous.ts); `false` turns it off. On by default. */
   rendezvous?: RendezvousOptions | false;
-  /** Serve the files under this directory (`--static DIR`, static-files.ts) on the relay's paths it does not use itself. */
-  staticDir?: string;
   /**
    * QUIC address discovery (qad.ts): a UDP port (default host: the relay's; port 0 = any free
    * one) where clients learn their public address. Off unless given (the command line turns it
    * on at port 7842).
    */
   qad?: { host?: string; port?: number; maxConnections?: number } | false;
+  /** Serve the files under this directory (`--static DIR`, static-files.ts) on the relay's paths it does not use itself. */
+  staticDir?: string;
   logger?: Logger;
   crypto?: CryptoProvider;
 }

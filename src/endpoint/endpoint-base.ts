@@ -40,8 +40,8 @@ import { abortable } from '../util/abort.ts';
 import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
 import type { ConnectionError, PathChangeReason } from '../transport/quic/connection/types.ts';
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
-import type { PemOrDer, X509Options } from './x509.ts';
-import type { QadClient, QadOptions } from './qad.ts';
+import type { X509Options } from './x509.ts';
+import type { QadOptions } from './qad.ts';
 import type { PeerCertificateInfo } from '../transport/quic/endpoint.ts';
 import type { EndpointPlatform } from './platform.ts';
 
@@ -118,11 +118,11 @@ export interface EndpointOptions {
    */
   statelessResetKey?: Uint8Array;
   /**
-   * QUIC address discovery against `relays` (iroh's QAD, iroh-wire §1.11): learn the public
-   * address a NAT maps our UDP socket to from each relay's QAD port (7842 by default), and
-   * add it to our direct addresses (`addr()`, what sdnet peers are told). `true` or options
-   * turn it on; off by default. Relays reached over plain `http` cannot be verified, so what
-   * they report is only as trustworthy as they are.
+   * QUIC address discovery against `relays` (iroh's QAD, iroh-wire §1.11; Node only, needs a
+   * UDP socket): learn the public address a NAT maps our UDP socket to from each relay's QAD
+   * port (7842 by default), and add it to our direct addresses (`addr()`, what sdnet peers
+   * are told). `true` or options turn it on; off by default. Relays reached over plain `http`
+   * cannot be verified, so what they report is only as trustworthy as they are.
    */
   qad?: boolean | QadOptions;
 }
@@ -224,7 +224,8 @@ export class EndpointBase {
   #closed = false;
   /** Authenticates with X.509 credentials (not raw public keys). */
   #x509 = false;
-  #qad: QadClient | undefined;
+  /** Our public addresses as relays reported them (QUIC address discovery, Node's `qad`). */
+  #reflexive: SocketAddr[] = [];
 
   /** @internal use a platform's `bind` */
   constructor(parts: EndpointParts) {
@@ -307,21 +308,6 @@ export class EndpointBase {
     const endpoint = make({ secretKey, quic, driver, socket, platform });
     endpoint.#x509 = credentials !== undefined;
     self.endpoint = endpoint;
-    if (options.qad && relays.length > 0 && platform.qad !== undefined) {
-      const qad = platform.qad.create(
-        {
-          dial: (addr, serverName, verify, signal) => endpoint.#dialQad(addr, serverName, verify, signal),
-          hasFamily: (family) => socket.hasFamily(family),
-          onChange: () => {
-            endpoint.#directCache = undefined;
-            endpoint.#events.emit('reflexive-addresses', { addresses: qad.addresses() });
-          },
-        },
-        { ...(options.qad === true ? {} : options.qad), ...(options.relayTls?.ca !== undefined ? { relayCa: options.relayTls.ca as PemOrDer | PemOrDer[] } : {}) },
-      );
-      endpoint.#qad = qad;
-      qad.start(relays);
-    }
     return endpoint;
   }
 
@@ -410,7 +396,7 @@ export class EndpointBase {
       }
     }
     // What a NAT maps us to, as our relays see it (QAD), after our own addresses.
-    for (const r of this.#qad?.addresses() ?? []) if (!direct.some((d) => d.toString() === r.toString())) direct.push(r);
+    for (const r of this.#reflexive) if (!direct.some((d) => d.toString() === r.toString())) direct.push(r);
     this.#directCache = { at: t, list: direct };
     return direct;
   }
@@ -502,21 +488,38 @@ export class EndpointBase {
     return this.#finishConnect(core, options);
   }
 
-  /** A QAD connection to a relay: X.509 server, no client certificate, not announced as a peer connection. */
-  async #dialQad(addr: SocketAddr, serverName: string | undefined, verify: (peer: PeerCertificateInfo) => boolean, signal: AbortSignal): Promise<Connection> {
+  /**
+   * @internal A connection from our UDP socket to an X.509 server that we verify while
+   * presenting no certificate (QUIC address discovery against a relay); not announced in the
+   * endpoint's events.
+   */
+  protected async dialUnannounced(addr: SocketAddr, alpn: string, serverName: string | undefined, verify: (peer: PeerCertificateInfo) => boolean, settings: Partial<ConnectionSettings>, signal: AbortSignal): Promise<Connection> {
     if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
+    if (!this.#socket.hasFamily(addr.family)) throw new SdnetError('ERR_NO_ADDRESS', `No UDP socket of this endpoint can reach ${addr.toString()}`);
     const core = this.#quic.connect(this.#driver.clock.now(), new UdpPath(addr), {
-      alpn: encodeAlpn(this.#platform.qad!.alpn),
+      alpn: encodeAlpn(alpn),
       ...(serverName !== undefined ? { serverName } : {}),
       verifyX509Server: verify,
-      settings: this.#platform.qad!.settings,
+      settings,
     });
     return this.#finishConnect(core, { signal }, true);
   }
 
-  /** Our public addresses as the relays' QAD services reported them (empty without `qad`). */
+  /** @internal Whether a UDP socket of this family is bound. */
+  protected hasUdpFamily(family: 4 | 6): boolean {
+    return this.#socket.hasFamily(family);
+  }
+
+  /** @internal Our public addresses changed (QUIC address discovery): advertised from now on. */
+  protected setReflexiveAddresses(addresses: readonly SocketAddr[]): void {
+    this.#reflexive = [...addresses];
+    this.#directCache = undefined;
+    this.#events.emit('reflexive-addresses', { addresses: [...addresses] });
+  }
+
+  /** Our public addresses as our relays' QUIC address discovery reported them (empty without `qad`). */
   reflexiveAddresses(): SocketAddr[] {
-    return this.#qad?.addresses() ?? [];
+    return [...this.#reflexive];
   }
 
   async #finishConnect(core: CoreConnection, options: ConnectOptions, internal = false): Promise<Connection> {
@@ -570,7 +573,6 @@ export class EndpointBase {
   async close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#qad?.close();
     for (const h of this.#handles) h.core.close(this.#driver.clock.now(), 0, 'endpoint closed');
     this.#driver.drain();
     for (const w of this.#incomingWaiters.splice(0)) w();

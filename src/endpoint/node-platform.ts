@@ -12,7 +12,6 @@ import { UdpSocket } from '../transport/io/udp.ts';
 import { probeRelay } from '../transport/paths/relay-probe.ts';
 import type { EndpointPlatform } from './platform.ts';
 import { x509Credentials } from './x509.ts';
-import { QAD_ALPN, QAD_CLIENT_SETTINGS, QadClient } from './qad.ts';
 
 export const nodePlatform: EndpointPlatform = {
   name: 'node',
@@ -33,5 +32,4 @@ export const nodePlatform: EndpointPlatform = {
   },
   keyLog: () => keyLogWriter(),
   x509Credentials,
-  qad: { alpn: QAD_ALPN, settings: QAD_CLIENT_SETTINGS, create: (host, options) => new QadClient(host, options) },
 };

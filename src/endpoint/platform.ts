@@ -19,9 +19,7 @@ import type { CryptoProvider } from '../transport/crypto/provider.ts';
 import type { BindUdp } from '../transport/io/udp-path.ts';
 import type { ProbeRelay } from '../transport/paths/relay-pool.ts';
 import type { QuicCredentials } from '../transport/quic/endpoint.ts';
-import type { ConnectionSettings } from '../transport/quic/config.ts';
-import type { QadClient, QadHost, QadOptions } from './qad.ts';
-import type { PemOrDer, X509Options } from './x509.ts';
+import type { X509Options } from './x509.ts';
 
 export interface EndpointPlatform {
   /** For messages: `'node'` or `'browser'`. */
@@ -45,15 +43,6 @@ export interface EndpointPlatform {
    * as a server); undefined: the QUIC default (AES-128-GCM first).
    */
   readonly cipherSuites?: readonly number[];
-  /**
-   * QUIC address discovery against relays (`qad.ts`); undefined where there is no UDP socket
-   * to discover the mapping of (a browser), and the `qad` option is then ignored.
-   */
-  readonly qad?: {
-    readonly alpn: string;
-    readonly settings: Partial<ConnectionSettings>;
-    create(host: QadHost, options: QadOptions & { relayCa?: PemOrDer | readonly PemOrDer[] }): QadClient;
-  };
   /** QUIC credentials from X.509 options; throws where certificates are not supported. */
   x509Credentials(options: X509Options): QuicCredentials;
 }
