@@ -40,6 +40,8 @@ export function scheduleImmediate(fn: () => void): ImmediateHandle {
   if (channel === undefined) {
     channel = new MessageChannel();
     channel.port1.onmessage = runQueue;
+    // Where ports keep a process alive (Node without setImmediate, in tests), this one must not.
+    (channel.port1 as { unref?: () => void }).unref?.();
   }
   const entry = { fn: fn as (() => void) | undefined };
   queue.push(entry);
