@@ -13,6 +13,7 @@ import { RelayUrl } from '../../src/identity/relay-url.ts';
 import { CLASS_IN, decodeDnsMessage, encodeDnsMessage, FLAG_RESPONSE, TYPE_TXT, type DnsMessage } from '../../src/discovery/dns.ts';
 import { encodeInfoDns, irohTxtStrings, parseInfoTxt, pkarrTimestampNow, signPacket, z32 } from '../../src/discovery/pkarr.ts';
 import { publishPacket } from '../../src/discovery/pkarr-client.ts';
+import { DnsLookup } from '../../src/discovery/dns-lookup.ts';
 import { startTestRelay } from '../helpers/relay-test-utils.ts';
 
 const cleanups: Array<() => Promise<unknown> | void> = [];
@@ -77,6 +78,10 @@ describe('pkarr DNS server of sdnet-relay', () => {
       });
     });
     expect(tcpAnswer.id).toBe(7);
+    // iroh's DnsAddressLookup, as sdnet does it: resolves the id through this server.
+    const viaDns = await new DnsLookup({ server: `127.0.0.1:${port}`, origin: ORIGIN }).resolve(key.public(), AbortSignal.timeout(10_000));
+    expect(viaDns?.relayUrls.map(String)).toEqual([relayUrl.toString()]);
+    expect(await new DnsLookup({ server: `127.0.0.1:${port}`, origin: ORIGIN, retryMs: 200 }).resolve(SecretKey.generate().public(), AbortSignal.timeout(1_000))).toBeUndefined();
     expect(parseInfoTxt(key.public(), irohTxtStrings(tcpAnswer, key.public(), ORIGIN)).relayUrls).toHaveLength(1);
     // An oversized TCP length closes the connection without an answer.
     const closed = await new Promise<boolean>((resolve) => {
