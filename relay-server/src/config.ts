@@ -141,6 +141,8 @@ export interface RelayServerOptions {
    * on at port 7842).
    */
   qad?: { host?: string; port?: number; maxConnections?: number } | false;
+  /** Serve the files under this directory (`--static DIR`, static-files.ts) on the relay's paths it does not use itself. */
+  staticDir?: string;
   logger?: Logger;
   crypto?: CryptoProvider;
 }
@@ -270,6 +272,7 @@ http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}
   --accept-rate-per-ip N         new connections per second per address (default ${DEFAULT_ACCEPT_RATE_PER_IP}, burst ${DEFAULT_ACCEPT_BURST_PER_IP}; 0 = unlimited)
   --handshake-timeout-ms N       accept-to-authenticated deadline, TLS included (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --log-level LEVEL              debug, info, warn, error or silent (default info)
+  --static DIR                   also serve the files under DIR (GET/HEAD; / is DIR/index.html), e.g. a page using sdnet/browser
   --help, --version
 
 With --allow-endpoint and/or --token the relay admits only listed ids or token holders.
@@ -443,6 +446,7 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'accept-rate-per-ip': { type: 'string' },
         'handshake-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
+        static: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -513,5 +517,15 @@ export function parseCli(argv: readonly string[]): CliConfig {
   }
   o.limits = limits;
   if (v['log-level'] !== undefined) cfg.logLevel = level(v['log-level']);
+  if (v.static !== undefined) {
+    let info;
+    try {
+      info = statSync(v.static);
+    } catch {
+      throw new ConfigError(`--static: no such directory: ${v.static}`);
+    }
+    if (!info.isDirectory()) throw new ConfigError(`--static: not a directory: ${v.static}`);
+    o.staticDir = v.static;
+  }
   return cfg;
 }

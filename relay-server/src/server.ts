@@ -65,6 +65,7 @@ import { PairRendezvous } from './rendezvous.ts';
 import { PkarrRelay } from './pkarr.ts';
 import { PkarrDnsServer } from './dns-server.ts';
 import { QadServer } from './qad.ts';
+import { StaticFiles } from './static-files.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 import { acceptKey, CloseCode, frameHeaderLength, Opcode, ServerWebSocket, writeFrameHeader } from './websocket.ts';
 
@@ -400,9 +401,13 @@ class RelayServerImpl implements RelayServerHandle {
     internalErrors: Counter;
   };
 
+  /** `--static DIR`, when given. */
+  readonly #static: StaticFiles | undefined;
+
   constructor(options: RelayServerOptions) {
     this.#options = options;
     this.rendezvous = options.rendezvous === false ? undefined : new PairRendezvous(options.rendezvous ?? {});
+    this.#static = options.staticDir !== undefined ? new StaticFiles(options.staticDir) : undefined;
     this.pkarr = options.pkarr === false ? undefined : new PkarrRelay(options.pkarr ?? {});
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -691,6 +696,10 @@ class RelayServerImpl implements RelayServerHandle {
         return;
       case '/':
       case '/index.html':
+        if (this.#static !== undefined) {
+          void this.#static.serve(req, res, path);
+          return;
+        }
         res
           .writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
           .end('<!doctype html><html><head><title>sdnet relay</title></head><body><h1>sdnet relay</h1><p>An iroh-compatible relay server. Clients connect to <code>/relay</code>.</p></body></html>\n');
@@ -706,6 +715,11 @@ class RelayServerImpl implements RelayServerHandle {
         res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain; charset=utf-8' }).end('Expected a WebSocket upgrade\n');
         return;
       default:
+        if (this.#static !== undefined) {
+          // Never rejects: every failure is a status.
+          void this.#static.serve(req, res, path);
+          return;
+        }
         res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n');
     }
   }

@@ -33,15 +33,7 @@ export interface PkarrClientOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The pkarr relay URL sdnet-relay serves for a relay URL (`<relay>/pkarr`). */
-export function pkarrUrlOfRelay(relay: string | URL): string {
-  const u = new URL(relay.toString());
-  if (u.protocol === 'wss:') u.protocol = 'https:';
-  else if (u.protocol === 'ws:') u.protocol = 'http:';
-  u.pathname = '/pkarr';
-  u.search = '';
-  return u.toString();
-}
+export { pkarrUrlOfRelay } from './pkarr.ts';
 
 function request(base: string, key: PublicKey, method: 'GET' | 'PUT', body: Uint8Array | undefined, options: PkarrClientOptions): Promise<{ status: number; body: Uint8Array }> {
   const url = new URL(z32(key), base.endsWith('/') ? base : `${base}/`);

@@ -167,3 +167,13 @@ export function parseKeyAnyForm(text: string): PublicKey {
   }
   return PublicKey.fromString(text);
 }
+
+/** The pkarr relay URL sdnet-relay serves for a relay URL (`<relay>/pkarr`). */
+export function pkarrUrlOfRelay(relay: string | URL): string {
+  const u = new URL(relay.toString());
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  else if (u.protocol === 'ws:') u.protocol = 'http:';
+  u.pathname = '/pkarr';
+  u.search = '';
+  return u.toString();
+}

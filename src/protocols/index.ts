@@ -10,3 +10,4 @@ export { FrameError, FrameReader, FrameWriter, StreamProtocolError, encodeFrame 
 export { FramedStream, StreamIdleError, type FramedStreamOptions } from './stream.ts';
 export * from './messaging/index.ts';
 export * from './pairing/index.ts';
+export * from './transfer/index.ts';

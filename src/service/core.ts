@@ -12,6 +12,8 @@
  *
  * @module
  */
+import type { PublicKey } from '../identity/keys.ts';
+import type { TransferResult } from './modules.ts';
 import { NetworkingService, type NetworkingOptions } from './networking-service.ts';
 
 export type CoreOptions = NetworkingOptions;
@@ -33,6 +35,16 @@ export class Core {
       throw err;
     }
     return new Core(networking);
+  }
+
+  /**
+   * Send files and directories to a paired device (the transfer module; `device` as the
+   * CLI's `<device>`). Resolves once the receiver verified everything.
+   *
+   * @throws {ModuleUnavailableError} `ERR_TRANSFER_UNAVAILABLE` without a transfer module
+   */
+  shareWithDevice(device: string | PublicKey, paths: readonly string[], options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<TransferResult> {
+    return this.networking.shareWithDevice(device, paths, options);
   }
 
   /** Stop the networking (Goodbye to peers, registry flushed, lock released). */
