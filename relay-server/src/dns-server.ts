@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { nodeCryptoProvider } from '../../src/transport/crypto/node-provider.ts';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { PublicKey } from '../../src/identity/keys.ts';
@@ -209,7 +210,7 @@ export class PkarrDnsServer {
       return reply(RCODE_NXDOMAIN);
     }
     if (q.type !== TYPE_TXT && q.type !== TYPE_ANY) return reply(0);
-    const packet = verifyPacket(key, body);
+    const packet = verifyPacket(key, body, nodeCryptoProvider);
     const owner = `${IROH_TXT_LABEL}.${z32(key)}`;
     const answers = packet.message.answers.filter((r) => r.data.type === TYPE_TXT && sameName(r.name, owner)).map((r) => ({ ...r, name: q.name }));
     this.stats.answered++;
