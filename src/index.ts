@@ -45,3 +45,4 @@ export type { ListenOptions } from './util/emitter.ts';
 export type { Listener } from './relay/client/events.ts';
 export * from './protocols/index.ts';
 export * from './service/index.ts';
+export * from './discovery/index.ts';

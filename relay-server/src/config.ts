@@ -7,6 +7,7 @@
  */
 import type { RendezvousOptions } from './rendezvous.ts';
 import type { PkarrRelayOptions } from './pkarr.ts';
+import type { PkarrDnsOptions } from './dns-server.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseTomlDocument, TomlError } from 'smol-toml';
@@ -132,6 +133,8 @@ export interface RelayServerOptions {
   rendezvous?: RendezvousOptions | false;
   /** The pkarr relay (`/pkarr/<z32>`, pkarr.ts); `false` turns it off. On by default. */
   pkarr?: PkarrRelayOptions | false;
+  /** DNS for `_iroh.<z32>.<origin>` TXT over UDP and TCP from the pkarr records (dns-server.ts); off unless given. */
+  dns?: PkarrDnsOptions | false;
   /**
    * QUIC address discovery (qad.ts): a UDP port (default host: the relay's; port 0 = any free
    * one) where clients learn their public address. Off unless given (the command line turns it
@@ -256,6 +259,8 @@ http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}
   --no-metrics                   no metrics listener
   --qad-port N                   QUIC address discovery on this UDP port (default ${DEFAULT_QAD_PORT}, iroh's; 0 = any free port)
   --no-qad                       no QUIC address discovery
+  --dns-origin NAME              serve _iroh.<z32>.NAME TXT from the /pkarr records over DNS (UDP+TCP)
+  --dns-port N                   port of that DNS server (default 53; 0 = any free port)
   --allow-endpoint ID            admit this EndpointId (repeatable)
   --token TOKEN                  admit clients presenting this bearer token (repeatable)
   --rate-limit BYTES_PER_SEC     per-client receive limit (default ${DEFAULT_RATE_LIMIT_BYTES_PER_SECOND}; 0 = off)
@@ -428,6 +433,8 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'no-metrics': { type: 'boolean' },
         'qad-port': { type: 'string' },
         'no-qad': { type: 'boolean' },
+        'dns-origin': { type: 'string' },
+        'dns-port': { type: 'string' },
         'allow-endpoint': { type: 'string', multiple: true },
         token: { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
@@ -475,6 +482,11 @@ export function parseCli(argv: readonly string[]): CliConfig {
     if (v['qad-port'] !== undefined) throw new ConfigError('--no-qad conflicts with --qad-port');
     o.qad = false;
   } else if (v['qad-port'] !== undefined) o.qad = { port: port(v['qad-port'], '--qad-port', true) };
+  if (v['dns-origin'] !== undefined) {
+    const origin = str(v['dns-origin'], '--dns-origin');
+    if (!/^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$/.test(origin)) throw new ConfigError('--dns-origin must be a DNS name');
+    o.dns = { origin, port: v['dns-port'] !== undefined ? port(v['dns-port'], '--dns-port', true) : 53 };
+  } else if (v['dns-port'] !== undefined) throw new ConfigError('--dns-port needs --dns-origin');
   if (v['allow-endpoint'] !== undefined || v.token !== undefined) {
     o.access = {
       allowEndpoints: v['allow-endpoint'] ?? o.access?.allowEndpoints,

@@ -11,3 +11,4 @@ export type { AccessDecision, AccessHook, AccessPolicy, AccessRequest } from './
 export { jsonLogger, silentLogger, type LineSink, type Logger, type LogLevel } from './log.ts';
 export { parsePrometheusText } from './metrics.ts';
 export { PkarrRelay, DEFAULT_PKARR_OPTIONS, PKARR_PATH_PREFIX, type PkarrRelayOptions, type PkarrRelayStats } from './pkarr.ts';
+export { PkarrDnsServer, type PkarrDnsOptions } from './dns-server.ts';

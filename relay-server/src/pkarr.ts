@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { nodeCryptoProvider } from '../../src/transport/crypto/node-provider.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PublicKey } from '../../src/identity/keys.ts';
 import { verifyPacket } from '../../src/discovery/pkarr.ts';
@@ -243,7 +244,7 @@ export class PkarrRelay {
   #put(keyText: string, key: PublicKey, body: Uint8Array): number {
     let packet;
     try {
-      packet = verifyPacket(key, body);
+      packet = verifyPacket(key, body, nodeCryptoProvider);
     } catch (err) {
       throw new RequestError(400, (err as Error).message);
     }

@@ -63,6 +63,7 @@ import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { PairRendezvous } from './rendezvous.ts';
 import { PkarrRelay } from './pkarr.ts';
+import { PkarrDnsServer } from './dns-server.ts';
 import { QadServer } from './qad.ts';
 import { StaticFiles } from './static-files.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
@@ -135,6 +136,8 @@ export interface RelayServerHandle {
   readonly pkarr: PkarrRelay | undefined;
   /** The QUIC address discovery UDP port, when it serves one. */
   readonly qadPort: number | undefined;
+  /** The DNS server for `_iroh.<z32>.<origin>` (UDP and TCP), when configured. */
+  readonly dns: PkarrDnsServer | undefined;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -368,6 +371,7 @@ class RelayServerImpl implements RelayServerHandle {
   port = 0;
   qadPort: number | undefined;
   #qad: QadServer | undefined;
+  dns: PkarrDnsServer | undefined;
 
   readonly #metrics = new MetricsRegistry();
   readonly #dropNoRecipient: { inc(n?: number): void };
@@ -1376,6 +1380,14 @@ class RelayServerImpl implements RelayServerHandle {
         this.#safeLog('warn', 'QUIC address discovery not served', { error: (err as Error).message });
       }
     }
+    const dns = this.#options.dns;
+    if (dns !== undefined && dns !== false && this.pkarr !== undefined) {
+      try {
+        this.dns = await PkarrDnsServer.start({ host, ...dns }, this.pkarr);
+      } catch (err) {
+        this.#safeLog('warn', 'DNS not served', { error: (err as Error).message });
+      }
+    }
     this.#tick = setInterval(this.#onTick, this.#timing.tickMs);
     this.#tick.unref();
     this.#safeLog('info', 'relay listening', { url: this.url, metrics: this.metricsUrl, captivePortal: this.captivePortalUrl, qadPort: this.qadPort, qadVerifiable: this.#qad?.verifiable, tls: this.#tls, version: RELAY_SERVER_VERSION });
@@ -1471,6 +1483,7 @@ class RelayServerImpl implements RelayServerHandle {
     if (this.#captive !== undefined) await closeServer(this.#captive, true);
     if (this.#metricsServer !== undefined) await closeServer(this.#metricsServer, true);
     await this.#qad?.close();
+    await this.dns?.close();
     this.#safeLog('info', 'relay stopped');
   }
 }

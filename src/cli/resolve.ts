@@ -1,7 +1,8 @@
 /**
  * `sdnet resolve <EndpointId>` (shared/docs/cli.md): look the id up through pkarr at the
  * relays (`--relay URL`, else `$SDNET_RELAY`; sdnet-relay serves `/pkarr`), extra pkarr
- * relays (`--pkarr URL`), and mDNS on the LAN, in parallel; print the `EndpointAddr` as JSON.
+ * relays (`--pkarr URL`), a DNS server serving `_iroh.<z32>.<origin>` (`--dns IP:PORT
+ * --dns-origin NAME`), and mDNS on the LAN, in parallel; print the `EndpointAddr` as JSON.
  * Exit 0 found, 1 not found, 2 bad input.
  *
  * @module
@@ -10,17 +11,18 @@ import { PkarrLookup, resolveWith, type AddressLookup } from '../discovery/looku
 import { pkarrUrlOfRelay } from '../discovery/pkarr-client.ts';
 import { parseKeyAnyForm } from '../discovery/pkarr.ts';
 import { MdnsDiscovery } from '../discovery/mdns.ts';
+import { DnsLookup } from '../discovery/dns-lookup.ts';
 import { SecretKey, type PublicKey } from '../identity/keys.ts';
 import { resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
 import { parseCommandArgs } from './help.ts';
 
-const USAGE = 'usage: sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--no-mdns] [--timeout MS] [--json]';
+const USAGE = 'usage: sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--dns SERVER --dns-origin NAME] [--no-mdns] [--timeout MS] [--json]';
 
 export async function resolveCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs('resolve', {
     args,
-    options: { relay: { type: 'string', multiple: true }, pkarr: { type: 'string', multiple: true }, 'no-mdns': { type: 'boolean' }, timeout: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'string' } },
+    options: { relay: { type: 'string', multiple: true }, pkarr: { type: 'string', multiple: true }, 'no-mdns': { type: 'boolean' }, dns: { type: 'string' }, 'dns-origin': { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'string' } },
     allowPositionals: true,
   });
   if (positionals.length !== 1) throw new UsageError(USAGE);
@@ -40,6 +42,14 @@ export async function resolveCommand(args: string[], io: CliIo): Promise<number>
   }
   const lookups: AddressLookup[] = [];
   if (pkarr.length > 0) lookups.push(new PkarrLookup({ relays: pkarr }));
+  if ((values.dns === undefined) !== (values['dns-origin'] === undefined)) throw new UsageError('--dns and --dns-origin go together');
+  if (values.dns !== undefined) {
+    try {
+      lookups.push(new DnsLookup({ server: values.dns, origin: values['dns-origin']! }));
+    } catch (err) {
+      throw new UsageError(`--dns is ip:port: ${(err as Error).message}`);
+    }
+  }
   if (values['no-mdns'] !== true) {
     // Only listening and asking: no ports, so nothing of ours is announced.
     const mdns = await MdnsDiscovery.start({ id: SecretKey.generate().public(), ports: () => ({}) }).catch(() => undefined);

@@ -9,10 +9,11 @@
  * - Answer: authoritative, id 0, no PTR: `SRV <inst>._irohv1._udp.local → <inst>-<port>.local`
  *   (one per port), `TXT` under the same name with `relay=` and `user-data=`; `A`/`AAAA` for
  *   each target in the additionals. Every TTL is 0. An answer without A/AAAA is dropped.
- * - Cadence: swarm-discovery's interactive setting, τ = 0.7 s (a query every τ while
- *   something is being looked for or just after start / an interface change, otherwise every
- *   10 τ), answers to queries sent after a short random delay (RFC 6762 §6), and an
- *   unsolicited answer at start and whenever what we announce changes.
+ * - Cadence: swarm-discovery's interactive setting, τ = 0.7 s: a query every τ plus a random
+ *   part that grows with the peers known, skipped when another peer's query was heard within
+ *   τ (except just after start, an interface change or a lookup); answers to queries after a
+ *   short random delay (RFC 6762 §6); an unsolicited answer at start and whenever what we
+ *   announce changes.
  * - Hostile input: every packet is decoded by the bounded codec inside a guard (DecodeError
  *   and anything else dropped and counted, never thrown out of the socket handler), packets
  *   beyond a rate per socket are dropped, the peers remembered are bounded, and a peer not
@@ -182,6 +183,7 @@ export class MdnsDiscovery implements AddressLookup {
   #timers: ReturnType<typeof setTimeout>[] = [];
   #queryTimer: ReturnType<typeof setTimeout> | undefined;
   #eagerUntil = 0;
+  #lastQueryHeard = 0;
   #closed = false;
   #answerPending = false;
   /** Lookups waiting for peers, woken when mDNS closes. */
@@ -321,8 +323,12 @@ export class MdnsDiscovery implements AddressLookup {
   #query(): void {
     clearTimeout(this.#queryTimer);
     if (this.#closed) return;
-    this.#send(encodeMdnsQuery());
-    const next = Date.now() < this.#eagerUntil ? MDNS_TAU_MS : 10 * MDNS_TAU_MS;
+    const now = Date.now();
+    // swarm-discovery: a query heard from another peer within τ stands for ours (the answers
+    // are multicast, we hear them too), so a LAN carries about one query per τ.
+    if (now < this.#eagerUntil || now - this.#lastQueryHeard >= MDNS_TAU_MS) this.#send(encodeMdnsQuery());
+    // τ plus a random part growing with the swarm (swarm-discovery's timer).
+    const next = MDNS_TAU_MS + Math.floor((Math.random() * MDNS_TAU_MS * Math.min(this.#peers.size + 1, 10)) / 10);
     this.#queryTimer = setTimeout(() => this.#guard(() => this.#query()), next);
     this.#queryTimer.unref();
   }
@@ -397,7 +403,10 @@ export class MdnsDiscovery implements AddressLookup {
       return;
     }
     if ((m.flags & FLAG_RESPONSE) === 0) {
-      if (m.questions.some((q) => (q.type === TYPE_PTR || q.type === 255) && sameName(q.name, MDNS_SERVICE))) this.#scheduleAnswer();
+      if (m.questions.some((q) => (q.type === TYPE_PTR || q.type === 255) && sameName(q.name, MDNS_SERVICE))) {
+        this.#lastQueryHeard = now;
+        this.#scheduleAnswer();
+      }
       return;
     }
     for (const p of parseMdnsAnswer(m)) this.#heard(p, now);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { nodeCryptoProvider } from '../transport/crypto/node-provider.ts';
 import http from 'node:http';
 import https from 'node:https';
 import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
@@ -114,7 +115,7 @@ export async function resolvePacket(base: string, key: PublicKey, options: Pkarr
   if (res.status === 404) return undefined;
   if (res.status !== 200) throw new PkarrError(`${base}: HTTP ${res.status}`, res.status);
   try {
-    return verifyPacket(key, res.body);
+    return verifyPacket(key, res.body, nodeCryptoProvider);
   } catch (err) {
     throw new PkarrError(`${base} answered a packet that does not verify: ${(err as Error).message}`, res.status, { cause: err });
   }

@@ -11,7 +11,8 @@
  *    moves data to A knowing only the id and the relay.
  * 3. LAN pairing with no relay: `sdnet pair invite` in one namespace, `sdnet pair join` with
  *    the typed words in the other; the joiner finds the initiator by the mDNS user-data
- *    `pair:<R>`; both end paired.
+ *    `pair:<R>`; both end paired. Then `sdnet up` on both (new ports, still no relay): each
+ *    finds its paired device on mDNS, dials it, and lists it as `connected`.
  *
  * Needs root; skips with the reason printed otherwise.
  */
@@ -127,5 +128,13 @@ describe.skipIf(reason !== undefined)('discovery in network namespaces (root)', 
     expect(await invite.exited).toBe(0);
     const paired = await devicesJson(dir.a, inNs('a'));
     expect(paired.find((d) => d.id === idB)?.state).toBe('paired');
+    // Paired, no relay, new ports on every run: each finds the other on mDNS and dials it.
+    const ups = (['a', 'b'] as const).map((h) => startUp(['--data', dir[h], '--bind', `${lab.hosts[h]!.addr}:0`], inNs(h)));
+    const other = { a: idB, b: idA };
+    for (const h of ['a', 'b'] as const) {
+      await until(async () => ((await devicesJson(dir[h], inNs(h))).some((d) => d.id === other[h] && d.state === 'connected') ? true : undefined), 90_000, `${h} connects to its paired device found on mDNS`);
+    }
+    for (const u of ups) u.child.kill('SIGINT');
+    for (const u of ups) expect(await u.exited).toBe(0);
   });
 });
