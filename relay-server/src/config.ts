@@ -6,6 +6,7 @@
  * @module
  */
 import type { RendezvousOptions } from './rendezvous.ts';
+import type { PkarrRelayOptions } from './pkarr.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseTomlDocument, TomlError } from 'smol-toml';
@@ -16,6 +17,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_METRICS_HOST,
   DEFAULT_METRICS_PORT,
+  DEFAULT_QAD_PORT,
   DEFAULT_PORT,
   DEFAULT_RESTART_RECONNECT_IN_MS,
   DEFAULT_RESTART_TRY_FOR_MS,
@@ -128,6 +130,16 @@ export interface RelayServerOptions {
   timing?: Partial<RelayServerTiming>;
   /** The pairing rendezvous (`/pair/<R>`, rendezvous.ts); `false` turns it off. On by default. */
   rendezvous?: RendezvousOptions | false;
+  /** The pkarr relay (`/pkarr/<z32>`, pkarr.ts); `false` turns it off. On by default. */
+  pkarr?: PkarrRelayOptions | false;
+  /**
+   * QUIC address discovery (qad.ts): a UDP port (default host: the relay's; port 0 = any free
+   * one) where clients learn their public address. Off unless given (the command line turns it
+   * on at port 7842).
+   */
+  qad?: { host?: string; port?: number; maxConnections?: number } | false;
+  /** Serve the files under this directory (`--static DIR`, static-files.ts) on the relay's paths it does not use itself. */
+  staticDir?: string;
   logger?: Logger;
   crypto?: CryptoProvider;
 }
@@ -242,6 +254,8 @@ http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}
   --metrics-host ADDR            metrics listen address (default ${DEFAULT_METRICS_HOST}, whatever --host is)
   --metrics-port N               Prometheus /metrics port (default ${DEFAULT_METRICS_PORT}; 0 = any free port)
   --no-metrics                   no metrics listener
+  --qad-port N                   QUIC address discovery on this UDP port (default ${DEFAULT_QAD_PORT}, iroh's; 0 = any free port)
+  --no-qad                       no QUIC address discovery
   --allow-endpoint ID            admit this EndpointId (repeatable)
   --token TOKEN                  admit clients presenting this bearer token (repeatable)
   --rate-limit BYTES_PER_SEC     per-client receive limit (default ${DEFAULT_RATE_LIMIT_BYTES_PER_SECOND}; 0 = off)
@@ -253,6 +267,7 @@ http://127.0.0.1:${DEFAULT_PORT}/ with metrics on http://${DEFAULT_METRICS_HOST}
   --accept-rate-per-ip N         new connections per second per address (default ${DEFAULT_ACCEPT_RATE_PER_IP}, burst ${DEFAULT_ACCEPT_BURST_PER_IP}; 0 = unlimited)
   --handshake-timeout-ms N       accept-to-authenticated deadline, TLS included (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --log-level LEVEL              debug, info, warn, error or silent (default info)
+  --static DIR                   also serve the files under DIR (GET/HEAD; / is DIR/index.html), e.g. a page using sdnet/browser
   --help, --version
 
 With --allow-endpoint and/or --token the relay admits only listed ids or token holders.
@@ -295,7 +310,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'access', 'rate_limit', 'limits', 'timing'] as const;
+const TOP_KEYS = ['host', 'port', 'log_level', 'tls', 'captive_portal_port', 'metrics', 'qad', 'access', 'rate_limit', 'limits', 'timing'] as const;
 
 /** `[limits]` keys of the config file. */
 const LIMIT_KEYS = {
@@ -348,6 +363,14 @@ function applyFile(file: Record<string, unknown>, cfg: CliConfig): void {
         host: m.host === undefined ? DEFAULT_METRICS_HOST : str(m.host, 'metrics.host'),
         port: m.port === undefined ? DEFAULT_METRICS_PORT : port(m.port, 'metrics.port'),
       };
+    }
+  }
+  if (root.qad !== undefined) {
+    const q = table(root.qad, 'qad', ['enabled', 'port']);
+    if (q.enabled === false) o.qad = false;
+    else {
+      if (q.enabled !== undefined && q.enabled !== true) throw new ConfigError('qad.enabled must be true or false');
+      o.qad = { port: q.port === undefined ? DEFAULT_QAD_PORT : port(q.port, 'qad.port') };
     }
   }
   if (root.access !== undefined) {
@@ -403,6 +426,8 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'metrics-host': { type: 'string' },
         'metrics-port': { type: 'string' },
         'no-metrics': { type: 'boolean' },
+        'qad-port': { type: 'string' },
+        'no-qad': { type: 'boolean' },
         'allow-endpoint': { type: 'string', multiple: true },
         token: { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
@@ -414,6 +439,7 @@ export function parseCli(argv: readonly string[]): CliConfig {
         'accept-rate-per-ip': { type: 'string' },
         'handshake-timeout-ms': { type: 'string' },
         'log-level': { type: 'string' },
+        static: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -426,7 +452,7 @@ export function parseCli(argv: readonly string[]): CliConfig {
     help: v.help === true,
     version: v.version === true,
     logLevel: 'info',
-    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT } },
+    options: { host: DEFAULT_HOST, port: DEFAULT_PORT, metrics: { host: DEFAULT_METRICS_HOST, port: DEFAULT_METRICS_PORT }, qad: { port: DEFAULT_QAD_PORT } },
   };
   if (v.config !== undefined) applyFile(readConfigFile(v.config), cfg);
   const o = cfg.options;
@@ -445,6 +471,10 @@ export function parseCli(argv: readonly string[]): CliConfig {
       port: v['metrics-port'] !== undefined ? port(v['metrics-port'], '--metrics-port', true) : prev.port,
     };
   }
+  if (v['no-qad'] === true) {
+    if (v['qad-port'] !== undefined) throw new ConfigError('--no-qad conflicts with --qad-port');
+    o.qad = false;
+  } else if (v['qad-port'] !== undefined) o.qad = { port: port(v['qad-port'], '--qad-port', true) };
   if (v['allow-endpoint'] !== undefined || v.token !== undefined) {
     o.access = {
       allowEndpoints: v['allow-endpoint'] ?? o.access?.allowEndpoints,
@@ -475,5 +505,15 @@ export function parseCli(argv: readonly string[]): CliConfig {
   }
   o.limits = limits;
   if (v['log-level'] !== undefined) cfg.logLevel = level(v['log-level']);
+  if (v.static !== undefined) {
+    let info;
+    try {
+      info = statSync(v.static);
+    } catch {
+      throw new ConfigError(`--static: no such directory: ${v.static}`);
+    }
+    if (!info.isDirectory()) throw new ConfigError(`--static: not a directory: ${v.static}`);
+    o.staticDir = v.static;
+  }
   return cfg;
 }

@@ -25,3 +25,6 @@ export const DEFAULT_TICK_MS = 250;
 export const DEFAULT_RESTART_RECONNECT_IN_MS = 1_000;
 export const DEFAULT_RESTART_TRY_FOR_MS = 5_000;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 2_000;
+
+/** QUIC address discovery UDP port on the command line (iroh's `RelayConfig.quic.port` default). */
+export { DEFAULT_QAD_PORT } from '../../src/endpoint/qad.ts';

@@ -218,6 +218,15 @@ export const OPTION_RANGES = {
   rateLimitBurstBytes: { min: 1_024, max: 2 ** 40 },
 } as const satisfies Record<string, IntRange>;
 
+/**
+ * `--static DIR`: a URL path longer than this (bytes, before decoding) gets 414 without
+ * touching the file system; so does one with more segments than {@link MAX_STATIC_SEGMENTS}.
+ */
+export const MAX_STATIC_PATH_BYTES = 1024;
+export const MAX_STATIC_SEGMENTS = 16;
+/** Largest file `--static` serves (a page, a bundle: far below this); larger ones are 404. */
+export const MAX_STATIC_FILE_BYTES = 64 * 1024 * 1024;
+
 /** Whether `value` is an integer in `range`. */
 export function inRange(value: unknown, range: IntRange): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= range.min && value <= range.max;

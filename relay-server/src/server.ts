@@ -62,6 +62,9 @@ import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { PairRendezvous } from './rendezvous.ts';
+import { PkarrRelay } from './pkarr.ts';
+import { QadServer } from './qad.ts';
+import { StaticFiles } from './static-files.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
 import { acceptKey, CloseCode, frameHeaderLength, Opcode, ServerWebSocket, writeFrameHeader } from './websocket.ts';
 
@@ -128,6 +131,10 @@ export interface RelayServerHandle {
   updateAccess(policy: AccessPolicy): void;
   /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
   readonly rendezvous: PairRendezvous | undefined;
+  /** The pkarr relay (`/pkarr/<z32>`), unless turned off. */
+  readonly pkarr: PkarrRelay | undefined;
+  /** The QUIC address discovery UDP port, when it serves one. */
+  readonly qadPort: number | undefined;
   /**
    * Stop. Graceful (default): stop accepting, tell clients `Restarting`, close their
    * WebSockets, wait up to the grace period. Idempotent.
@@ -323,6 +330,8 @@ class RelayServerImpl implements RelayServerHandle {
   readonly #options: RelayServerOptions;
   /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
   readonly rendezvous: PairRendezvous | undefined;
+  /** The pkarr relay (`/pkarr/<z32>`), unless turned off. */
+  readonly pkarr: PkarrRelay | undefined;
   readonly #limits: RelayServerLimits;
   readonly #timing: RelayServerTiming;
   readonly #crypto: CryptoProvider;
@@ -357,6 +366,8 @@ class RelayServerImpl implements RelayServerHandle {
   metricsUrl: string | undefined;
   captivePortalUrl: string | undefined;
   port = 0;
+  qadPort: number | undefined;
+  #qad: QadServer | undefined;
 
   readonly #metrics = new MetricsRegistry();
   readonly #dropNoRecipient: { inc(n?: number): void };
@@ -386,9 +397,14 @@ class RelayServerImpl implements RelayServerHandle {
     internalErrors: Counter;
   };
 
+  /** `--static DIR`, when given. */
+  readonly #static: StaticFiles | undefined;
+
   constructor(options: RelayServerOptions) {
     this.#options = options;
     this.rendezvous = options.rendezvous === false ? undefined : new PairRendezvous(options.rendezvous ?? {});
+    this.#static = options.staticDir !== undefined ? new StaticFiles(options.staticDir) : undefined;
+    this.pkarr = options.pkarr === false ? undefined : new PkarrRelay(options.pkarr ?? {});
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     checkRanges(this.#limits, this.#timing);
@@ -438,6 +454,9 @@ class RelayServerImpl implements RelayServerHandle {
       for (const c of this.#conns) if (c.pendingFrames > max) max = c.pendingFrames;
       return max;
     });
+    m.gauge('relay_qad_connections', 'QUIC address discovery connections open', () => this.#qad?.connections ?? 0);
+    m.gauge('relay_qad_accepted', 'QUIC address discovery connections accepted since start', () => this.#qad?.accepted ?? 0);
+    m.gauge('relay_qad_refused', 'QUIC address discovery connections refused (too many open) since start', () => this.#qad?.refused ?? 0);
     m.gauge('process_resident_memory_bytes', 'Resident set size', () => process.memoryUsage.rss());
     m.gauge('nodejs_heap_used_bytes', 'V8 heap in use', () => process.memoryUsage().heapUsed);
 
@@ -637,7 +656,6 @@ class RelayServerImpl implements RelayServerHandle {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     // The pairing rendezvous reads its own (bounded) bodies.
     if (this.rendezvous?.handle(req, res)) return;
-    req.resume();
     const tcp = this.#tcpOf(req.socket);
     if (tcp !== undefined) {
       tcp.busy++;
@@ -647,6 +665,13 @@ class RelayServerImpl implements RelayServerHandle {
         tcp.idleSince = coarseNow;
       });
     }
+    // The pkarr relay, after the request is counted (busy sockets are not reaped as idle),
+    // limited per client address group like the accept rate; it reads its own bounded bodies.
+    if (this.pkarr?.handle(req, res, tcp?.groupKey ?? addressGroup(req.socket.remoteAddress))) {
+      this.#m.httpRequests.incLabelled({ path: '/pkarr' });
+      return;
+    }
+    req.resume();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q >= 0 ? url.slice(0, q) : url;
@@ -667,6 +692,10 @@ class RelayServerImpl implements RelayServerHandle {
         return;
       case '/':
       case '/index.html':
+        if (this.#static !== undefined) {
+          void this.#static.serve(req, res, path);
+          return;
+        }
         res
           .writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
           .end('<!doctype html><html><head><title>sdnet relay</title></head><body><h1>sdnet relay</h1><p>An iroh-compatible relay server. Clients connect to <code>/relay</code>.</p></body></html>\n');
@@ -682,6 +711,11 @@ class RelayServerImpl implements RelayServerHandle {
         res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain; charset=utf-8' }).end('Expected a WebSocket upgrade\n');
         return;
       default:
+        if (this.#static !== undefined) {
+          // Never rejects: every failure is a status.
+          void this.#static.serve(req, res, path);
+          return;
+        }
         res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n');
     }
   }
@@ -1326,9 +1360,25 @@ class RelayServerImpl implements RelayServerHandle {
       await listen(server, mo.port ?? 0, mhost);
       this.metricsUrl = `http://${hostForUrl(mhost)}:${(server.address() as AddressInfo).port}/metrics`;
     }
+    const qad = this.#options.qad;
+    if (qad !== undefined && qad !== false) {
+      try {
+        this.#qad = await QadServer.start({
+          host: qad.host ?? host,
+          port: qad.port ?? 0,
+          ...(this.#options.tls ? { tls: this.#options.tls } : {}),
+          maxConnections: qad.maxConnections ?? Math.max(this.#limits.maxClients, 1),
+          logger: this.#log,
+        });
+        this.qadPort = this.#qad.port;
+      } catch (err) {
+        // The relay itself works without it (iroh clients fall back to HTTPS probes).
+        this.#safeLog('warn', 'QUIC address discovery not served', { error: (err as Error).message });
+      }
+    }
     this.#tick = setInterval(this.#onTick, this.#timing.tickMs);
     this.#tick.unref();
-    this.#safeLog('info', 'relay listening', { url: this.url, metrics: this.metricsUrl, captivePortal: this.captivePortalUrl, tls: this.#tls, version: RELAY_SERVER_VERSION });
+    this.#safeLog('info', 'relay listening', { url: this.url, metrics: this.metricsUrl, captivePortal: this.captivePortalUrl, qadPort: this.qadPort, qadVerifiable: this.#qad?.verifiable, tls: this.#tls, version: RELAY_SERVER_VERSION });
   }
 
   stats(): RelayServerStats {
@@ -1420,6 +1470,7 @@ class RelayServerImpl implements RelayServerHandle {
     await stopped;
     if (this.#captive !== undefined) await closeServer(this.#captive, true);
     if (this.#metricsServer !== undefined) await closeServer(this.#metricsServer, true);
+    await this.#qad?.close();
     this.#safeLog('info', 'relay stopped');
   }
 }

@@ -15,6 +15,7 @@ import { pipe } from './pipe.ts';
 import { devices, init, msg, request, unpair, up } from './device-commands.ts';
 import { pair } from './pair-commands.ts';
 import { send, transfers } from './transfer-commands.ts';
+import { resolveCommand } from './resolve.ts';
 import { packageVersion } from './version.ts';
 
 const VERSION = packageVersion();
@@ -31,7 +32,12 @@ Usage:
   sdnet pipe listen [--key FILE] [--bind ADDR]
                                             pipe stdin/stdout with the first peer that connects
                                             (prints a ticket on stderr; dumbpipe-compatible)
-  sdnet pipe connect <ticket> [--key FILE]  pipe stdin/stdout with a listening peer
+  sdnet pipe connect <ticket|EndpointId> [--key FILE] [--relay URL]...
+                                            pipe stdin/stdout with a listening peer (an id
+                                            alone is looked up: pkarr at the relays, mDNS)
+  sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--timeout MS]
+                                            look an id up (pkarr at the relays, mDNS on the
+                                            LAN); prints its EndpointAddr as JSON, exit 1 if not found
   sdnet demo                                a tour of what works so far (what 'npm start' runs)
 
 Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
@@ -66,7 +72,7 @@ Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 `;
 
 type Command = (args: string[], io: CliIo) => Promise<number>;
-const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, send, transfers };
+const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, send, transfers, resolve: resolveCommand };
 
 const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 

@@ -15,12 +15,14 @@
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { ConnectionError, Endpoint, StreamResetError, type Connection, type Incoming } from '../endpoint/index.ts';
+import { ConnectionError, Endpoint, StreamResetError, describePath, type Connection, type Incoming } from '../endpoint/index.ts';
 import { EndpointTicket, RelayUrl, SecretKey, SocketAddr, loadSecretKey, type PublicKey } from '../identity/index.ts';
 import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
 import { concatBytes, equalBytes, utf8 } from '../util/bytes.ts';
 import { SdnetError } from '../util/errors.ts';
 import { UsageError, type CliIo } from './io.ts';
+import { attachMdns } from '../discovery/attach.ts';
+import { parseKeyAnyForm } from '../discovery/pkarr.ts';
 
 /** dumbpipe's ALPN. */
 export const DUMBPIPE_ALPN = 'DUMBPIPEV0';
@@ -137,6 +139,7 @@ async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<numb
       }
     })().catch(() => {});
     io.stderr(`sdnet pipe: connection from ${session.conn.remoteId.fmtShort()}\n`);
+    reportPathChanges(session.conn, io);
     await runPipe(session, io, stdio);
     return 0;
   } finally {
@@ -198,23 +201,30 @@ async function readHandshake(reader: ReadableStreamDefaultReader<Uint8Array>): P
   return all.subarray(DUMBPIPE_HANDSHAKE.length);
 }
 
+/** One stderr line whenever the connection moves: `path: direct 203.0.113.2:4000` / `path: relay <url>`. */
+function reportPathChanges(conn: Connection, io: CliIo): void {
+  conn.on('path-changed', (e) => io.stderr(`path: ${describePath(e.path)}\n`));
+}
+
 // ------------------------------------------------------------------ connect
 
 async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
-  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]... [--relay URL]...');
-  const ticket = EndpointTicket.parse(positionals[0]!.trim());
+  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket|EndpointId> [--key FILE] [--bind ADDR]... [--relay URL]...');
+  const target = pipeTarget(positionals[0]!.trim());
   const timeout = handshakeTimeout(io.env);
   const bindAddr = bindAddrs(values.bind);
   const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
-  const peer = ticket.addr.id;
+  const peer = target instanceof EndpointTicket ? target.addr.id : target;
   const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}), relays });
+  // Dialling by id alone: the LAN is asked too (the relays' pkarr is built in).
+  if (!(target instanceof EndpointTicket)) await attachMdns(ep);
   try {
     let conn: Connection;
     try {
-      conn = await ep.connect(ticket.addr, DUMBPIPE_ALPN, { signal: io.signal, ...(timeout !== undefined ? { settings: { handshakeTimeout: timeout } } : {}) });
+      conn = await ep.connect(target instanceof EndpointTicket ? target.addr : target, DUMBPIPE_ALPN, { signal: io.signal, ...(timeout !== undefined ? { settings: { handshakeTimeout: timeout } } : {}) });
     } catch (err) {
       if (io.signal.aborted) throw failure(err, io.signal);
       throw new SdnetError('ERR_PIPE_UNREACHABLE', `cannot reach ${peer.fmtShort()}: ${unreachableReason(err, timeout ?? DEFAULT_CONNECTION_SETTINGS.handshakeTimeout)}`, { cause: err });
@@ -228,10 +238,24 @@ async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<num
       throw failure(err, io.signal, peer);
     }
     io.stderr(`sdnet pipe: connected to ${peer.fmtShort()}\n`);
+    reportPathChanges(conn, io);
     await runPipe(session, io, stdio, DUMBPIPE_HANDSHAKE);
     return 0;
   } finally {
     await ep.close();
+  }
+}
+
+/** A ticket, else an EndpointId alone (hex, z-base-32 or base32): dialled through the lookups. */
+function pipeTarget(text: string): EndpointTicket | PublicKey {
+  try {
+    return EndpointTicket.parse(text);
+  } catch (err) {
+    try {
+      return parseKeyAnyForm(text);
+    } catch {
+      throw err;
+    }
   }
 }
 
@@ -245,7 +269,7 @@ function unreachableReason(err: unknown, timeoutMs: number): string {
     case 'ERR_TLS_NO_ALPN':
       return `the peer does not speak ${DUMBPIPE_ALPN}`;
     case 'ERR_NO_ADDRESS':
-      return 'the ticket has no address we can use (no relay URL, and no direct address of a family we have a socket for)';
+      return (err as Error).message.startsWith('No lookup') ? `${(err as Error).message}; give --relay URL of a relay it publishes to` : 'the ticket has no address we can use (no relay URL, and no direct address of a family we have a socket for)';
     default:
       return firstLine(err);
   }

@@ -9,6 +9,8 @@ import { ConnectionError, type ConnectionEvent, type ConnectionStats, type PathA
 import type { EndpointDriver } from '../transport/io/driver.ts';
 import type { PathChangeReason } from '../transport/quic/connection/types.ts';
 import { PublicKey } from '../identity/keys.ts';
+import { SocketAddr } from '../identity/socket-addr.ts';
+import { RelayUrl } from '../identity/relay-url.ts';
 import { SdnetError } from '../util/errors.ts';
 import { abortable } from '../util/abort.ts';
 import { Emitter, type Listener, type ListenOptions } from '../util/emitter.ts';
@@ -22,7 +24,35 @@ export type ConnectionEvents = {
   'path-changed': { readonly path: PathAddr; readonly relayed: boolean; readonly reason: PathChangeReason };
   /** The connection closed; `error` says why (code 0 from either side is a normal close). */
   closed: { readonly error: ConnectionError };
+  /**
+   * The peer reported the address it sees our packets come from (QUIC address discovery,
+   * on connections that asked for it: an endpoint's probes of its relays).
+   */
+  'observed-address': { readonly address: SocketAddr };
 };
+
+/** One path of a connection ({@link Connection.paths}). */
+export interface ConnectionPath {
+  /** `direct` UDP to `address`, or through `relay`. */
+  readonly kind: 'direct' | 'relay';
+  readonly address: SocketAddr | undefined;
+  readonly relay: RelayUrl | undefined;
+  /** The peer has proven it receives on this path (RFC 9000 §8.2), or it is the handshake's. */
+  readonly validated: boolean;
+  /** `active`: the path data goes on now; `candidate`: known and not in use. */
+  readonly status: 'active' | 'candidate';
+  /** Smoothed RTT, ms (active path only). */
+  readonly rttMs: number | undefined;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+/** `direct 203.0.113.2:4000` or `relay https://relay.example/`: a path in one phrase. */
+export function describePath(path: PathAddr): string {
+  const p = path as PathAddr & { addr?: unknown; url?: unknown };
+  if (p.relayed === true) return `relay ${p.url instanceof RelayUrl ? p.url.toString() : '?'}`;
+  return `direct ${p.addr instanceof SocketAddr ? p.addr.toString() : path.key}`;
+}
 
 /** Remove `item` from `list` if present. */
 function removeFrom<T>(list: T[], item: T): void {
@@ -67,6 +97,16 @@ export class ConnectionHandle {
       case 'path-changed':
         this.events.emit('path-changed', { path: e.path, relayed: e.path.relayed === true, reason: e.reason });
         break;
+      case 'observed-address': {
+        let address: SocketAddr;
+        try {
+          address = SocketAddr.fromParts(e.ip, e.port);
+        } catch {
+          break; // port 0 or the like: nothing usable was reported
+        }
+        this.events.emit('observed-address', { address });
+        break;
+      }
       case 'stream-opened': {
         const dir = (Math.floor(e.id / 2) % 2 === 0 ? 'bi' : 'uni') as 'bi' | 'uni';
         this.#queues[dir].push(e.id);
@@ -260,7 +300,7 @@ export class Connection {
   }
 
   /**
-   * Listen for `'path-changed'` or `'closed'`; returns the function that stops listening (a
+   * Listen for `'path-changed'`, `'observed-address'` or `'closed'`; returns the function that stops listening (a
    * `signal` does it too). Listeners added after the close never run: await {@link closed}.
    */
   on<K extends keyof ConnectionEvents>(type: K, listener: Listener<ConnectionEvents[K]>, options: ListenOptions = {}): () => void {
@@ -337,6 +377,23 @@ export class Connection {
   /** RTT, congestion window, bytes, losses. */
   stats(): ConnectionStats {
     return this.#h.core.stats();
+  }
+
+  /** The connection's paths: the active one first, then the candidates it knows. */
+  paths(): ConnectionPath[] {
+    return this.#h.core.paths().map((p) => {
+      const a = p.addr as PathAddr & { addr?: unknown; url?: unknown };
+      return {
+        kind: p.relayed ? 'relay' : 'direct',
+        address: a.addr instanceof SocketAddr ? a.addr : undefined,
+        relay: a.url instanceof RelayUrl ? a.url : undefined,
+        validated: p.validated,
+        status: p.status,
+        rttMs: p.rttMs,
+        bytesSent: p.bytesSent,
+        bytesReceived: p.bytesReceived,
+      };
+    });
   }
 
   /** Start a TLS/QUIC key update now (RFC 9001 §6). False if not allowed yet. */

@@ -10,6 +10,9 @@ import { X509Certificate, createPrivateKey, createPublicKey, timingSafeEqual, ty
 import { isIP } from 'node:net';
 import type { PeerCertificateInfo, QuicCredentials, X509PrivateKey } from '../transport/quic/endpoint.ts';
 import { SdnetError } from '../util/errors.ts';
+import { concatBytes } from '../util/bytes.ts';
+import { SecretKey } from '../identity/index.ts';
+import { encodeEd25519SpkiBytes } from '../transport/quic/tls/raw-public-key.ts';
 
 /** PEM text (one or more blocks) or DER bytes, or a list of them. */
 export type PemOrDer = string | Uint8Array;
@@ -132,6 +135,50 @@ function chainTrusted(chain: readonly Uint8Array[], anchors: readonly X509Certif
     if (next === undefined || !signs(next, cert)) return false;
   }
   return false;
+}
+
+/**
+ * A check of a server's chain against trust anchors (signatures, issuers, validity, the name
+ * dialled), for connections that verify a server without presenting a certificate (QUIC
+ * address discovery against a relay).
+ */
+export function trustAnchorsVerifier(ca: PemOrDer | readonly PemOrDer[]): (peer: PeerCertificateInfo) => boolean {
+  const anchors = certificates(ca, 'ca');
+  return (peer) => chainTrusted(peer.chain, anchors, peer.side, peer.serverName);
+}
+
+function der(tag: number, ...parts: Uint8Array[]): Uint8Array {
+  const body = concatBytes(...parts);
+  const n = body.length;
+  const len = n < 0x80 ? Uint8Array.of(n) : n < 0x100 ? Uint8Array.of(0x81, n) : Uint8Array.of(0x82, n >> 8, n & 0xff);
+  return concatBytes(Uint8Array.of(tag), len, body);
+}
+
+const pemBlock = (label: string, bytes: Uint8Array) => `-----BEGIN ${label}-----\n${Buffer.from(bytes).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
+
+/**
+ * A self-signed Ed25519 certificate (RFC 5280, RFC 8410) for `commonName`, valid from 2025 to
+ * 2099: what a relay without a TLS certificate presents on its QUIC address discovery port.
+ * Its clients cannot verify it, and accept it only for relays they reach over plain HTTP.
+ */
+export function selfSignedEd25519(commonName: string, key: SecretKey = SecretKey.generate()): { der: Uint8Array; certificatePem: string; privateKeyPem: string } {
+  const seq = (...p: Uint8Array[]) => der(0x30, ...p);
+  const ascii = (t: string) => new TextEncoder().encode(t);
+  const alg = seq(der(0x06, Uint8Array.of(0x2b, 0x65, 0x70))); // id-Ed25519 (RFC 8410 §3)
+  const name = seq(der(0x31, seq(der(0x06, Uint8Array.of(0x55, 0x04, 0x03)), der(0x0c, ascii(commonName)))));
+  const tbs = seq(
+    der(0xa0, der(0x02, Uint8Array.of(2))), // v3
+    der(0x02, Uint8Array.of(0x01, ...key.public().bytes.subarray(0, 7))), // a positive serial
+    alg,
+    name,
+    seq(der(0x17, ascii('250101000000Z')), der(0x18, ascii('20991231235959Z'))),
+    name,
+    encodeEd25519SpkiBytes(key.public().bytes),
+  );
+  const cert = seq(tbs, alg, der(0x03, Uint8Array.of(0), key.sign(tbs).bytes));
+  // PKCS#8 of an Ed25519 seed (RFC 8410 §7).
+  const pkcs8 = concatBytes(Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20), key.toBytes());
+  return { der: cert, certificatePem: pemBlock('CERTIFICATE', cert), privateKeyPem: pemBlock('PRIVATE KEY', pkcs8) };
 }
 
 /** The core's credentials for {@link X509Options}, with every input checked. */

@@ -7,11 +7,18 @@
  *
  * @module
  */
-import { defaultCryptoProvider, type CryptoProvider, type Ed25519Signer, type Ed25519Verifier } from '../transport/crypto/index.ts';
+import type { CryptoProvider, Ed25519Signer, Ed25519Verifier } from '../transport/crypto/provider.ts';
+import { nobleCryptoProvider } from '../transport/crypto/noble-provider.ts';
 import { isValidEd25519PublicKey } from '../transport/crypto/ed25519-strict.ts';
 import { equalBytes, fromHex, toHex } from '../util/bytes.ts';
 import { BASE32_RFC4648_LOWER, BASE32_Z, decodeBase32, encodeBase32 } from '../util/base32.ts';
 import { DecodeError } from '../util/errors.ts';
+
+/**
+ * Keys sign and verify with the @noble provider unless told otherwise: it runs everywhere
+ * (no `node:` import, so identities work in a browser bundle) and is strict in the same way.
+ */
+const defaultCryptoProvider: CryptoProvider = nobleCryptoProvider;
 
 /** Length of public and secret keys in bytes. */
 export const KEY_LENGTH = 32;

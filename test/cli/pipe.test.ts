@@ -14,6 +14,7 @@ import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import iroh from '@number0/iroh';
 import { EndpointAddr, EndpointTicket, SecretKey } from '../../src/identity/index.ts';
+import { startTestRelay } from '../helpers/relay-test-utils.ts';
 
 const bin = fileURLToPath(new URL('../../bin/sdnet.js', import.meta.url));
 const ALPN = Array.from(new TextEncoder().encode('DUMBPIPEV0'));
@@ -105,6 +106,36 @@ describe('sdnet pipe ↔ sdnet pipe', () => {
     expect(sha256(connector.stdout())).toBe(sha256(toConnector));
     expect(listener.stderr()).toMatch(/^sdnet pipe connect endpoint[a-z2-7]+$/m);
     expect(listener.stderr()).toMatch(/connection from [0-9a-f]{10}/);
+  });
+});
+
+describe('sdnet pipe path changes', () => {
+  it('a connection dialled through the relay alone moves to the direct path, and each side prints one `path:` line on stderr', async () => {
+    const relay = await startTestRelay();
+    try {
+      const toConnector = randomBytes(256 * 1024);
+      const toListener = randomBytes(256 * 1024);
+      const listener = sdnet(['pipe', 'listen', '--bind', '127.0.0.1:0', '--relay', relay.url], { input: toConnector, keepStdinOpen: true });
+      const full = EndpointTicket.parse(await ticketOf(listener)).addr;
+      expect(full.relayUrls.map(String)).toEqual([relay.url]);
+      // Only the relay: the listener's direct address arrives in its transport parameters.
+      const relayOnly = new EndpointTicket(EndpointAddr.from({ id: full.id.toString(), relayUrls: [relay.url] })).toString();
+      const connector = sdnet(['pipe', 'connect', relayOnly, '--bind', '127.0.0.1:0'], { input: toListener, keepStdinOpen: true });
+      for (let i = 0; i < 3000 && !/^path: direct /m.test(connector.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(connector.stderr()).toMatch(/^path: direct 127\.0\.0\.1:\d+$/m);
+      listener.child.stdin!.end();
+      connector.child.stdin!.end();
+      const [lc, cc] = await Promise.all([listener.exited, connector.exited]);
+      expect({ listener: lc, connector: cc }, `${listener.stderr()}\n${connector.stderr()}`).toEqual({ listener: 0, connector: 0 });
+      expect(sha256(listener.stdout())).toBe(sha256(toListener));
+      expect(sha256(connector.stdout())).toBe(sha256(toConnector));
+      expect(connector.stderr().match(/^path: /gm)).toHaveLength(1);
+      // The listener followed the client's migration.
+      expect(listener.stderr()).toMatch(/^path: direct 127\.0\.0\.1:\d+$/m);
+      expect(listener.stderr().match(/^path: /gm)).toHaveLength(1);
+    } finally {
+      await relay.close({ graceful: false });
+    }
   });
 });
 

@@ -127,7 +127,7 @@ export async function killAndWait(children: Iterable<ChildProcess>): Promise<voi
   );
 }
 
-const liveLabs = new Set<NetnsLab>();
+const liveLabs = new Set<{ destroySync(): void }>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -397,4 +397,189 @@ export class JsonLines {
       check();
     });
   }
+}
+
+/**
+ * NAT behaviour of a site's router (shared/docs/holepunch.md §5.1 profiles): `none` routes the
+ * site's public addresses; `cone` is endpoint-independent mapping and filtering (the full-cone
+ * map, patchbay's Open); `home` is that mapping with address-and-port-dependent filtering
+ * (patchbay's Moderate, a typical home router); `strict` maps each destination to a random
+ * port (EDM) and filters (APDF).
+ */
+export type NatProfile = 'none' | 'cone' | 'home' | 'strict';
+
+export interface NatSite {
+  readonly name: string;
+  readonly nat: NatProfile;
+  /** The router's address on the public bridge (what a NAT maps to). */
+  readonly wan: string;
+  /** The host's address behind the router (public for `none`). */
+  readonly addr: string;
+  readonly routerNetns: string;
+  readonly hostNetns: string;
+}
+
+/**
+ * A small internet in namespaces (holepunch.md §5.1): a public bridge 203.0.113.0/24 whose
+ * namespace `public` holds 203.0.113.10 (a relay lives there), and per site a router
+ * (203.0.113.<i> on the bridge) with a host behind it: 10.0.<i>.2 behind a NAT, or
+ * 198.51.10<i>.2 routed when the site has none.
+ */
+export class NatLab {
+  readonly id: string;
+  readonly publicNetns: string;
+  readonly publicAddr = '203.0.113.10';
+  readonly sites: Readonly<Record<string, NatSite>>;
+  readonly #children = new Set<ChildProcess>();
+  #destroyed = false;
+
+  private constructor(id: string, sites: Record<string, NatSite>) {
+    this.id = id;
+    this.publicNetns = `${id}-P`;
+    this.sites = sites;
+  }
+
+  static async create(sites: ReadonlyArray<{ name: string; nat: NatProfile }>): Promise<NatLab> {
+    if (sites.length === 0 || sites.length > 9) throw new RangeError('a NAT lab has 1–9 sites');
+    reapStaleLabs();
+    installExitHook();
+    const id = `${PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const all: Record<string, NatSite> = {};
+    sites.forEach((s, k) => {
+      const i = k + 1;
+      all[s.name] = { name: s.name, nat: s.nat, wan: `203.0.113.${i}`, addr: s.nat === 'none' ? `198.51.10${i}.2` : `10.0.${i}.2`, routerNetns: `${id}-R${i}`, hostNetns: `${id}-H${i}` };
+    });
+    const lab = new NatLab(id, all);
+    liveLabs.add(lab);
+    const P = lab.publicNetns;
+    try {
+      await must(IP, ['netns', 'add', P]);
+      await must(IP, ['-n', P, 'link', 'add', 'br0', 'type', 'bridge']);
+      await must(IP, ['-n', P, 'link', 'set', 'br0', 'up']);
+      await must(IP, ['-n', P, 'link', 'set', 'lo', 'up']);
+      await must(IP, ['-n', P, 'addr', 'add', `${lab.publicAddr}/24`, 'dev', 'br0']);
+      await must(IP, ['netns', 'exec', P, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      let i = 0;
+      for (const s of Object.values(all)) {
+        i++;
+        const R = s.routerNetns;
+        const H = s.hostNetns;
+        const lan = s.addr.slice(0, s.addr.lastIndexOf('.'));
+        await must(IP, ['netns', 'add', R]);
+        await must(IP, ['netns', 'add', H]);
+        await must(IP, ['link', 'add', `p${i}`, 'netns', P, 'type', 'veth', 'peer', 'name', 'wan', 'netns', R]);
+        await must(IP, ['link', 'add', 'lan', 'netns', R, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', H]);
+        await must(IP, ['-n', P, 'link', 'set', `p${i}`, 'master', 'br0']);
+        await must(IP, ['-n', P, 'link', 'set', `p${i}`, 'up']);
+        await must(IP, ['-n', R, 'addr', 'add', `${s.wan}/24`, 'dev', 'wan']);
+        await must(IP, ['-n', R, 'addr', 'add', `${lan}.1/24`, 'dev', 'lan']);
+        for (const d of ['wan', 'lan', 'lo']) await must(IP, ['-n', R, 'link', 'set', d, 'up']);
+        await must(IP, ['-n', R, 'route', 'add', 'default', 'via', lab.publicAddr]);
+        await must(IP, ['netns', 'exec', R, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+        await must(IP, ['-n', H, 'addr', 'add', `${s.addr}/24`, 'dev', 'eth0']);
+        for (const d of ['eth0', 'lo']) await must(IP, ['-n', H, 'link', 'set', d, 'up']);
+        await must(IP, ['-n', H, 'route', 'add', 'default', 'via', `${lan}.1`]);
+        if (s.nat === 'none') await must(IP, ['-n', P, 'route', 'add', `${lan}.0/24`, 'via', s.wan]);
+        else {
+          const r = await run(IP, ['netns', 'exec', R, NFT, '-f', '-'], { input: natRuleset(s.nat, s.wan) });
+          if (r.code !== 0) throw new Error(`nft in router ${s.name} failed: ${r.stderr.trim()}`);
+        }
+      }
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+
+  #ns(where: string): string {
+    if (where === 'public') return this.publicNetns;
+    const [site, role] = where.split('/');
+    const s = this.sites[site!];
+    if (s === undefined) throw new RangeError(`no site ${site} in this lab`);
+    return role === 'router' ? s.routerNetns : s.hostNetns;
+  }
+
+  /** Run a command in `public`, `<site>` (its host) or `<site>/router`. */
+  exec(where: string, argv: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+    return run(IP, ['netns', 'exec', this.#ns(where), ...argv], options);
+  }
+
+  /** Start a long-running process in `public`, `<site>` or `<site>/router`; killed by {@link destroy}. */
+  spawn(where: string, argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
+    const child = spawn(IP, ['netns', 'exec', this.#ns(where), ...argv], { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    return child;
+  }
+
+  #namespaces(): string[] {
+    return [this.publicNetns, ...Object.values(this.sites).flatMap((s) => [s.routerNetns, s.hostNetns])];
+  }
+
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    liveLabs.delete(this);
+    await killAndWait(this.#children);
+    for (const ns of this.#namespaces()) await run(IP, ['netns', 'del', ns]);
+  }
+
+  destroySync(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    for (const c of this.#children) c.kill('SIGKILL');
+    for (const ns of this.#namespaces()) {
+      try {
+        execFileSync(IP, ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** The router's nftables for a NAT profile (holepunch.md §5.1; WAN interface `wan`). */
+function natRuleset(nat: Exclude<NatProfile, 'none'>, wan: string): string {
+  // nft 1.0.6 does not parse these on one line: one statement per line.
+  const apdf = `table ip filt {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" drop
+  }
+}
+`;
+  // Plain masquerade is racy as an EIM NAT (holepunch.md §5): the full-cone map is reliable.
+  const eim = `table ip nat {
+  map fullcone {
+    type inet_service : ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout 300s
+    size 65536
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "wan" meta l4proto udp dnat to udp dport map @fullcone
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" meta l4proto udp update @fullcone { udp sport timeout 300s : ip saddr . udp sport }
+    oifname "wan" snat to ${wan}
+  }
+}
+`;
+  const edm = `table ip nat {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" masquerade random,fully-random
+  }
+}
+`;
+  if (nat === 'cone') return eim;
+  if (nat === 'home') return apdf + eim;
+  return apdf + edm;
 }

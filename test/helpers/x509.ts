@@ -4,7 +4,7 @@
  */
 import { generateKeyPairSync, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { SecretKey } from '../../src/identity/index.ts';
-import { encodeEd25519SpkiBytes } from '../../src/transport/quic/tls/raw-public-key.ts';
+import { selfSignedEd25519 as selfSigned } from '../../src/endpoint/x509.ts';
 import { concatBytes } from '../../src/util/bytes.ts';
 
 function der(tag: number, ...parts: Uint8Array[]): Uint8Array {
@@ -26,20 +26,8 @@ export interface TestCertificate {
 }
 
 export function selfSignedEd25519(cn: string, key: SecretKey = SecretKey.generate()): TestCertificate {
-  const tbs = seq(
-    der(0xa0, der(0x02, Uint8Array.of(2))),
-    der(0x02, Uint8Array.of(0x01, ...key.public().bytes.subarray(0, 7))),
-    ED25519_ALG,
-    name(cn),
-    seq(der(0x17, ascii('250101000000Z')), der(0x18, ascii('20991231235959Z'))),
-    name(cn),
-    encodeEd25519SpkiBytes(key.public().bytes),
-  );
-  const cert = seq(tbs, ED25519_ALG, der(0x03, Uint8Array.of(0), key.sign(tbs).bytes));
-  const pem = (label: string, bytes: Uint8Array) =>
-    `-----BEGIN ${label}-----\n${Buffer.from(bytes).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
-  const pkcs8 = concatBytes(Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20), key.toBytes());
-  return { key, der: cert, certPem: pem('CERTIFICATE', cert), keyPem: pem('PRIVATE KEY', pkcs8) };
+  const c = selfSigned(cn, key);
+  return { key, der: c.der, certPem: c.certificatePem, keyPem: c.privateKeyPem };
 }
 
 // ---------------------------------------------------------------- Ed25519 and ECDSA P-256, self-signed or CA-issued

@@ -66,7 +66,7 @@ export class Arena {
   deliver(from: string, data: Uint8Array): void {
     this.#bytesFrom.set(from, (this.#bytesFrom.get(from) ?? 0) + data.length);
     const colon = from.lastIndexOf(':');
-    this.server.handleDatagram(this.now, colon > 0 ? { key: from, host: from.slice(0, colon) } : { key: from }, data);
+    this.server.handleDatagram(this.now, colon > 0 ? { key: from, host: from.slice(0, colon), ...udpOf(from) } : { key: from }, data);
     for (let c = this.server.pollIncoming(); c !== undefined; c = this.server.pollIncoming()) this.accepted.push(c);
   }
 
@@ -207,4 +207,10 @@ export function expectClosedWithOneOf(arena: Arena, conn: Connection, peer: RawP
 export function expectAlive(arena: Arena, conn: Connection): void {
   expect({ state: conn.state, error: conn.closeError?.message }).toEqual({ state: 'established', error: undefined });
   expect(arena.internalErrors, 'internal errors').toBe(0);
+}
+
+/** A path named `a.b.c.d:port` carries that IPv4 address and port (what OBSERVED_ADDRESS reports). */
+function udpOf(name: string): { ip: Uint8Array; port: number } | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+):(\d+)$/.exec(name);
+  return m ? { ip: Uint8Array.from(m.slice(1, 5).map(Number)), port: Number(m[5]) } : undefined;
 }

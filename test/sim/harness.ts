@@ -106,8 +106,9 @@ export class SimNetwork {
     return { ...nodeCryptoProvider, name: 'sim', randomBytes: (n: number) => rng.bytes(n) };
   }
 
-  addNode(name: string, options: Omit<QuicEndpointOptions, 'provider'>): SimNode {
-    const node = new SimNode(new QuicEndpoint({ ...options, provider: this.provider() }), { key: name });
+  /** A node sending from `name`; `ip`/`port` are what its peers see as its UDP address (QUIC address discovery reports them). */
+  addNode(name: string, options: Omit<QuicEndpointOptions, 'provider'>, udp?: { ip: Uint8Array; port: number }): SimNode {
+    const node = new SimNode(new QuicEndpoint({ ...options, provider: this.provider() }), { key: name, ...udp });
     this.nodes.set(name, node);
     return node;
   }
@@ -116,11 +117,11 @@ export class SimNetwork {
    * The node's address changes (NAT rebinding): from now on it sends from `newName`, and
    * datagrams still addressed to the old name are lost.
    */
-  rebind(name: string, newName: string): void {
+  rebind(name: string, newName: string, udp?: { ip: Uint8Array; port: number }): void {
     const node = this.nodes.get(name);
     if (node === undefined) throw new Error(`no node ${name}`);
     this.nodes.delete(name);
-    node.addr = { key: newName };
+    node.addr = { key: newName, ...udp };
     this.nodes.set(newName, node);
     for (const [k, v] of [...this.links]) {
       const [a, b] = k.split('>');

@@ -110,6 +110,11 @@ describe('relayed and direct paths (simulated network)', () => {
     drain();
     const upgrade = log.find((e) => e.type === 'path-changed');
     expect(upgrade).toMatchObject({ type: 'path-changed', reason: 'upgrade', path: { key: 'server' } });
+    // paths(): the direct path active and validated, the relay kept as a candidate.
+    const paths = conn.paths();
+    expect(paths[0]).toMatchObject({ addr: { key: 'server' }, status: 'active', relayed: false, validated: true });
+    expect(paths[0]!.rttMs).toBeGreaterThan(0);
+    expect(paths.slice(1).map((p) => ({ key: p.addr.key, status: p.status, relayed: p.relayed }))).toContainEqual({ key: `${RELAY_PREFIX}server`, status: 'candidate', relayed: true });
     // The first probe goes out right after the handshake is confirmed: one direct round trip.
     expect(net.now - start).toBeLessThan(2_000_000);
     const before = counts(net);

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createHmac } from 'node:crypto';
 import {
   AEAD_KEY_LENGTH,
   HP_KEY_LENGTH,
@@ -15,6 +15,7 @@ import {
   type HeaderProtectionAlgorithm,
 } from '../../src/transport/crypto/index.ts';
 import { hasSmallOrder, isValidEd25519PublicKey, passesStrictSignaturePrecheck } from '../../src/transport/crypto/ed25519-strict.ts';
+import { hmacSha256 } from '../../src/transport/crypto/hmac-sha256.ts';
 import { fromHex, toHex, utf8 } from '../../src/util/bytes.ts';
 import { CryptoError } from '../../src/util/errors.ts';
 import { fcParams } from '../helpers/seed.ts';
@@ -340,6 +341,28 @@ describe('ECDSA P-256 / SHA-256 (X.509 credentials)', () => {
       expect(() => p.ecdsaP256Verifier(pub.subarray(0, 33))).toThrow(CryptoError);
       expect(() => p.ecdsaP256Signer(new Uint8Array(32))).toThrow(RangeError);
       expect(() => p.ecdsaP256Signer(new Uint8Array(32).fill(0xff))).toThrow(RangeError);
+    }
+  });
+});
+
+describe('JavaScript HMAC-SHA-256 (the node provider\'s short-input path)', () => {
+  it('matches OpenSSL at every block boundary, split across parts, and after its key changes in place', () => {
+    const key = new Uint8Array(32);
+    for (const keyLength of [0, 1, 32, 63, 64, 65, 130]) {
+      for (const dataLength of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 300]) {
+        const k = Uint8Array.from({ length: keyLength }, (_, i) => (i * 7 + keyLength) & 0xff);
+        const d = Uint8Array.from({ length: dataLength }, (_, i) => (i * 13 + 1) & 0xff);
+        const expected = createHmac('sha256', k).update(d).digest('hex');
+        expect(toHex(hmacSha256(k, [d]))).toBe(expected);
+        // Twice with the same key (its keyed states are reused), then split in three parts.
+        expect(toHex(hmacSha256(k, [d.subarray(0, dataLength >> 1), new Uint8Array(0), d.subarray(dataLength >> 1)]))).toBe(expected);
+      }
+    }
+    // The same key object, changed in place between calls, gives the new key's MAC.
+    const data = utf8('quic key');
+    for (let i = 0; i < 3; i++) {
+      key[i] = 0x40 + i;
+      expect(toHex(hmacSha256(key, [data]))).toBe(createHmac('sha256', key).update(data).digest('hex'));
     }
   });
 });

@@ -192,6 +192,16 @@ describe('sdnet-relay flags and config file', () => {
     });
   });
 
+  it('QUIC address discovery: on at UDP 7842 by default, --qad-port N (0 = any), --no-qad, [qad] in the file', () => {
+    expect(parseCli([]).options.qad).toEqual({ port: 7842 });
+    expect(parseCli(['--qad-port', '0']).options.qad).toEqual({ port: 0 });
+    expect(parseCli(['--no-qad']).options.qad).toBe(false);
+    expect(parseCli(['--config', file('qad-off.toml', '[qad]\nenabled = false\n')]).options.qad).toBe(false);
+    expect(parseCli(['--config', file('qad-port.toml', '[qad]\nport = 17842\n'), '--qad-port', '1']).options.qad).toEqual({ port: 1 });
+    expect(() => parseCli(['--no-qad', '--qad-port', '1'])).toThrow(ConfigError);
+    expect(() => parseCli(['--qad-port', '70000'])).toThrow(ConfigError);
+  });
+
   it('reads a JSON file', () => {
     const p = file('relay.json', JSON.stringify({ port: 0, metrics: { enabled: false }, rate_limit: { bytes_per_second: 0 } }));
     expect(parseCli(['--config', p]).options).toMatchObject({ port: 0, metrics: false, rateLimit: false });

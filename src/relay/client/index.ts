@@ -5,7 +5,8 @@
  *
  * @module
  */
-export { RelayClient, type RelayClientEvents, type RelayClientOptions, type RelayClientState, type RelayClientStats, type RelayDatagrams } from './relay-client.ts';
+export { RelayClient } from './node-relay-client.ts';
+export { RelayClientBase, type RelayClientEvents, type RelayClientOptions, type RelayClientState, type RelayClientStats, type RelayDatagrams } from './relay-client.ts';
 export { Backoff, type BackoffOptions } from './backoff.ts';
 export { nodeWebSocketTransport, type NodeTlsOptions } from './node-transport.ts';
 export { standardWebSocketTransport } from './standard-transport.ts';

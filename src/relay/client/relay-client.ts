@@ -23,7 +23,8 @@
  */
 import { PublicKey, type SecretKey } from '../../identity/keys.ts';
 import { RelayUrl } from '../../identity/relay-url.ts';
-import { defaultCryptoProvider, type CryptoProvider } from '../../transport/crypto/index.ts';
+import type { CryptoProvider } from '../../transport/crypto/provider.ts';
+import { nobleCryptoProvider } from '../../transport/crypto/noble-provider.ts';
 import { planBatches, type PlannedFrame } from '../protocol/batch.ts';
 import { RelayClientConnection } from '../protocol/client-connection.ts';
 import { RelayError } from '../protocol/errors.ts';
@@ -43,7 +44,7 @@ import {
 import { OFFERED_SUBPROTOCOLS, versionOfSubprotocol, type ProtocolVersion } from '../protocol/version.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './events.ts';
-import { nodeWebSocketTransport, type NodeTlsOptions } from './node-transport.ts';
+import type { NodeTlsOptions } from './node-transport.ts';
 import { relayWebSocketUrl, type RelaySocket, type RelayTransport } from './transport.ts';
 
 /** Datagrams from one source, as one frame carried them. */
@@ -84,7 +85,7 @@ export interface RelayClientOptions {
   secretKey: SecretKey;
   /** Bearer token for relays with access control. */
   token?: string;
-  /** WebSocket implementation; default `nodeWebSocketTransport(tls)`. */
+  /** WebSocket implementation; default (Node's `RelayClient`) `nodeWebSocketTransport(tls)`. */
   transport?: RelayTransport;
   /** TLS options of the default transport. */
   tls?: NodeTlsOptions;
@@ -153,7 +154,12 @@ function abortReason(signal: AbortSignal): RelayError {
   return signal.reason instanceof RelayError ? signal.reason : new RelayError('ERR_RELAY_ABORTED', 'Aborted', { cause: signal.reason });
 }
 
-export class RelayClient {
+/**
+ * The relay client without a default transport, so it needs no `node:` module (browsers use
+ * it with `standardWebSocketTransport`). `RelayClient` (`node-relay-client.ts`) is this with
+ * Node's defaults: the `ws` transport and node:crypto.
+ */
+export class RelayClientBase {
   readonly #url: RelayUrl;
   readonly #wsUrl: URL;
   readonly #secretKey: SecretKey;
@@ -197,7 +203,7 @@ export class RelayClient {
     internalErrors: 0,
   };
 
-  constructor(options: RelayClientOptions) {
+  constructor(options: RelayClientOptions & { transport: RelayTransport }) {
     this.#url = options.url instanceof RelayUrl ? options.url : RelayUrl.parse(options.url);
     this.#wsUrl = relayWebSocketUrl(this.#url.toURL());
     this.#secretKey = options.secretKey;
@@ -205,8 +211,8 @@ export class RelayClient {
       throw new TypeError('token must be a non-empty string without whitespace');
     }
     this.#token = options.token;
-    this.#transport = options.transport ?? nodeWebSocketTransport(options.tls);
-    this.#crypto = options.crypto ?? defaultCryptoProvider;
+    this.#transport = options.transport;
+    this.#crypto = options.crypto ?? nobleCryptoProvider;
     this.#keys = options.keyCache ?? new KeyCache();
     this.#onDatagrams = options.onDatagrams;
     const pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;

@@ -14,6 +14,7 @@ import type { QuicEndpoint } from '../quic/endpoint.ts';
 import type { Connection } from '../quic/connection/connection.ts';
 import type { ConnectionEvent, PathAddr } from '../quic/connection/types.ts';
 import { monotonicClock, type Clock } from './clock.ts';
+import { cancelImmediate, scheduleImmediate, type ImmediateHandle } from './immediate.ts';
 
 /** Where the driver sends datagrams. */
 export interface DatagramSender {
@@ -35,7 +36,7 @@ export class EndpointDriver {
   #onIncoming: ((connection: Connection) => void) | undefined;
   #scheduled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #immediate: ReturnType<typeof setImmediate> | undefined;
+  #immediate: ImmediateHandle | undefined;
   #timerAt = Infinity;
   #closed = false;
   /** Unexpected exceptions caught at the boundary (each closed one connection or dropped a datagram). */
@@ -78,7 +79,7 @@ export class EndpointDriver {
   schedule(): void {
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    scheduleImmediate(() => {
       this.#scheduled = false;
       this.drain();
     });
@@ -147,7 +148,7 @@ export class EndpointDriver {
       // Sub-millisecond deadlines right after a pass that did work (pacing, the next burst):
       // Node timers have 1 ms resolution.
       this.counters.immediates++;
-      this.#immediate = setImmediate(() => {
+      this.#immediate = scheduleImmediate(() => {
         this.#immediate = undefined;
         this.#timerAt = Infinity;
         this.drain();
@@ -173,7 +174,7 @@ export class EndpointDriver {
 
   #clearTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    if (this.#immediate) cancelImmediate(this.#immediate);
     this.#timer = undefined;
     this.#immediate = undefined;
     this.#timerAt = Infinity;

@@ -7,33 +7,9 @@
  */
 import dgram from 'node:dgram';
 import { SocketAddr } from '../../identity/socket-addr.ts';
-import { ipScope } from '../quic/address.ts';
-import type { PathAddr } from '../quic/connection/types.ts';
+import { UdpPath, type DatagramSocket, type UdpSocketOptions } from './udp-path.ts';
 
-/** A remote UDP address as the core sees it. */
-export class UdpPath implements PathAddr {
-  readonly kind = 'udp' as const;
-  readonly key: string;
-  readonly addr: SocketAddr;
-  /** The host string for dgram, computed once (it is needed for every datagram sent). */
-  readonly host: string;
-  readonly port: number;
-  readonly loopback: boolean;
-
-  constructor(addr: SocketAddr) {
-    this.addr = addr;
-    this.key = `udp:${addr.toString()}`;
-    this.host = addr.host;
-    this.port = addr.port;
-    this.loopback = ipScope(addr.ip) === 'loopback';
-  }
-
-  static from(host: string, port: number): UdpPath {
-    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; keep one canonical form.
-    const h = host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
-    return new UdpPath(SocketAddr.parse(h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`));
-  }
-}
+export { UdpPath, type UdpSocketOptions } from './udp-path.ts';
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 
@@ -44,15 +20,8 @@ function literalLookup(host: string, _options: unknown, callback: (err: NodeJS.E
 /** Source addresses remembered per socket (oldest forgotten first). */
 const PATH_CACHE_SIZE = 4096;
 
-export interface UdpSocketOptions {
-  /** `ip:port` or `[ipv6]:port` to bind. */
-  bind: SocketAddr;
-  onDatagram: (data: Uint8Array, from: UdpPath) => void;
-  onError?: (err: Error) => void;
-}
-
 /** One bound UDP socket. */
-export class UdpSocket {
+export class UdpSocket implements DatagramSocket {
   readonly #socket: dgram.Socket;
   readonly family: 4 | 6;
   #closed = false;

@@ -16,23 +16,27 @@ import type { RelayTransport } from '../../relay/client/transport.ts';
 import { SdnetError } from '../../util/errors.ts';
 import type { CryptoProvider } from '../crypto/provider.ts';
 import type { DatagramSender } from '../io/driver.ts';
-import { UdpPath, UdpSocket } from '../io/udp.ts';
+import { UdpPath, type BindUdp, type DatagramSocket } from '../io/udp-path.ts';
 import type { PathAddr } from '../quic/connection/types.ts';
 import { MAX_RELAY_PATHS } from './limits.ts';
 import { RelayPath } from './relay-path.ts';
-import { RelayPool } from './relay-pool.ts';
+import { RelayPool, type ProbeRelay } from './relay-pool.ts';
 
 export interface PathSocketOptions {
   /** UDP addresses to bind (none: relay only). */
   bind: readonly SocketAddr[];
   /** Fail if any address cannot be bound (otherwise skip it, as for the default IPv6 socket). */
   strictBind: boolean;
+  /** How UDP sockets are bound (node:dgram in Node; a browser has none). */
+  bindUdp: BindUdp;
+  /** How a relay's latency is measured. */
+  probeRelay: ProbeRelay;
   secretKey: SecretKey;
   /** Relays a home relay is chosen from. */
   relays: readonly RelayUrl[];
   relayTls?: NodeTlsOptions;
   relayToken?: string;
-  relayTransport?: RelayTransport;
+  relayTransport: RelayTransport;
   relayIdleTimeoutMs?: number;
   crypto?: CryptoProvider;
   /** Every datagram received, from UDP or a relay, with its path. */
@@ -50,7 +54,7 @@ export interface PathSocketStats {
 }
 
 export class PathSocket implements DatagramSender {
-  readonly #udp: UdpSocket[];
+  readonly #udp: DatagramSocket[];
   readonly pool: RelayPool;
   readonly #onDatagram: (data: Uint8Array, path: PathAddr) => void;
   /** Relayed datagrams waiting for the end of the drain, per path. */
@@ -59,7 +63,7 @@ export class PathSocket implements DatagramSender {
   readonly #stats = { udpSent: 0, relaySent: 0, relayReceived: 0, unroutable: 0 };
   #closed = false;
 
-  private constructor(udp: UdpSocket[], pool: RelayPool, onDatagram: (data: Uint8Array, path: PathAddr) => void) {
+  private constructor(udp: DatagramSocket[], pool: RelayPool, onDatagram: (data: Uint8Array, path: PathAddr) => void) {
     this.#udp = udp;
     this.pool = pool;
     this.#onDatagram = onDatagram;
@@ -68,11 +72,11 @@ export class PathSocket implements DatagramSender {
   static async bind(options: PathSocketOptions): Promise<PathSocket> {
     // The socket exists before its receivers need it: datagrams go through this holder.
     const holder: { socket?: PathSocket } = {};
-    const udp: UdpSocket[] = [];
+    const udp: DatagramSocket[] = [];
     for (const addr of options.bind) {
       try {
         udp.push(
-          await UdpSocket.bind({
+          await options.bindUdp({
             bind: addr,
             onDatagram: (data, from) => {
               if (holder.socket) holder.socket.#receive(data, from);
@@ -96,7 +100,8 @@ export class PathSocket implements DatagramSender {
       ...(options.crypto ? { crypto: options.crypto } : {}),
       ...(options.relayTls ? { tls: options.relayTls } : {}),
       ...(options.relayToken !== undefined ? { token: options.relayToken } : {}),
-      ...(options.relayTransport ? { transport: options.relayTransport } : {}),
+      transport: options.relayTransport,
+      probe: options.probeRelay,
       ...(options.relayIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.relayIdleTimeoutMs } : {}),
     });
     const socket = new PathSocket(udp, pool, options.onDatagram);

@@ -10,7 +10,7 @@
  */
 import type { SecretKey, PublicKey } from '../../identity/keys.ts';
 import type { RelayUrl } from '../../identity/relay-url.ts';
-import { RelayClient, type RelayDatagrams } from '../../relay/client/relay-client.ts';
+import { RelayClientBase as RelayClient, type RelayDatagrams } from '../../relay/client/relay-client.ts';
 import type { NodeTlsOptions } from '../../relay/client/node-transport.ts';
 import type { RelayTransport } from '../../relay/client/transport.ts';
 import { KeyCache } from '../../relay/protocol/key-cache.ts';
@@ -28,7 +28,10 @@ import {
   RELAY_REPORT_RETRY_MAX_MS,
   RELAY_REPORT_RETRY_MIN_MS,
 } from './limits.ts';
-import { probeRelay } from './relay-probe.ts';
+import type { RelayProbeOptions } from './relay-probe-options.ts';
+
+/** Measures a relay's `/ping` round trip (ms, or undefined when it did not answer); never throws. */
+export type ProbeRelay = (url: RelayUrl, options: RelayProbeOptions) => Promise<number | undefined>;
 
 export interface RelayPoolOptions {
   secretKey: SecretKey;
@@ -41,8 +44,10 @@ export interface RelayPoolOptions {
   tls?: NodeTlsOptions;
   /** Bearer token for relays with access control. */
   token?: string;
-  /** WebSocket implementation (default: node sockets). */
-  transport?: RelayTransport;
+  /** WebSocket implementation. */
+  transport: RelayTransport;
+  /** Relay latency probe (`GET /ping`). */
+  probe: ProbeRelay;
   /** Close relays opened for peers after this long without traffic (ms). */
   idleTimeoutMs?: number;
 }
@@ -218,7 +223,7 @@ export class RelayPool {
       ...(this.#options.crypto ? { crypto: this.#options.crypto } : {}),
       ...(this.#options.tls ? { tls: this.#options.tls } : {}),
       ...(this.#options.token !== undefined ? { token: this.#options.token } : {}),
-      ...(this.#options.transport ? { transport: this.#options.transport } : {}),
+      transport: this.#options.transport,
       onDatagrams: (d) => {
         const e = this.#entries.get(key);
         if (e !== undefined) e.lastUsed = now();
@@ -305,7 +310,7 @@ export class RelayPool {
       results = await Promise.all(
         this.#relays.map(async (url) => ({
           url,
-          ms: await probeRelay(url, { count: RELAY_PROBES_PER_REPORT, signal: controller.signal, ...(this.#options.tls ? { tls: this.#options.tls } : {}) }),
+          ms: await this.#options.probe(url, { count: RELAY_PROBES_PER_REPORT, signal: controller.signal, ...(this.#options.tls ? { tls: this.#options.tls } : {}) }),
         })),
       );
     } finally {

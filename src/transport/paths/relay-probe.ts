@@ -8,16 +8,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { RelayUrl } from '../../identity/relay-url.ts';
-import type { NodeTlsOptions } from '../../relay/client/node-transport.ts';
 import { RELAY_PROBE_MAX_BODY, RELAY_PROBE_TIMEOUT_MS } from './limits.ts';
+import type { RelayProbeOptions } from './relay-probe-options.ts';
 
-export interface RelayProbeOptions {
-  /** Probes to send one after another; the best round trip is reported. */
-  count: number;
-  tls?: NodeTlsOptions;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
+export type { RelayProbeOptions } from './relay-probe-options.ts';
 
 /**
  * The best `/ping` round trip to `url` in ms, or undefined if no probe got a 200 in time.

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { AddressDiscoveryMode } from './wire/transport-params.ts';
 import type { CongestionAlgorithm } from './recovery/congestion.ts';
 
 export interface ConnectionSettings {
@@ -48,6 +49,12 @@ export interface ConnectionSettings {
    * ChaCha20-Poly1305).
    */
   readonly maxAuthenticationFailures: number;
+  /**
+   * QUIC address discovery (draft-ietf-quic-address-discovery): 0 = report the peer's address
+   * to it, 1 = ask the peer to report ours, 2 = both; undefined = the parameter is not sent
+   * (iroh's peer connections do not use it; its relays' QAD service does).
+   */
+  readonly addressDiscovery?: AddressDiscoveryMode;
 }
 
 export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {

@@ -140,6 +140,12 @@ export interface ConnectOptions {
   /** Test-only: offer no key share first (forces a HelloRetryRequest). */
   readonly sendEmptyKeyShare?: boolean;
   readonly cipherSuites?: readonly number[];
+  /**
+   * Dial a server that presents an X.509 certificate while we present none, whatever this
+   * endpoint's own credentials (QUIC address discovery against a relay, iroh-wire §1.11):
+   * the server's chain is accepted when this returns true.
+   */
+  readonly verifyX509Server?: (peer: PeerCertificateInfo) => boolean;
 }
 
 /** Counts datagrams dropped by the endpoint, by reason. */
@@ -289,7 +295,7 @@ export class QuicEndpoint implements ConnectionHost {
 
   /** Start a connection to `path`. */
   connect(now: number, path: PathAddr, options: ConnectOptions): Connection {
-    if (this.#credentials.type === 'raw-public-key' && options.serverKey === undefined) throw new TypeError('With raw public keys, connect() needs the server key');
+    if (this.#credentials.type === 'raw-public-key' && options.serverKey === undefined && options.verifyX509Server === undefined) throw new TypeError('With raw public keys, connect() needs the server key');
     // RFC 9000 §7.2: the client's first DCID is at least 8 unpredictable bytes (iroh uses 20).
     const dcid = this.#provider.randomBytes(20);
     const settings = { ...this.#settings, ...options.settings };
@@ -307,7 +313,7 @@ export class QuicEndpoint implements ConnectionHost {
       tls: (params) =>
         new TlsClientSession({
           provider: this.#provider,
-          ...this.#tlsCredentials('client', () => options.serverName),
+          ...(options.verifyX509Server ? this.#anonymousX509Client(options.verifyX509Server, options.serverName) : this.#tlsCredentials('client', () => options.serverName)),
           alpnProtocols: [options.alpn],
           transportParameters: this.#encodeParams(params),
           ...(options.serverKey !== undefined ? { expectedServerKey: options.serverKey } : {}),
@@ -320,6 +326,14 @@ export class QuicEndpoint implements ConnectionHost {
     this.#connections.push(connection);
     this.#stats.connections++;
     return connection;
+  }
+
+  /** A client presenting no certificate to an X.509 server (our seed only fills the unused signer slot). */
+  #anonymousX509Client(verify: (peer: PeerCertificateInfo) => boolean, serverName: string | undefined) {
+    return {
+      certificate: { type: 'x509' as const, chain: [], secretKey: this.#secretKey },
+      verifyServerKey: (_key: Uint8Array, chain: readonly Uint8Array[]): boolean => verify({ side: 'client', chain, spki: spkiFromCertificate(chain[0]!), serverName }),
+    };
   }
 
   /** The TLS identity options of either role, from this endpoint's credentials. */

@@ -32,6 +32,7 @@ export interface FrameHandlers {
   connectionClose(f: F<'connection_close'>): void;
   handshakeDone(wireType: number): void;
   datagram(f: F<'datagram'>, wireType: number): void;
+  observedAddress(f: F<'observed_address'>, wireType: number): void;
   /** The connection stopped processing (draining or closed) after a frame. */
   stopped(): boolean;
 }
@@ -109,5 +110,7 @@ function dispatch(frame: Frame, wireType: number, h: FrameHandlers): void {
       return h.handshakeDone(wireType);
     case 'datagram':
       return h.datagram(frame, wireType);
+    case 'observed_address':
+      return h.observedAddress(frame, wireType);
   }
 }

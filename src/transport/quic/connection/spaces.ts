@@ -36,6 +36,8 @@ export type FrameRecord =
   | { k: 'new_cid'; seq: number }
   | { k: 'retire_cid'; seq: number }
   | { k: 'handshake_done' }
+  /** An OBSERVED_ADDRESS sent for the path with this key (resent while that path is current). */
+  | { k: 'observed_address'; path: string }
   | { k: 'close' };
 
 export interface SentPacket {

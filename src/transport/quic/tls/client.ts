@@ -342,9 +342,12 @@ export class TlsClientSession extends TlsSessionBase {
       const cert = this.buildCertificate(this.#certificateRequested);
       this.transcriptAdd(cert);
       this.send('handshake', cert);
-      const cv = this.buildCertificateVerify();
-      this.transcriptAdd(cv);
-      this.send('handshake', cv);
+      // RFC 8446 §4.4.2: a client without a certificate sends an empty Certificate and (§4.4.3) no CertificateVerify.
+      if (this.config.certificate.type === 'raw-public-key' || this.config.certificate.chain.length > 0) {
+        const cv = this.buildCertificateVerify();
+        this.transcriptAdd(cv);
+        this.send('handshake', cv);
+      }
     }
     const fin = encodeFinished({ verifyData: finishedVerifyData(this.provider, suite, hs.clientHandshakeTrafficSecret, this.transcriptHash()) });
     this.transcriptAdd(fin);

@@ -39,6 +39,7 @@ export interface TrafficSecrets {
  */
 export type LocalCertificate =
   | { readonly type: 'raw-public-key'; readonly secretKey: Uint8Array }
+  /** X.509; a client's `chain` may be empty: it then answers a CertificateRequest with no certificate. */
   | { readonly type: 'x509'; readonly secretKey: Uint8Array; readonly chain: readonly Uint8Array[]; readonly keyAlgorithm?: 'ed25519' | 'ecdsa-p256' };
 
 /** Checks the peer's CertificateVerify signature with the scheme its key allows. */

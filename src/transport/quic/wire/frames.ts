@@ -40,6 +40,9 @@ export const FrameType = {
   HANDSHAKE_DONE: 0x1e,
   DATAGRAM: 0x30,
   DATAGRAM_LEN: 0x31,
+  /** draft-ietf-quic-address-discovery §3: OBSERVED_ADDRESS with an IPv4 (0x9f81a6) or IPv6 (0x9f81a7) address. */
+  OBSERVED_ADDRESS_V4: 0x9f81a6,
+  OBSERVED_ADDRESS_V6: 0x9f81a7,
 } as const;
 
 /** An ACK range as inclusive packet numbers, highest first as on the wire. */
@@ -69,7 +72,9 @@ export type Frame =
   | { type: 'path_response'; data: Uint8Array }
   | { type: 'connection_close'; app: boolean; code: number; frameType: number; reason: Uint8Array }
   | { type: 'handshake_done' }
-  | { type: 'datagram'; data: Uint8Array };
+  | { type: 'datagram'; data: Uint8Array }
+  /** The address the sender sees our packets come from on this path; `ip` is 4 or 16 bytes. */
+  | { type: 'observed_address'; seq: number; ip: Uint8Array; port: number };
 
 /** The largest value a 62-bit varint field can carry that we hold exactly. */
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -214,6 +219,12 @@ function decodeBody(r: ByteReader, t: number): Frame {
       return { type: 'datagram', data: r.bytes(r.remaining) };
     case FrameType.DATAGRAM_LEN:
       return { type: 'datagram', data: r.bytes(r.varint('datagram length'), 'datagram') };
+    case FrameType.OBSERVED_ADDRESS_V4:
+    case FrameType.OBSERVED_ADDRESS_V6: {
+      const seq = r.varintSat('sequence number');
+      const ip = r.bytes(t === FrameType.OBSERVED_ADDRESS_V4 ? 4 : 16, 'address').slice();
+      return { type: 'observed_address', seq, ip, port: r.u16() };
+    }
     default: {
       if (t >= 0x08 && t <= 0x0f) {
         const id = readStreamId(r);
@@ -342,6 +353,9 @@ export function writeFrame(w: FixedWriter, f: Exclude<Frame, { type: 'ack' | 'st
     case 'datagram':
       w.u8(FrameType.DATAGRAM_LEN).varint(f.data.length).bytes(f.data);
       return;
+    case 'observed_address':
+      w.varint(f.ip.length === 4 ? FrameType.OBSERVED_ADDRESS_V4 : FrameType.OBSERVED_ADDRESS_V6).varint(f.seq).bytes(f.ip).u16(f.port);
+      return;
   }
 }
 
@@ -380,6 +394,8 @@ export function frameSize(f: Exclude<Frame, { type: 'ack' | 'stream' | 'crypto' 
       return 1 + varintLength(f.code) + (f.app ? 0 : varintLength(f.frameType)) + varintLength(f.reason.length) + f.reason.length;
     case 'datagram':
       return 1 + varintLength(f.data.length) + f.data.length;
+    case 'observed_address':
+      return 4 + varintLength(f.seq) + f.ip.length + 2;
   }
 }
 
@@ -406,5 +422,6 @@ export function isAckEliciting(frame: Frame): boolean {
 
 /** Frames allowed in a path-probing packet (RFC 9000 §9.1). */
 export function isProbing(frame: Frame): boolean {
-  return frame.type === 'path_challenge' || frame.type === 'path_response' || frame.type === 'new_connection_id' || frame.type === 'padding';
+  // draft-ietf-quic-address-discovery §3: OBSERVED_ADDRESS is a probing frame.
+  return frame.type === 'path_challenge' || frame.type === 'path_response' || frame.type === 'new_connection_id' || frame.type === 'padding' || frame.type === 'observed_address';
 }

@@ -44,7 +44,15 @@ export const TransportParameterId = {
    * (iroh ignores it as an unknown id, RFC 9000 §18.1).
    */
   sdnet_direct_addresses: 0x73646e61,
+  /** QUIC address discovery (draft-ietf-quic-address-discovery §2): 0 send, 1 receive, 2 both. */
+  address_discovery: 0x9f81a176,
 } as const;
+
+/**
+ * The address_discovery value (draft-ietf-quic-address-discovery §2): 0 = we provide
+ * observations only, 1 = we want to receive them only, 2 = both.
+ */
+export type AddressDiscoveryMode = 0 | 1 | 2;
 
 /** A direct UDP address carried in `sdnet_direct_addresses`. */
 export interface DirectAddress {
@@ -87,6 +95,8 @@ export interface TransportParameters {
   maxDatagramFrameSize: number;
   /** The sdnet extension; undefined when the peer did not send it (not an sdnet peer). */
   sdnetDirectAddresses?: readonly DirectAddress[];
+  /** QUIC address discovery; undefined when the parameter was absent (extension not used). */
+  addressDiscovery?: AddressDiscoveryMode;
 }
 
 export const DEFAULT_TRANSPORT_PARAMETERS: Readonly<TransportParameters> = {
@@ -248,6 +258,13 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
         case TransportParameterId.sdnet_direct_addresses:
           out.sdnetDirectAddresses = decodeDirectAddresses(value);
           break;
+        case TransportParameterId.address_discovery: {
+          const v = varintValue(value, 'address_discovery');
+          // draft-ietf-quic-address-discovery §2: any other value than 0, 1, 2 MUST be a TRANSPORT_PARAMETER_ERROR.
+          if (v > 2n) throw paramError('address_discovery is not 0, 1 or 2');
+          out.addressDiscovery = Number(v) as AddressDiscoveryMode;
+          break;
+        }
       }
     }
   } catch (err) {
@@ -323,6 +340,7 @@ export function encodeTransportParameters(p: TransportParameters, options: Encod
   if (p.retrySourceConnectionId) put(T.retry_source_connection_id, p.retrySourceConnectionId);
   if (p.maxDatagramFrameSize !== 0) putVarint(T.max_datagram_frame_size, p.maxDatagramFrameSize);
   if (p.sdnetDirectAddresses) put(T.sdnet_direct_addresses, encodeDirectAddresses(p.sdnetDirectAddresses));
+  if (p.addressDiscovery !== undefined) putVarint(T.address_discovery, p.addressDiscovery);
   if (options.grease && options.grease.length >= 2) {
     // RFC 9000 §18.1: reserved ids 31 × N + 27; value of up to 15 random bytes.
     const n = ((options.grease[0]! << 8) | options.grease[1]!) % 0x10000;
