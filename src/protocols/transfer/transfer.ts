@@ -362,6 +362,7 @@ export class TransferService implements TransferModule, DeviceProtocol {
     }
     const i = inc!;
     i.cancelReason = 'cancelled by the receiver';
+    i.cancelledLocally = true;
     await i.stop(new TransferError('ERR_TRANSFER_CANCELLED', 'Cancelled by the receiver'));
     await this.#endIncoming(i, 'cancelled', { code: 'ERR_TRANSFER_CANCELLED', message: 'Cancelled by the receiver' });
     return this.#infoIn(i);
@@ -501,7 +502,12 @@ export class TransferService implements TransferModule, DeviceProtocol {
     } finally {
       out.control = undefined;
       out.aead = undefined;
-      if (!ok) {
+      const cancelled = (signal.reason as { code?: unknown } | undefined)?.code === 'ERR_TRANSFER_CANCELLED';
+      if (!ok && cancelled) {
+        // Our cancel goes out before the FIN (a reset could drop it).
+        void writer.close().catch(() => undefined);
+        void reader.cancel(StreamCode.SHUTDOWN);
+      } else if (!ok) {
         void writer.reset(StreamCode.SHUTDOWN);
         void reader.cancel(StreamCode.SHUTDOWN);
       }
