@@ -104,7 +104,7 @@ export async function execute(service: NetworkingService, cmd: string, args: Rec
  * Run `cmd` in the `up` of `dataDir` if one runs, else `fallback()` in-process. An `up`
  * that holds the lock but has no socket yet (it is starting) gets a moment to open it.
  */
-async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>, noStart = false): Promise<T> {
+export async function viaService<T>(dataDir: string, cmd: string, args: Record<string, unknown>, fallback: () => Promise<T>, noStart = false): Promise<T> {
   const sock = controlSocketPath(dataDir);
   for (let attempt = 0; ; attempt++) {
     const r = await callControl(sock, cmd, args, { timeoutMs: 120_000 });
@@ -141,7 +141,7 @@ async function withRegistry<T>(dataDir: string, fn: (registry: DeviceRegistry) =
 }
 
 /** The whole service in-process for `fn` (msg, request without a running `up`). */
-async function withService<T>(dataDir: string, relays: string[], fn: (service: NetworkingService) => Promise<T>): Promise<T> {
+export async function withService<T>(dataDir: string, relays: string[], fn: (service: NetworkingService) => Promise<T>): Promise<T> {
   await NetworkIdentity.load(dataDir);
   const service = await NetworkingService.create({ dataDir, relays, modules: cliModules() });
   try {
@@ -194,6 +194,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
       verbose: { type: 'boolean', short: 'v' },
       'auto-accept-vouches': { type: 'boolean' },
       web: { type: 'string' },
+      'refuse-transfers': { type: 'boolean' },
     },
     allowPositionals: false,
   });
@@ -219,7 +220,7 @@ export async function up(args: string[], io: CliIo): Promise<number> {
     ...(values.bind ? { bind: values.bind } : {}),
     ...(values.downloads !== undefined ? { downloadsDir: resolve(values.downloads) } : {}),
     ...(values.name !== undefined ? { name: values.name } : {}),
-    modules: cliModules({ autoAcceptVouches: values['auto-accept-vouches'] === true }),
+    modules: cliModules({ autoAcceptVouches: values['auto-accept-vouches'] === true, refuseTransfers: values['refuse-transfers'] === true }),
     log,
   });
   const label = (d: DeviceSnapshot): string => d.name ?? shortId(d.endpointId);
@@ -241,7 +242,19 @@ export async function up(args: string[], io: CliIo): Promise<number> {
     emit(`message from ${label(from)}: ${text}`, { event: 'message', from: from.endpointId, name: from.name ?? null, messageId, contentType, payload });
   });
   service.on('pairing-progress', (p) => emit(`pairing ${p.stage}${p.peer?.name ? ` ${p.peer.name}` : ''}${p.stage === 'vouch-requested' ? ` (sdnet pair accept ${p.sessionId})` : ''}${p.error ? `: ${p.error.message}` : ''}`, { event: 'pairing', ...p }));
-  service.on('transfer-progress', (p) => emit(`transfer ${p.transferId} ${p.stage}${p.bytesTotal ? ` ${p.bytesDone ?? 0}/${p.bytesTotal}` : ''}`, { event: 'transfer', ...p }));
+  // Transfers: every phase, and progress once per 10 %.
+  const shownDecile = new Map<string, number>();
+  service.on('transfer-progress', (p) => {
+    if (p.stage === 'transferring' || p.stage === 'chunk-rejected' || p.stage === 'file-done') {
+      const decile = p.bytesTotal ? Math.floor(((p.bytesDone ?? 0) / p.bytesTotal) * 10) : 0;
+      if (p.stage !== 'transferring' || shownDecile.get(p.transferId) === decile) return;
+      shownDecile.set(p.transferId, decile);
+    }
+    const who = p.peer.name ?? shortId(p.peer.endpointId);
+    const dir = p.direction === 'send' ? 'to' : 'from';
+    const size = p.bytesTotal ? ` ${p.bytesDone ?? 0}/${p.bytesTotal} bytes` : '';
+    emit(`transfer ${p.transferId.slice(0, 8)} ${dir} ${who} ${p.stage}${size}${p.error ? `: ${p.error.message}` : ''}`, { event: 'transfer', ...p });
+  });
   service.on('online', ({ relay }) => ready && emit(`relay online ${relay}`, { event: 'relay', state: 'online', relay }));
   service.on('offline', ({ relay }) => emit(`relay offline ${relay ?? '-'}`, { event: 'relay', state: 'offline', relay: relay ?? null }));
   service.on('problem', (p) => io.stderr(`sdnet up: ${p.message}\n`));

@@ -62,10 +62,12 @@ Connect to a listening peer and pipe stdin/stdout with it. An EndpointId alone i
   --bind ADDR          UDP address to bind (repeatable)
   --relay URL          relay to use (repeatable; else $SDNET_RELAY)
 Exit: 0 when done; 1 could not connect; 2 bad ticket or usage.`,
-  resolve: `sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--no-mdns] [--timeout MS] [--json]
-Look an EndpointId up (pkarr at the relays, mDNS on the LAN) and print its EndpointAddr as JSON.
+  resolve: `sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--dns SERVER --dns-origin NAME] [--no-mdns] [--timeout MS] [--json]
+Look an EndpointId up (pkarr at the relays, DNS, mDNS on the LAN) and print its EndpointAddr as JSON.
   --relay URL          relay whose /pkarr to ask (repeatable; else $SDNET_RELAY)
   --pkarr URL          another pkarr relay to ask (repeatable)
+  --dns SERVER         a DNS server (IP:PORT) serving _iroh.<z32>.<origin> TXT records
+  --dns-origin NAME    the origin those records are under (with --dns)
   --no-mdns            do not ask the LAN
   --timeout MS         how long the lookups may take (default 5000)
   --json               the same JSON (the output is JSON either way)

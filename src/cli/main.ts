@@ -14,6 +14,7 @@ import { demo } from './demo.ts';
 import { pipe } from './pipe.ts';
 import { devices, init, msg, request, unpair, up } from './device-commands.ts';
 import { pair } from './pair-commands.ts';
+import { send, transfers } from './transfer-commands.ts';
 import { resolveCommand } from './resolve.ts';
 import { packageVersion } from './version.ts';
 import { HelpShown, helpFor, wantsHelp } from './help.ts';
@@ -64,6 +65,11 @@ else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):
   sdnet pair vouch <device> <target>...     introduce a paired device to other paired devices
   sdnet pair accept|refuse <introduction>   answer an introduction (sdnet up asks; or run
                                             sdnet up --auto-accept-vouches)
+  sdnet send <device> <path>... [--timeout MS] [--json]
+                                            send files and directories (encrypted, verified per
+                                            chunk); waits for the receiver and resumes if it goes away
+  sdnet transfers [pause|resume|cancel <id>] [--json]
+                                            transfers in and out with state and progress
   <device> is a name, a device id, or an EndpointId (hex, z-base-32, or a hex prefix of 8+).
   Commands reach the running "sdnet up" of their data dir; without one they run in-process
   (--no-start: exit 1 instead).
@@ -76,7 +82,7 @@ Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 type Command = (args: string[], io: CliIo) => Promise<number>;
 /** Commands with subcommands: `sdnet pair --help` shows the group's page. */
 const GROUPS = new Set(['pair', 'ticket', 'pipe']);
-export const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, resolve: resolveCommand };
+export const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, send, transfers, resolve: resolveCommand };
 
 const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 

@@ -1,16 +1,19 @@
 /**
  * The modules the CLI's device service runs with (`sdnet up` and the in-process fallback of
- * the other commands): pairing, and whatever later issues add.
+ * the other commands): pairing, file transfer, and whatever later issues add.
  *
  * @module
  */
 import type { ModuleFactories } from '../service/modules.ts';
 import { pairingModule } from '../protocols/pairing/module.ts';
+import { transferModule } from '../protocols/transfer/transfer.ts';
 import { LanDiscovery } from '../discovery/module.ts';
 
 export interface CliModuleOptions {
   /** Accept introductions (vouches) from paired devices without asking. */
   autoAcceptVouches?: boolean;
+  /** Refuse every file offer (default: accept from paired devices). */
+  refuseTransfers?: boolean;
   /** LAN discovery (mDNS); default on. `SDNET_MDNS=0` in the environment turns it off. */
   mdns?: boolean;
   /** mDNS port (default 5353; `SDNET_MDNS_PORT`). */
@@ -23,6 +26,7 @@ export function cliModules(options: CliModuleOptions = {}): ModuleFactories {
   const lan = mdnsOn ? new LanDiscovery(port !== undefined && Number.isInteger(port) ? { port } : {}) : undefined;
   return {
     pairing: pairingModule({ autoAcceptVouches: options.autoAcceptVouches === true, ...(lan ? { discovery: [lan.pairing] } : {}) }),
+    transfer: transferModule({ policy: options.refuseTransfers === true ? 'refuse' : 'accept' }),
     ...(lan ? { others: [lan.module] } : {}),
   };
 }

@@ -168,6 +168,12 @@ export interface TransferResult {
 export interface TransferModule {
   readonly protocols?: readonly DeviceProtocol[];
   share(device: DeviceSnapshot, paths: readonly string[], options?: { signal?: AbortSignal; [k: string]: unknown }): Promise<TransferResult>;
+  /** Transfers in and out (`sdnet transfers`). */
+  list?(): unknown[];
+  /** Pause, resume, cancel a transfer by id (or a unique prefix). */
+  pause?(id: string): unknown;
+  resume?(id: string): unknown;
+  cancel?(id: string): Promise<unknown>;
   start?(): Promise<void> | void;
   shutdown?(): Promise<void> | void;
 }

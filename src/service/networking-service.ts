@@ -467,6 +467,11 @@ export class NetworkingService {
     return this.#pairingModule().confirmVouch?.(introductionId, accept) ?? false;
   }
 
+  /** The transfer module (list, pause, resume, cancel), if one is installed. */
+  get transfer(): TransferModule | undefined {
+    return this.#transfer;
+  }
+
   /**
    * Send files and directories to a paired device.
    *

@@ -129,6 +129,8 @@ export class Incoming {
   #running: Promise<void> | undefined;
   readonly #retries = new Map<string, number>();
   cancelReason: string | undefined;
+  /** Cancelled on this side (the sender is told). */
+  cancelledLocally = false;
 
   private constructor(o: { manifest: Manifest; peer: string; peerName: string | null; dir: string; dest: string; files: IncomingFile[]; hooks: IncomingHooks; provider: CryptoProvider }) {
     this.manifest = o.manifest;
@@ -382,7 +384,10 @@ export class Incoming {
     } catch (err) {
       const reason = signal.aborted ? signal.reason : err;
       await this.save().catch(() => undefined);
-      if (reason instanceof TransferError && reason.code === 'ERR_TRANSFER_CANCELLED') throw reason;
+      if (reason instanceof TransferError && reason.code === 'ERR_TRANSFER_CANCELLED') {
+        if (this.cancelledLocally) await o.control.write(encodeControl({ t: 'cancel', reason: 'cancelled by the receiver' })).catch(() => undefined);
+        throw reason;
+      }
       if (reason instanceof TransferError) {
         this.#send({ t: 'fail', code: reason.code, reason: reason.message });
         throw reason;

@@ -106,6 +106,8 @@ export interface ShareOptions {
   signal?: AbortSignal;
   /** Give up after this long (ms; default 10 minutes), waiting for the receiver included. */
   timeoutMs?: number;
+  /** Called with the transfer id once the files are hashed and offered. */
+  onStart?: (transferId: string) => void;
   [k: string]: unknown;
 }
 
@@ -360,6 +362,7 @@ export class TransferService implements TransferModule, DeviceProtocol {
     }
     const i = inc!;
     i.cancelReason = 'cancelled by the receiver';
+    i.cancelledLocally = true;
     await i.stop(new TransferError('ERR_TRANSFER_CANCELLED', 'Cancelled by the receiver'));
     await this.#endIncoming(i, 'cancelled', { code: 'ERR_TRANSFER_CANCELLED', message: 'Cancelled by the receiver' });
     return this.#infoIn(i);
@@ -396,6 +399,7 @@ export class TransferService implements TransferModule, DeviceProtocol {
     if (this.#out.has(id)) throw new TransferError('ERR_TRANSFER_BUSY', `These files are being sent to ${device.name ?? 'this device'} already (transfer ${id.slice(0, 8)})`);
     const out = new Outgoing(id, peer, device.name ?? null, source, this.#chunkSize);
     this.#out.set(id, out);
+    options.onStart?.(id);
     const ev = { id, direction: 'send' as const, peer: peer.toString(), peerName: out.peerName };
     if (source.skipped.length > 0) this.#ctx.log.warn('skipped what is not a file or directory', { count: source.skipped.length });
     const signal = AbortSignal.any([out.abort.signal, this.#shutdown.signal, ...(options.signal ? [options.signal] : [])]);
@@ -498,7 +502,12 @@ export class TransferService implements TransferModule, DeviceProtocol {
     } finally {
       out.control = undefined;
       out.aead = undefined;
-      if (!ok) {
+      const cancelled = (signal.reason as { code?: unknown } | undefined)?.code === 'ERR_TRANSFER_CANCELLED';
+      if (!ok && cancelled) {
+        // Our cancel goes out before the FIN (a reset could drop it).
+        void writer.close().catch(() => undefined);
+        void reader.cancel(StreamCode.SHUTDOWN);
+      } else if (!ok) {
         void writer.reset(StreamCode.SHUTDOWN);
         void reader.cancel(StreamCode.SHUTDOWN);
       }
