@@ -31,7 +31,8 @@ function figures(line: BenchLine, keys: (k: string) => boolean = () => true): st
     .join(', ');
 }
 
-const isRatio = (k: string): boolean => /ratio/i.test(k);
+/** A field that compares two same-run figures: `ratio…`, `a/b`, `xOverY`. */
+const isRatio = (k: string): boolean => /ratio/i.test(k) || k.includes('/') || /[a-z]Over[A-Z]/.test(k);
 const isAnchor = (l: BenchLine): boolean => /^anchor\b/i.test(l.name ?? '');
 
 /** The ratios of a run: one bar each. */
@@ -67,29 +68,35 @@ export function reportMarkdown(lines: BenchLine[], meta: { date: string; command
   return `${out.join('\n')}\n`;
 }
 
-/** Horizontal bars, one per ratio, a rule at 1.0 (the anchor). */
+/** Horizontal bars on a log scale, one per ratio, a rule at 1.0 (the anchor). */
 export function reportSvg(lines: BenchLine[]): string {
-  const bars = ratios(lines);
+  const bars = ratios(lines).filter((b) => b.value > 0);
   const rowH = 22;
-  const labelW = 560;
-  const barW = 320;
-  const top = 34;
-  const max = Math.max(1.2, ...bars.map((b) => b.value));
-  const x = (v: number): number => labelW + (Math.min(v, max) / max) * barW;
-  const h = top + bars.length * rowH + 30;
-  const w = labelW + barW + 70;
+  const labelW = 600;
+  const barW = 360;
+  const top = 40;
+  const lo = Math.min(0.01, ...bars.map((b) => b.value));
+  const hi = Math.max(100, ...bars.map((b) => b.value));
+  const x = (v: number): number => labelW + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * barW;
+  const h = top + bars.length * rowH + 34;
+  const w = labelW + barW + 60;
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${w}" height="${h}" fill="#fff"/>`);
-  parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">sdnet ÷ anchor (same run; 1.0 = the anchor)</text>`);
+  parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">Same-run ratios (log scale; 1.0 = equal to the anchor; what each ratio divides is in bench/REPORT.md)</text>`);
   bars.forEach((b, i) => {
     const y = top + i * rowH;
-    parts.push(`<text x="${labelW - 8}" y="${y + 15}" text-anchor="end">${escapeXml(b.label.length > 90 ? `${b.label.slice(0, 87)}…` : b.label)}</text>`);
-    parts.push(`<rect x="${labelW}" y="${y + 4}" width="${Math.max(1, x(b.value) - labelW).toFixed(1)}" height="${rowH - 8}" fill="#2563eb"/>`);
-    parts.push(`<text x="${x(b.value) + 4}" y="${y + 15}">${fmt(b.value)}</text>`);
+    const x0 = x(1);
+    const x1 = x(b.value);
+    parts.push(`<text x="${labelW - 8}" y="${y + 15}" text-anchor="end">${escapeXml(b.label.length > 95 ? `${b.label.slice(0, 92)}…` : b.label)}</text>`);
+    parts.push(`<rect x="${Math.min(x0, x1).toFixed(1)}" y="${y + 4}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${rowH - 8}" fill="${b.value >= 1 ? '#2563eb' : '#f59e0b'}"/>`);
+    parts.push(`<text x="${(b.value >= 1 ? x1 + 4 : x1 - 4).toFixed(1)}" y="${y + 15}" text-anchor="${b.value >= 1 ? 'start' : 'end'}">${fmt(b.value)}</text>`);
   });
-  parts.push(`<line x1="${x(1)}" y1="${top}" x2="${x(1)}" y2="${top + bars.length * rowH}" stroke="#dc2626" stroke-dasharray="4 3"/>`);
-  parts.push(`<text x="${x(1)}" y="${top + bars.length * rowH + 16}" text-anchor="middle" fill="#dc2626">1.0</text>`);
+  for (const tick of [0.01, 0.1, 1, 10, 100]) {
+    if (tick < lo || tick > hi) continue;
+    parts.push(`<line x1="${x(tick)}" y1="${top}" x2="${x(tick)}" y2="${top + bars.length * rowH}" stroke="${tick === 1 ? '#dc2626' : '#d1d5db'}" ${tick === 1 ? '' : 'stroke-dasharray="2 3"'}/>`);
+    parts.push(`<text x="${x(tick)}" y="${top + bars.length * rowH + 16}" text-anchor="middle" fill="${tick === 1 ? '#dc2626' : '#6b7280'}">${tick}</text>`);
+  }
   if (bars.length === 0) parts.push(`<text x="10" y="${top + 14}">no ratios in this run</text>`);
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
