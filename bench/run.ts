@@ -6,7 +6,7 @@
  * the lines of this run (bench/report.ts); `--report --from FILE` rebuilds them from saved lines.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { reportMarkdown, reportSvg, type BenchLine } from './report.ts';
 
@@ -69,7 +69,9 @@ for (const name of fromFile !== undefined ? [] : selected) {
 }
 if (writeReport) {
   const command = `npm run bench -- --report${wanted.length > 0 ? ` ${wanted.join(' ')}` : ''}${fromFile !== undefined ? ' (rebuilt from the saved lines of that run)' : ''}`;
-  writeFileSync(`${dir}REPORT.md`, reportMarkdown(lines, { date: new Date().toISOString(), command, seconds: (performance.now() - started) / 1000 }));
+  // A rebuilt report is dated by the saved lines' file, the end of the run that made them.
+  const date = fromFile !== undefined ? statSync(fromFile).mtime.toISOString() : new Date().toISOString();
+  writeFileSync(`${dir}REPORT.md`, reportMarkdown(lines, { date, command, seconds: fromFile !== undefined ? NaN : (performance.now() - started) / 1000 }));
   writeFileSync(`${dir}report.svg`, reportSvg(lines));
   console.error(`bench: wrote ${dir}REPORT.md and ${dir}report.svg`);
 }
