@@ -30,6 +30,8 @@ export {
 } from './transport/crypto/index.ts';
 export type { ConnectionSettings } from './transport/quic/config.ts';
 export type { AddressDiscoveryMode } from './transport/quic/wire/transport-params.ts';
+export type { AddressLookup } from './discovery/address-lookup.ts';
+export type { EndpointInfo } from './discovery/pkarr.ts';
 export type { CongestionAlgorithm } from './transport/quic/recovery/congestion.ts';
 export type { CloseKind, PathAddr, PathChangeReason } from './transport/quic/connection/types.ts';
 export type { EndpointStats } from './transport/quic/endpoint.ts';

@@ -6,6 +6,7 @@
  * @module
  */
 import type { RendezvousOptions } from './rendezvous.ts';
+import type { PkarrRelayOptions } from './pkarr.ts';
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseTomlDocument, TomlError } from 'smol-toml';
@@ -129,6 +130,8 @@ export interface RelayServerOptions {
   timing?: Partial<RelayServerTiming>;
   /** The pairing rendezvous (`/pair/<R>`, rendezvous.ts); `false` turns it off. On by default. */
   rendezvous?: RendezvousOptions | false;
+  /** The pkarr relay (`/pkarr/<z32>`, pkarr.ts); `false` turns it off. On by default. */
+  pkarr?: PkarrRelayOptions | false;
   /**
    * QUIC address discovery (qad.ts): a UDP port (default host: the relay's; port 0 = any free
    * one) where clients learn their public address. Off unless given (the command line turns it

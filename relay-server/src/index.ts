@@ -10,3 +10,4 @@ export { PairRendezvous, DEFAULT_RENDEZVOUS_OPTIONS, type RendezvousOptions, typ
 export type { AccessDecision, AccessHook, AccessPolicy, AccessRequest } from './access.ts';
 export { jsonLogger, silentLogger, type LineSink, type Logger, type LogLevel } from './log.ts';
 export { parsePrometheusText } from './metrics.ts';
+export { PkarrRelay, DEFAULT_PKARR_OPTIONS, PKARR_PATH_PREFIX, type PkarrRelayOptions, type PkarrRelayStats } from './pkarr.ts';

@@ -62,6 +62,7 @@ import { silentLogger, type Logger } from './log.ts';
 import { MetricsRegistry, type Counter } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { PairRendezvous } from './rendezvous.ts';
+import { PkarrRelay } from './pkarr.ts';
 import { QadServer } from './qad.ts';
 import { StaticFiles } from './static-files.ts';
 import { RELAY_SERVER_VERSION } from './version.ts';
@@ -130,6 +131,8 @@ export interface RelayServerHandle {
   updateAccess(policy: AccessPolicy): void;
   /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
   readonly rendezvous: PairRendezvous | undefined;
+  /** The pkarr relay (`/pkarr/<z32>`), unless turned off. */
+  readonly pkarr: PkarrRelay | undefined;
   /** The QUIC address discovery UDP port, when it serves one. */
   readonly qadPort: number | undefined;
   /**
@@ -327,6 +330,8 @@ class RelayServerImpl implements RelayServerHandle {
   readonly #options: RelayServerOptions;
   /** The pairing rendezvous (`/pair/<R>`), unless turned off. */
   readonly rendezvous: PairRendezvous | undefined;
+  /** The pkarr relay (`/pkarr/<z32>`), unless turned off. */
+  readonly pkarr: PkarrRelay | undefined;
   readonly #limits: RelayServerLimits;
   readonly #timing: RelayServerTiming;
   readonly #crypto: CryptoProvider;
@@ -399,6 +404,7 @@ class RelayServerImpl implements RelayServerHandle {
     this.#options = options;
     this.rendezvous = options.rendezvous === false ? undefined : new PairRendezvous(options.rendezvous ?? {});
     this.#static = options.staticDir !== undefined ? new StaticFiles(options.staticDir) : undefined;
+    this.pkarr = options.pkarr === false ? undefined : new PkarrRelay(options.pkarr ?? {});
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     checkRanges(this.#limits, this.#timing);
@@ -650,7 +656,6 @@ class RelayServerImpl implements RelayServerHandle {
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     // The pairing rendezvous reads its own (bounded) bodies.
     if (this.rendezvous?.handle(req, res)) return;
-    req.resume();
     const tcp = this.#tcpOf(req.socket);
     if (tcp !== undefined) {
       tcp.busy++;
@@ -660,6 +665,13 @@ class RelayServerImpl implements RelayServerHandle {
         tcp.idleSince = coarseNow;
       });
     }
+    // The pkarr relay, after the request is counted (busy sockets are not reaped as idle),
+    // limited per client address group like the accept rate; it reads its own bounded bodies.
+    if (this.pkarr?.handle(req, res, tcp?.groupKey ?? addressGroup(req.socket.remoteAddress))) {
+      this.#m.httpRequests.incLabelled({ path: '/pkarr' });
+      return;
+    }
+    req.resume();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q >= 0 ? url.slice(0, q) : url;

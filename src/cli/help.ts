@@ -55,12 +55,22 @@ Wait for the first peer and pipe stdin/stdout with it; prints a ticket on stderr
   --bind ADDR          UDP address to bind (repeatable; default 0.0.0.0:0 and [::]:0)
   --relay URL          relay to use (repeatable; else $SDNET_RELAY)
 Exit: 0 when the peer closed; 1 failure; 2 bad usage.`,
-  'pipe connect': `sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]... [--relay URL]...
-Connect to a listening peer and pipe stdin/stdout with it.
+  'pipe connect': `sdnet pipe connect <ticket|EndpointId> [--key FILE] [--bind ADDR]... [--relay URL]...
+Connect to a listening peer and pipe stdin/stdout with it. An EndpointId alone is looked up
+(pkarr at the relays, mDNS on the LAN) and every address found is dialled.
   -k, --key FILE       secret key file (else $IROH_SECRET, else a fresh key)
   --bind ADDR          UDP address to bind (repeatable)
   --relay URL          relay to use (repeatable; else $SDNET_RELAY)
 Exit: 0 when done; 1 could not connect; 2 bad ticket or usage.`,
+  resolve: `sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--no-mdns] [--timeout MS] [--json]
+Look an EndpointId up (pkarr at the relays, mDNS on the LAN) and print its EndpointAddr as JSON.
+  --relay URL          relay whose /pkarr to ask (repeatable; else $SDNET_RELAY)
+  --pkarr URL          another pkarr relay to ask (repeatable)
+  --no-mdns            do not ask the LAN
+  --timeout MS         how long the lookups may take (default 5000)
+  --json               the same JSON (the output is JSON either way)
+  --data DIR           accepted like the device commands; resolve needs no device
+Exit: 0 found; 1 not found; 2 bad input.`,
   demo: `sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
 The tour (what npm start runs): an embedded relay, two devices as separate "sdnet up"
 processes with their own data dirs, pairing with the real 12-word code, a message, the

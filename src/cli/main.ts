@@ -14,6 +14,7 @@ import { demo } from './demo.ts';
 import { pipe } from './pipe.ts';
 import { devices, init, msg, request, unpair, up } from './device-commands.ts';
 import { pair } from './pair-commands.ts';
+import { resolveCommand } from './resolve.ts';
 import { packageVersion } from './version.ts';
 import { HelpShown, helpFor, wantsHelp } from './help.ts';
 
@@ -32,7 +33,12 @@ Usage:
   sdnet pipe listen [--key FILE] [--bind ADDR]
                                             pipe stdin/stdout with the first peer that connects
                                             (prints a ticket on stderr; dumbpipe-compatible)
-  sdnet pipe connect <ticket> [--key FILE]  pipe stdin/stdout with a listening peer
+  sdnet pipe connect <ticket|EndpointId> [--key FILE] [--relay URL]...
+                                            pipe stdin/stdout with a listening peer (an id
+                                            alone is looked up: pkarr at the relays, mDNS)
+  sdnet resolve <EndpointId> [--relay URL]... [--pkarr URL]... [--timeout MS]
+                                            look an id up (pkarr at the relays, mDNS on the
+                                            LAN); prints its EndpointAddr as JSON, exit 1 if not found
   sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
                                             the tour (what 'npm start' runs): a relay, two
                                             devices, pairing, a message, the paths
@@ -70,7 +76,7 @@ Exit status: 0 ok, 1 failure, 2 bad usage or bad input.
 type Command = (args: string[], io: CliIo) => Promise<number>;
 /** Commands with subcommands: `sdnet pair --help` shows the group's page. */
 const GROUPS = new Set(['pair', 'ticket', 'pipe']);
-export const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair };
+export const COMMANDS: Record<string, Command> = { keygen, id, ticket, pipe, demo, init, up, devices, msg, request, unpair, pair, resolve: resolveCommand };
 
 const INPUT_ERROR_CODES = new Set(['ERR_DEVICE_UNKNOWN', 'ERR_DEVICE_AMBIGUOUS', 'ERR_IDENTITY_MALFORMED', 'ERR_IDENTITY_NOT_FOUND', 'ERR_INVALID_ARGUMENT']);
 

@@ -21,6 +21,8 @@ import { DEFAULT_CONNECTION_SETTINGS } from '../transport/quic/config.ts';
 import { concatBytes, equalBytes, utf8 } from '../util/bytes.ts';
 import { SdnetError } from '../util/errors.ts';
 import { UsageError, type CliIo } from './io.ts';
+import { attachMdns } from '../discovery/attach.ts';
+import { parseKeyAnyForm } from '../discovery/pkarr.ts';
 
 /** dumbpipe's ALPN. */
 export const DUMBPIPE_ALPN = 'DUMBPIPEV0';
@@ -208,19 +210,21 @@ function reportPathChanges(conn: Connection, io: CliIo): void {
 
 async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<number> {
   const { values, positionals } = parseCommandArgs('pipe connect', { args, options: OPTIONS, allowPositionals: true });
-  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket> [--key FILE] [--bind ADDR]... [--relay URL]...');
-  const ticket = EndpointTicket.parse(positionals[0]!.trim());
+  if (positionals.length !== 1) throw new UsageError('usage: sdnet pipe connect <ticket|EndpointId> [--key FILE] [--bind ADDR]... [--relay URL]...');
+  const target = pipeTarget(positionals[0]!.trim());
   const timeout = handshakeTimeout(io.env);
   const bindAddr = bindAddrs(values.bind);
   const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
-  const peer = ticket.addr.id;
+  const peer = target instanceof EndpointTicket ? target.addr.id : target;
   const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}), relays });
+  // Dialling by id alone: the LAN is asked too (the relays' pkarr is built in).
+  if (!(target instanceof EndpointTicket)) await attachMdns(ep);
   try {
     let conn: Connection;
     try {
-      conn = await ep.connect(ticket.addr, DUMBPIPE_ALPN, { signal: io.signal, ...(timeout !== undefined ? { settings: { handshakeTimeout: timeout } } : {}) });
+      conn = await ep.connect(target instanceof EndpointTicket ? target.addr : target, DUMBPIPE_ALPN, { signal: io.signal, ...(timeout !== undefined ? { settings: { handshakeTimeout: timeout } } : {}) });
     } catch (err) {
       if (io.signal.aborted) throw failure(err, io.signal);
       throw new SdnetError('ERR_PIPE_UNREACHABLE', `cannot reach ${peer.fmtShort()}: ${unreachableReason(err, timeout ?? DEFAULT_CONNECTION_SETTINGS.handshakeTimeout)}`, { cause: err });
@@ -242,6 +246,19 @@ async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<num
   }
 }
 
+/** A ticket, else an EndpointId alone (hex, z-base-32 or base32): dialled through the lookups. */
+function pipeTarget(text: string): EndpointTicket | PublicKey {
+  try {
+    return EndpointTicket.parse(text);
+  } catch (err) {
+    try {
+      return parseKeyAnyForm(text);
+    } catch {
+      throw err;
+    }
+  }
+}
+
 function unreachableReason(err: unknown, timeoutMs: number): string {
   const code = (err as { code?: unknown }).code;
   switch (code) {
@@ -252,7 +269,7 @@ function unreachableReason(err: unknown, timeoutMs: number): string {
     case 'ERR_TLS_NO_ALPN':
       return `the peer does not speak ${DUMBPIPE_ALPN}`;
     case 'ERR_NO_ADDRESS':
-      return 'the ticket has no address we can use (no relay URL, and no direct address of a family we have a socket for)';
+      return (err as Error).message.startsWith('No lookup') ? `${(err as Error).message}; give --relay URL of a relay it publishes to` : 'the ticket has no address we can use (no relay URL, and no direct address of a family we have a socket for)';
     default:
       return firstLine(err);
   }

@@ -42,6 +42,10 @@ import type { ConnectionError, PathChangeReason } from '../transport/quic/connec
 import { Connection, ConnectionHandle, type SignalOptions } from './connection.ts';
 import type { X509Options } from './x509.ts';
 import type { QadOptions } from './qad.ts';
+import { resolveWith, type AddressLookup } from '../discovery/address-lookup.ts';
+import { parseKeyAnyForm, type EndpointInfo } from '../discovery/pkarr.ts';
+import { RESOLVE_DEADLINE_MS } from '../discovery/limits.ts';
+import { pkarrUrlOfRelay } from '../discovery/pkarr.ts';
 import type { PeerCertificateInfo } from '../transport/quic/endpoint.ts';
 import type { EndpointPlatform } from './platform.ts';
 
@@ -125,6 +129,17 @@ export interface EndpointOptions {
    * cannot be verified, so what they report is only as trustworthy as they are.
    */
   qad?: boolean | QadOptions;
+  /**
+   * Pkarr relays to publish our `_iroh` record to and resolve ids at (iroh-wire §6.3; Node):
+   * `true` (default) — the `/pkarr` endpoint of each of our relays (sdnet-relay serves it),
+   * so an endpoint given only a relay URL is findable by its id; a list of pkarr relay URLs;
+   * `false` — none.
+   */
+  pkarr?: boolean | readonly string[];
+  /** Further address lookups (mDNS, …; {@link EndpointBase.addLookup} adds one later). */
+  lookups?: readonly AddressLookup[];
+  /** iroh's `user-data` published with our address (≤ 245 bytes; {@link EndpointBase.setUserData}). */
+  userData?: string;
 }
 
 export interface ConnectOptions extends SignalOptions {
@@ -132,6 +147,13 @@ export interface ConnectOptions extends SignalOptions {
   settings?: Partial<ConnectionSettings>;
   /** X.509 endpoints: the server name to send (SNI) and to check the certificate against. */
   serverName?: string;
+  /** Dialling by id alone: how long the lookups may take (ms, default 5 s). */
+  resolveTimeoutMs?: number;
+}
+
+/** `ip:port` or `[v6]:port` (what X.509 endpoints dial directly). */
+function looksLikeSocketAddr(text: string): boolean {
+  return /^\[[0-9a-fA-F:.]+\]:\d+$/.test(text) || /^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(text);
 }
 
 /** Connection attempts waiting for accept() at most; later ones are turned away. */
@@ -226,6 +248,9 @@ export class EndpointBase {
   #x509 = false;
   /** Our public addresses as relays reported them (QUIC address discovery, Node's `qad`). */
   #reflexive: SocketAddr[] = [];
+  readonly #lookups: AddressLookup[] = [];
+  #userData: string | undefined;
+  #hasRelays = false;
 
   /** @internal use a platform's `bind` */
   constructor(parts: EndpointParts) {
@@ -307,8 +332,79 @@ export class EndpointBase {
     self.driver = driver;
     const endpoint = make({ secretKey, quic, driver, socket, platform });
     endpoint.#x509 = credentials !== undefined;
+    endpoint.#userData = options.userData;
+    endpoint.#hasRelays = relays.length > 0;
     self.endpoint = endpoint;
+    const pkarr = options.pkarr ?? true;
+    const pkarrRelays = pkarr === true ? relays.map((r) => pkarrUrlOfRelay(r.toString())) : pkarr === false ? [] : [...pkarr];
+    if (pkarrRelays.length > 0 && platform.pkarrLookup) endpoint.#lookups.push(platform.pkarrLookup({ relays: pkarrRelays, secretKey, ...(options.relayTls ? { tls: options.relayTls } : {}) }));
+    endpoint.#lookups.push(...(options.lookups ?? []));
+    // Publish on every change of what peers need to reach us (the home relay).
+    endpoint.on('home-relay-changed', () => endpoint.#publish());
+    endpoint.on('online', () => endpoint.#publish());
+    endpoint.#publish();
     return endpoint;
+  }
+
+  /**
+   * What we publish: the home relay URL; our direct addresses only when we have no relay
+   * (iroh's default publishes relay-only; a relay-less endpoint has nothing else to say).
+   */
+  info(): EndpointInfo {
+    const home = this.#socket.pool.home;
+    return { id: this.id, relayUrls: home ? [home] : [], directAddresses: home ? [] : this.#directAddresses(), ...(this.#userData !== undefined ? { userData: this.#userData } : {}) };
+  }
+
+  #publish(): void {
+    if (this.#closed) return;
+    const info = this.info();
+    // With relays, wait for the home relay: publishing direct addresses first would only be
+    // replaced a moment later.
+    if (this.#hasRelays && info.relayUrls.length === 0) return;
+    for (const l of this.#lookups) {
+      try {
+        l.publish?.(info);
+      } catch {
+        // a lookup that cannot publish this is not fatal to the others
+      }
+    }
+  }
+
+  /** Set (or clear, `undefined`) the `user-data` published with our address; republished at once. */
+  setUserData(userData: string | undefined): void {
+    if (userData === this.#userData) return;
+    this.#userData = userData;
+    this.#publish();
+  }
+
+  /** The `user-data` published now. */
+  get userData(): string | undefined {
+    return this.#userData;
+  }
+
+  /** Add an address lookup (mDNS, …); it is told our info at once. Closed with the endpoint. */
+  addLookup(lookup: AddressLookup): void {
+    this.#lookups.push(lookup);
+    if (!this.#closed) lookup.publish?.(this.info());
+  }
+
+  /** The lookups in use (pkarr first when configured). */
+  get lookups(): readonly AddressLookup[] {
+    return this.#lookups;
+  }
+
+  /**
+   * Find `id`'s addresses through every configured lookup in parallel (pkarr relays, mDNS,
+   * …) within `timeoutMs` (default 5 s); undefined when none knows it.
+   */
+  resolve(id: PublicKey | string, options: SignalOptions & { timeoutMs?: number } = {}): Promise<EndpointAddr | undefined> {
+    let key: PublicKey;
+    try {
+      key = typeof id === 'string' ? parseKeyAnyForm(id) : id;
+    } catch (err) {
+      return Promise.reject(new SdnetError('ERR_INVALID_ARGUMENT', `Not an EndpointId: ${(err as Error).message}`, { cause: err }));
+    }
+    return resolveWith(this.#lookups, key, { ...(options.signal ? { signal: options.signal } : {}), timeoutMs: options.timeoutMs ?? RESOLVE_DEADLINE_MS });
   }
 
   /** Our direct addresses as the sdnet_direct_addresses parameter carries them. */
@@ -442,10 +538,29 @@ export class EndpointBase {
    * @throws {ConnectionError} with the cause's code (e.g. `ERR_TLS_PEER_ID_MISMATCH`,
    *   `ERR_TLS_BAD_CERTIFICATE`, `ERR_TLS_NO_ALPN`, `ERR_QUIC_HANDSHAKE_TIMEOUT`)
    */
-  async connect(target: EndpointAddr | string, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
+  async connect(target: EndpointAddr | PublicKey | string, alpn: string | Uint8Array, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#closed) throw new SdnetError('ERR_ENDPOINT_CLOSED', 'Endpoint is closed');
     options.signal?.throwIfAborted();
-    if (typeof target === 'string') return this.#connectSocket(target, alpn, options);
+    if (typeof target === 'string') {
+      // A socket address (X.509 endpoints), else an EndpointId in any of its string forms.
+      if (this.#x509 && looksLikeSocketAddr(target)) return this.#connectSocket(target, alpn, options);
+      let key: PublicKey;
+      try {
+        key = parseKeyAnyForm(target);
+      } catch (err) {
+        if (this.#x509) return this.#connectSocket(target, alpn, options);
+        throw new SdnetError('ERR_INVALID_ARGUMENT', `Not an EndpointId: ${(err as Error).message}`, { cause: err });
+      }
+      target = key;
+    }
+    if (target instanceof PublicKey || target.isEmpty) {
+      // Dial by id alone: ask the lookups, then dial every address found (iroh's address lookup).
+      const id = target instanceof PublicKey ? target : target.id;
+      const found = await this.resolve(id, { ...(options.signal ? { signal: options.signal } : {}), timeoutMs: options.resolveTimeoutMs ?? RESOLVE_DEADLINE_MS });
+      options.signal?.throwIfAborted();
+      if (found === undefined) throw new SdnetError('ERR_NO_ADDRESS', `No lookup knows an address of ${id.fmtShort()} (${this.#lookups.length === 0 ? 'no lookups are configured' : this.#lookups.map((l) => l.name).join(', ')})`);
+      target = found;
+    }
     // Every path we can use: each direct address we have a socket family for and each relay.
     // The first flight goes to all of them and the connection keeps to whichever answers
     // first (iroh-wire §3.5).
@@ -573,6 +688,13 @@ export class EndpointBase {
   async close(options: { graceMs?: number } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const l of this.#lookups) {
+      try {
+        await l.close?.();
+      } catch {
+        // closing anyway
+      }
+    }
     for (const h of this.#handles) h.core.close(this.#driver.clock.now(), 0, 'endpoint closed');
     this.#driver.drain();
     for (const w of this.#incomingWaiters.splice(0)) w();

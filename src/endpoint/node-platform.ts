@@ -12,6 +12,7 @@ import { UdpSocket } from '../transport/io/udp.ts';
 import { probeRelay } from '../transport/paths/relay-probe.ts';
 import type { EndpointPlatform } from './platform.ts';
 import { x509Credentials } from './x509.ts';
+import { PkarrLookup } from '../discovery/lookup.ts';
 
 export const nodePlatform: EndpointPlatform = {
   name: 'node',
@@ -32,4 +33,5 @@ export const nodePlatform: EndpointPlatform = {
   },
   keyLog: () => keyLogWriter(),
   x509Credentials,
+  pkarrLookup: (options) => new PkarrLookup({ relays: [...options.relays], secretKey: options.secretKey, ...(options.tls ? { tls: options.tls } : {}) }),
 };

@@ -20,6 +20,8 @@ import type { BindUdp } from '../transport/io/udp-path.ts';
 import type { ProbeRelay } from '../transport/paths/relay-pool.ts';
 import type { QuicCredentials } from '../transport/quic/endpoint.ts';
 import type { X509Options } from './x509.ts';
+import type { AddressLookup } from '../discovery/address-lookup.ts';
+import type { SecretKey } from '../identity/keys.ts';
 
 export interface EndpointPlatform {
   /** For messages: `'node'` or `'browser'`. */
@@ -45,4 +47,6 @@ export interface EndpointPlatform {
   readonly cipherSuites?: readonly number[];
   /** QUIC credentials from X.509 options; throws where certificates are not supported. */
   x509Credentials(options: X509Options): QuicCredentials;
+  /** A pkarr lookup publishing to and resolving at `relays` (pkarr relay URLs); undefined where there is none. */
+  pkarrLookup?(options: { relays: readonly string[]; secretKey: SecretKey; tls?: NodeTlsOptions }): AddressLookup;
 }

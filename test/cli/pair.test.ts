@@ -107,7 +107,7 @@ describe('sdnet pair on loopback', () => {
     await expect(stat(join(dirB, 'devices.json'))).rejects.toMatchObject({ code: 'ENOENT' });
     // The invite still waits; its stderr told of the wrong try.
     expect(inv.proc.child.exitCode).toBeNull();
-    const good = await runSdnet(['pair', 'join', ...inv.code.split(' '), '--json', '--data', dirB, '--relay', url, '--bind', '127.0.0.1:0'], { timeoutMs: 5_000 });
+    const good = await runSdnet(['pair', 'join', ...inv.code.split(' '), '--json', '--data', dirB, '--relay', url, '--bind', '127.0.0.1:0'], { timeoutMs: 30_000 });
     expect(good.code).toBe(0);
     expect(JSON.parse(good.stdout)).toEqual({ paired: expect.objectContaining({ id: idA, name: 'alice' }) });
     expect(await inv.proc.exited).toBe(0);
@@ -178,7 +178,7 @@ describe('sdnet pair through a running sdnet up', () => {
     await upA.out.wait((o) => o.event === 'online', 20_000, 'online');
     const inv = await invite(['--data', dirA]);
     // The up shows the pairing as it goes.
-    await upA.out.wait((o) => o.event === 'pairing' && o.stage === 'code-generated', 5_000, 'code-generated');
+    await upA.out.wait((o) => o.event === 'pairing' && o.stage === 'code-generated', 30_000, 'code-generated');
     expect(await devicesJson(dirA)).toEqual([]);
     const status = await runSdnet(['pair', 'status', '--json', '--data', dirA]);
     expect(JSON.parse(status.stdout)).toEqual([expect.objectContaining({ role: 'initiator', state: 'waiting', attemptsLeft: 3 })]);
@@ -187,7 +187,7 @@ describe('sdnet pair through a running sdnet up', () => {
     expect(joined.stderr).toBe('');
     expect(joined.code).toBe(0);
     expect(await inv.proc.exited).toBe(0);
-    await upA.out.wait((o) => o.event === 'pairing' && o.stage === 'paired', 5_000, 'paired event');
+    await upA.out.wait((o) => o.event === 'pairing' && o.stage === 'paired', 30_000, 'paired event');
     expect(await devicesJson(dirA)).toEqual([expect.objectContaining({ id: idB, state: expect.stringMatching(/paired|connected|disconnected/) })]);
     expect(await devicesJson(dirB)).toEqual([expect.objectContaining({ id: idA, state: 'paired' })]);
     // Cancelling through the up: the invite exits 1.
@@ -207,7 +207,7 @@ describe('sdnet pair through a running sdnet up', () => {
     const viaUp = await runSdnet(['pair', 'join', ...third.code.split(' '), '--json', '--data', dirD], { timeoutMs: 20_000 });
     expect(viaUp.code).toBe(0);
     expect(JSON.parse(viaUp.stdout)).toEqual({ paired: expect.objectContaining({ id: idC }) });
-    await upD.out.wait((o) => o.event === 'pairing' && o.role === 'joiner' && o.stage === 'paired', 5_000, 'the up joined');
+    await upD.out.wait((o) => o.event === 'pairing' && o.role === 'joiner' && o.stage === 'paired', 30_000, 'the up joined');
     expect(await third.proc.exited).toBe(0);
     expect((await devicesJson(dirC)).map((d) => d.id)).toEqual([idD]);
   });

@@ -18,10 +18,14 @@ export async function killAll(): Promise<void> {
   live.clear();
 }
 
-/** An environment without the caller's sdnet settings. */
+/**
+ * An environment without the caller's sdnet settings. mDNS is off (`SDNET_MDNS=0`) unless a
+ * test turns it on: test processes on one host would otherwise discover each other.
+ */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['SDNET_HOME', 'SDNET_RELAY', 'XDG_DATA_HOME', 'IROH_SECRET', 'SDNET_LOG']) delete env[k];
+  for (const k of ['SDNET_HOME', 'SDNET_RELAY', 'XDG_DATA_HOME', 'IROH_SECRET', 'SDNET_LOG', 'SDNET_MDNS_PORT']) delete env[k];
+  env.SDNET_MDNS = '0';
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
