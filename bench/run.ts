@@ -3,10 +3,10 @@
  * pollute another) and passes their JSON lines through.
  *
  * `npm run bench -- --report [name...]` also writes bench/REPORT.md and bench/report.svg from
- * the lines of this run (bench/report.ts).
+ * the lines of this run (bench/report.ts); `--report --from FILE` rebuilds them from saved lines.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { reportMarkdown, reportSvg, type BenchLine } from './report.ts';
 
@@ -16,6 +16,9 @@ const all = readdirSync(dir)
   .map((f) => f.slice(0, -3));
 const args = process.argv.slice(2);
 const writeReport = args.includes('--report');
+// `--from FILE`: build the report from the JSON lines a run saved, without running again.
+const fromIndex = args.indexOf('--from');
+const fromFile = fromIndex >= 0 ? args.splice(fromIndex, 2)[1] : undefined;
 const wanted = args.filter((a) => !a.startsWith('--'));
 const selected = wanted.length > 0 ? all.filter((b) => wanted.includes(b)) : all;
 const lines: BenchLine[] = [];
@@ -45,7 +48,17 @@ function runOne(name: string): Promise<number | null> {
   });
 }
 
-for (const name of selected) {
+if (fromFile !== undefined) {
+  for (const l of readFileSync(fromFile, 'utf8').split('\n')) {
+    try {
+      const o = JSON.parse(l) as BenchLine;
+      if (typeof o.bench === 'string') lines.push(o);
+    } catch {
+      // not a result line
+    }
+  }
+}
+for (const name of fromFile !== undefined ? [] : selected) {
   const status = await runOne(name);
   if (status !== 0) {
     failed = true;
@@ -55,8 +68,10 @@ for (const name of selected) {
   }
 }
 if (writeReport) {
-  const command = `npm run bench -- --report${wanted.length > 0 ? ` ${wanted.join(' ')}` : ''}`;
-  writeFileSync(`${dir}REPORT.md`, reportMarkdown(lines, { date: new Date().toISOString(), command, seconds: (performance.now() - started) / 1000 }));
+  const command = `npm run bench -- --report${wanted.length > 0 ? ` ${wanted.join(' ')}` : ''}${fromFile !== undefined ? ' (rebuilt from the saved lines of that run)' : ''}`;
+  // A rebuilt report is dated by the saved lines' file, the end of the run that made them.
+  const date = fromFile !== undefined ? statSync(fromFile).mtime.toISOString() : new Date().toISOString();
+  writeFileSync(`${dir}REPORT.md`, reportMarkdown(lines, { date, command, seconds: fromFile !== undefined ? NaN : (performance.now() - started) / 1000 }));
   writeFileSync(`${dir}report.svg`, reportSvg(lines));
   console.error(`bench: wrote ${dir}REPORT.md and ${dir}report.svg`);
 }
