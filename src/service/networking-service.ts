@@ -19,7 +19,8 @@ import { PublicKey } from '../identity/keys.ts';
 import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
 import type { Router } from '../protocols/router.ts';
 import { MESSAGING_ALPN, type HelloBody, type JsonValue } from '../protocols/messaging/messages.ts';
-import { MessagingProtocol, type ExchangeOptions } from '../protocols/messaging/messaging.ts';
+import { MessagingProtocol, newId as newMessageId, type ExchangeOptions } from '../protocols/messaging/messaging.ts';
+import { CloseCode } from '../protocols/codes.ts';
 import type { ConnectionSettings } from '../transport/quic/config.ts';
 import { ConnectionError } from '../transport/quic/connection/types.ts';
 import { SdnetError } from '../util/errors.ts';
@@ -361,12 +362,17 @@ export class NetworkingService {
 
   /** Run `exchange` on the messaging connection to `device`; a connection lost under it is `ERR_DEVICE_UNREACHABLE`. */
   async #withMessaging<T>(device: string | PublicKey, signal: AbortSignal | undefined, exchange: (conn: Connection) => Promise<T>): Promise<T> {
-    const conn = await this.connect(device, MESSAGING_ALPN, signal ? { signal } : {});
-    try {
-      return await exchange(conn);
-    } catch (err) {
-      if (err instanceof ConnectionError) throw DeviceUnreachableError.closed(this.#label(conn.remoteId), err);
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.connect(device, MESSAGING_ALPN, signal ? { signal } : {});
+      try {
+        return await exchange(conn);
+      } catch (err) {
+        // Both sides dialled at once and the duplicate rule closed the connection this exchange
+        // was on (SUPERSEDED, either side's decision): the twin that was kept carries it, once.
+        if (err instanceof ConnectionError && err.applicationCode === CloseCode.SUPERSEDED && attempt === 0) continue;
+        if (err instanceof ConnectionError) throw DeviceUnreachableError.closed(this.#label(conn.remoteId), err);
+        throw err;
+      }
     }
   }
 
@@ -381,7 +387,9 @@ export class NetworkingService {
    * @throws {DeviceRegistryError} `ERR_DEVICE_UNKNOWN`; {@link DeviceUnreachableError}; {@link MessagingError}
    */
   async sendMessage(device: string | PublicKey, payload: JsonValue, options: ExchangeOptions & { contentType?: string } = {}): Promise<{ messageId: string; rttMs: number }> {
-    return this.#withMessaging(device, options.signal, (conn) => this.#messaging.send(conn, payload, options));
+    // One id for the message, whichever connection finally carries it.
+    const messageId = newMessageId();
+    return this.#withMessaging(device, options.signal, (conn) => this.#messaging.send(conn, payload, { ...options, messageId }));
   }
 
   /** Send a request to a paired device and resolve with its response. */

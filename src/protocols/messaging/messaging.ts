@@ -82,7 +82,7 @@ export interface ExchangeOptions {
 /** A random prefix per process, then a counter: ids unique per run, no randomness per message. */
 const ID_PREFIX = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, '0')).join('');
 let counter = 0;
-function newId(): string {
+export function newId(): string {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
   return `${ID_PREFIX}-${counter.toString(36)}`;
 }
@@ -254,8 +254,9 @@ export class MessagingProtocol implements DeviceProtocol {
   }
 
   /** Send data; resolves once the peer acknowledged it, with the round trip in ms. */
-  async send(connection: Connection, payload: JsonValue, options: ExchangeOptions & { contentType?: string } = {}): Promise<{ messageId: string; rttMs: number }> {
-    const messageId = newId();
+  async send(connection: Connection, payload: JsonValue, options: ExchangeOptions & { contentType?: string; messageId?: string } = {}): Promise<{ messageId: string; rttMs: number }> {
+    // A resend of the same message (after its connection was superseded) keeps its id, so the receiver can tell.
+    const messageId = options.messageId ?? newId();
     const t0 = performance.now();
     const reply = await this.#exchange(connection, { Data: { message_id: messageId, content_type: options.contentType ?? 'application/json', payload } }, options, true);
     if (reply === undefined || !('Ack' in reply) || reply.Ack.message_id !== messageId) throw new MessagingError('ERR_MESSAGING_BAD_REPLY', 'The peer did not acknowledge the message with its id');
