@@ -42,7 +42,7 @@ Usage:
                                             LAN); prints its EndpointAddr as JSON, exit 1 if not found
   sdnet demo [--size MIB] [--keep] [--relay URL] [--json]
                                             the tour (what 'npm start' runs): a relay, two
-                                            devices, pairing, a message, the paths
+                                            devices, pairing, a message, a file, the paths
 
 Devices (the data dir: --data DIR, else $SDNET_HOME, else $XDG_DATA_HOME/sdnet,
 else ~/.local/share/sdnet; relays: --relay URL..., else $SDNET_RELAY):

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import type { NetworkingService } from '../service/networking-service.ts';
@@ -17,6 +16,7 @@ import { CONTROL_COMMANDS } from './control-commands.ts';
 import { viaService, withService } from './device-commands.ts';
 import { resolveDataDir, resolveRelays } from './data-dir.ts';
 import { UsageError, type CliIo } from './io.ts';
+import { parseCommandArgs } from './help.ts';
 
 const DEFAULT_SEND_TIMEOUT_MS = 10 * 60_000;
 const POLL_MS = 250;
@@ -178,7 +178,7 @@ class ProgressPrinter {
 // ------------------------------------------------------------------ sdnet send
 
 export async function send(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string', multiple: true }, timeout: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('send', { args, options: { data: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'no-start': { type: 'boolean' } }, allowPositionals: true });
   if (positionals.length < 2) throw new UsageError('usage: sdnet send <device> <path>...');
   let timeoutMs = DEFAULT_SEND_TIMEOUT_MS;
   if (values.timeout !== undefined) {
@@ -196,18 +196,23 @@ export async function send(args: string[], io: CliIo): Promise<number> {
   }
   const dataDir = resolveDataDir(values.data, io.env);
   const printer = new ProgressPrinter(io, values.json === true);
-  const finalStatus = await viaService<SendStatus | { job: string }>(dataDir, 'transfer-send', { device, paths, timeoutMs }, () =>
-    withService(dataDir, resolveRelays(values.relay, io.env), async (service) => {
-      const status: SendStatus = { transferId: null, stage: 'hashing', bytesDone: 0, bytesTotal: 0, files: 0 };
-      const running = startSend(service, device, paths, timeoutMs, status, io.signal);
-      const timer = setInterval(() => printer.update(status), POLL_MS);
-      try {
-        await running;
-      } finally {
-        clearInterval(timer);
-      }
-      return status;
-    }),
+  const finalStatus = await viaService<SendStatus | { job: string }>(
+    dataDir,
+    'transfer-send',
+    { device, paths, timeoutMs },
+    () =>
+      withService(dataDir, resolveRelays(values.relay, io.env), async (service) => {
+        const status: SendStatus = { transferId: null, stage: 'hashing', bytesDone: 0, bytesTotal: 0, files: 0 };
+        const running = startSend(service, device, paths, timeoutMs, status, io.signal);
+        const timer = setInterval(() => printer.update(status), POLL_MS);
+        try {
+          await running;
+        } finally {
+          clearInterval(timer);
+        }
+        return status;
+      }),
+    values['no-start'] === true,
   );
   let status: SendStatus;
   if ('job' in finalStatus) {
@@ -241,17 +246,18 @@ export async function send(args: string[], io: CliIo): Promise<number> {
 // ------------------------------------------------------------------ sdnet transfers
 
 export async function transfers(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string', multiple: true } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs('transfers', { args, options: { data: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string', multiple: true }, 'no-start': { type: 'boolean' } }, allowPositionals: true });
+  const noStart = values['no-start'] === true;
   const dataDir = resolveDataDir(values.data, io.env);
   const [action, id] = positionals;
   if (action !== undefined) {
     if (!['pause', 'resume', 'cancel'].includes(action) || id === undefined || positionals.length !== 2) throw new UsageError('usage: sdnet transfers [pause|resume|cancel <id>]');
     const cmd = `transfer-${action}`;
-    const r = await viaService<TransferInfo>(dataDir, cmd, { id }, () => withService(dataDir, resolveRelays(values.relay, io.env), async (s) => (await CONTROL_COMMANDS.get(cmd)!(s, { id })) as TransferInfo));
+    const r = await viaService<TransferInfo>(dataDir, cmd, { id }, () => withService(dataDir, resolveRelays(values.relay, io.env), async (s) => (await CONTROL_COMMANDS.get(cmd)!(s, { id })) as TransferInfo), noStart);
     io.stdout(values.json ? `${JSON.stringify(r)}\n` : `${action === 'cancel' ? 'cancelled' : action === 'pause' ? 'paused' : 'resumed'} ${r.id.slice(0, 8)}\n`);
     return 0;
   }
-  const list = await viaService<TransferInfo[]>(dataDir, 'transfers', {}, () => withService(dataDir, resolveRelays(values.relay, io.env), async (s) => (await CONTROL_COMMANDS.get('transfers')!(s, {})) as TransferInfo[]));
+  const list = await viaService<TransferInfo[]>(dataDir, 'transfers', {}, () => withService(dataDir, resolveRelays(values.relay, io.env), async (s) => (await CONTROL_COMMANDS.get('transfers')!(s, {})) as TransferInfo[]), noStart);
   if (values.json) {
     io.stdout(`${JSON.stringify(list)}\n`);
     return 0;

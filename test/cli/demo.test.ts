@@ -29,7 +29,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 describe('sdnet demo (npm start)', () => {
-  it('runs the tour: relay, two sdnet up processes, pair with the code, a message, devices with paths, cleanup', async () => {
+  it('runs the tour: relay, two sdnet up processes, pair with the code, a message, a file with progress and verified, devices with paths, cleanup', async () => {
     const { code, stdout, stderr } = await run(['demo']);
     expect(stderr).toBe('');
     expect(code).toBe(0);
@@ -44,6 +44,11 @@ describe('sdnet demo (npm start)', () => {
     expect(stdout).toMatch(/bob: paired with alice \([0-9a-f]{10}\); alice: paired with bob \([0-9a-f]{10}\)/);
     expect(stdout).toContain("alice's sdnet up prints: message from bob: hello from bob");
     expect(stdout).toMatch(/bob: delivered and acknowledged in [\d.]+ ms, via (direct|relay)\./);
+    // The file: sent with progress, verified, the same bytes at bob (hashed by the tour from bob's downloads).
+    expect(stdout).toContain('[alice] $ sdnet send bob tour-file.bin');
+    expect(stdout).toMatch(/\[#{20}\] 100% completed/);
+    expect(stdout).toMatch(/alice: sent 1 file, 33554432 bytes, verified by bob, via (direct|relay)\./);
+    expect(stdout).toMatch(/bob has it in its downloads; SHA-256 [0-9a-f]{16}… on both sides\./);
     expect(stdout).toMatch(/alice knows bob \([0-9a-f]{10}\): connected, path (direct|relay)/);
     expect(stdout).toMatch(/bob knows alice \([0-9a-f]{10}\): connected, path (direct|relay)/);
     const dataDir = /\$ sdnet init --name alice --data (\S+)\/alice$/m.exec(stdout)?.[1];
@@ -56,7 +61,10 @@ describe('sdnet demo (npm start)', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const steps = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { step: string });
-    expect(steps.map((s) => s.step)).toEqual(['relay', 'up', 'up', 'pair', 'message', 'devices', 'devices', 'done']);
+    expect(steps.map((s) => s.step)).toEqual(['relay', 'up', 'up', 'pair', 'message', 'file', 'devices', 'devices', 'done']);
+    const file = steps.find((s) => s.step === 'file')!;
+    expect(file.received).toBe(file.sha256);
+    expect(file.bytes).toBe(32 * 1024 * 1024);
     const message = steps.find((s) => s.step === 'message')!;
     expect(message).toMatchObject({ delivered: true, received: 'hello from bob' });
     expect(['direct', 'relay']).toContain(message.path);

@@ -56,8 +56,15 @@ describe('user errors: one line, non-zero exit', () => {
     }
   });
 
+  it('sdnet send of a file that does not exist is exit 2 naming it, before any network', async () => {
+    const missing = join(root, 'no-such-file.bin');
+    const r = await runSdnet(['send', 'alice', missing, '--data', device]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r, 'sdnet send')).toContain(`${missing}: no such file or directory`);
+  });
+
   it('--no-start with no sdnet up running is exit 1 naming the data dir, for every command that reaches the service', async () => {
-    for (const cmd of [['devices'], ['msg', 'alice', 'hi'], ['unpair', 'alice'], ['request', 'alice'], ['pair', 'invite'], ['pair', 'join', ...PairingCode.generate().words.split(' ')]]) {
+    for (const cmd of [['devices'], ['msg', 'alice', 'hi'], ['unpair', 'alice'], ['request', 'alice'], ['pair', 'invite'], ['pair', 'join', ...PairingCode.generate().words.split(' ')], ['send', 'alice', root], ['transfers']]) {
       const r = await runSdnet([...cmd, '--no-start', '--data', device]);
       expect(r.code, `${cmd.join(' ')}: ${r.stderr}`).toBe(1);
       const prefix = cmd[0] === 'pair' ? 'sdnet pair' : `sdnet ${cmd[0]}`;
