@@ -107,10 +107,15 @@ function onEvent(e) {
     case 'pairing':
       log(`pairing ${e.stage}${e.peer?.name ? ` ${e.peer.name}` : ''}${e.error ? `: ${e.error.message}` : ''}`);
       break;
-    case 'transfer':
-      transfers.set(e.transferId, e);
+    case 'transfer': {
+      // Hashing comes before the transfer has an id ('-'): one row per peer until it does.
+      const pending = `hashing:${e.direction}:${e.peer?.endpointId}`;
+      const known = e.transferId && e.transferId !== '-';
+      if (known) transfers.delete(pending);
+      transfers.set(known ? e.transferId : pending, e);
       renderTransfers();
       break;
+    }
     case 'relay':
       log(`relay ${e.state} ${e.relay ?? ''}`);
       break;

@@ -8,8 +8,9 @@
  * Also without a browser: nothing is served without the token in the URL, a wrong token or
  * a foreign Host header is refused.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,15 +25,15 @@ if (!haveChromium) console.log(`skipping the browser test: no Chromium at ${CHRO
 
 let root: string;
 let relay: RelayServerHandle;
-const ups: Record<string, { up: UpProcess; url: string }> = {};
+const ups: Record<string, { up: UpProcess; url: string; dataDir: string }> = {};
 
-async function startDevice(name: string): Promise<{ up: UpProcess; url: string }> {
+async function startDevice(name: string): Promise<{ up: UpProcess; url: string; dataDir: string }> {
   const dataDir = join(root, name);
   const init = await runSdnet(['init', '--data', dataDir, '--name', name]);
   expect(init.code).toBe(0);
   const up = startUp(['--data', dataDir, '--relay', relay.url, '--bind', '127.0.0.1:0', '--web', '--json']);
   const web = await up.out.wait<{ url: string }>((o) => o.event === 'web', 60_000, `${name}'s web line`);
-  return { up, url: web.url };
+  return { up, url: web.url, dataDir };
 }
 
 /** GET `path` with an explicit Host header; resolves the status. */
@@ -118,6 +119,28 @@ describe('sdnet up --web', () => {
       await a.locator('#log li').filter({ hasText: 'message from bob: hello from the page' }).waitFor({ timeout: 60_000 });
       // The terminal of alice's sdnet up saw the same message.
       await ups.alice!.up.out.wait((o) => o.event === 'message' && o.payload === 'hello from the page', 30_000, 'the message line');
+
+      // A file from alice's page to bob: the transfers panel on both pages follows it to the end.
+      const fileDir = await mkdtemp(join(tmpdir(), 'sdnet-web-file-'));
+      const file = join(fileDir, 'from-the-page.bin');
+      const bytes = randomBytes(4 * 1024 * 1024);
+      await writeFile(file, bytes);
+      await a.locator('#send-panel').waitFor({ state: 'visible', timeout: 30_000 });
+      await a.selectOption('#send-to', { label: 'bob' });
+      await a.fill('#send-path', file);
+      await a.click('#send');
+      for (const [p, other, dir] of [
+        [a, 'bob', 'out'],
+        [b, 'alice', 'in'],
+      ] as const) {
+        const row = p.locator('#transfers tbody tr').filter({ hasText: other }).filter({ hasText: dir }).filter({ hasText: 'completed' });
+        await row.waitFor({ timeout: 120_000 });
+        expect(await row.locator('td').nth(3).textContent()).toMatch(/4\.0 \/ 4\.0 MiB/);
+        // One row for the transfer (its hashing stage before it had an id is the same row).
+        expect(await p.locator('#transfers tbody tr').count()).toBe(1);
+      }
+      const received = await readFile(join(ups.bob!.dataDir, 'downloads', 'from-the-page.bin'));
+      expect(createHash('sha256').update(received).digest('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
 
       await mkdir('test-results', { recursive: true });
       await a.screenshot({ path: 'test-results/web-alice.png', fullPage: true });
