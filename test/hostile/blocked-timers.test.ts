@@ -78,11 +78,13 @@ describe('an endpoint blocked by the anti-amplification limit does not spin', ()
       const passes = driver.counters.passes - before.passes;
       const immediates = driver.counters.immediates - before.immediates;
       const timeouts = driver.counters.timeouts - before.timeouts;
-      // Before the fix: tens of thousands of immediate passes in this window. Now the
-      // endpoint waits for its handshake timeout (10 s) or the next datagram.
-      expect(passes, `passes ${passes}, immediates ${immediates}, timeouts ${timeouts}`).toBeLessThan(10);
+      // Before the fix: tens of thousands of immediate passes in this window. Now only timers
+      // run: the PTO with its backoff (15, 30, 60, 120 ms at this RTT: the 141 bytes of budget
+      // left are not "blocked" for it) and the driver's own backoff — about 10 passes, which a
+      // loaded CI machine reached; 30 still tells timers from a spin.
+      expect(passes, `passes ${passes}, immediates ${immediates}, timeouts ${timeouts}`).toBeLessThan(30);
       expect(immediates).toBe(0);
-      expect(timeouts).toBeLessThan(10);
+      expect(timeouts).toBeLessThan(30);
       expect(sent.reduce((a, b) => a + b, 0)).toBe(3 * MIN_DATAGRAM);
     } finally {
       driver.close();
