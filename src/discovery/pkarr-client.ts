@@ -6,8 +6,7 @@
  * @module
  */
 import { nodeCryptoProvider } from '../transport/crypto/node-provider.ts';
-import http from 'node:http';
-import https from 'node:https';
+import { boundedRequest } from '../util/bounded-http.ts';
 import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
 import type { PublicKey } from '../identity/keys.ts';
 import { SdnetError } from '../util/errors.ts';
@@ -37,61 +36,16 @@ export interface PkarrClientOptions {
 export { pkarrUrlOfRelay } from './pkarr.ts';
 
 function request(base: string, key: PublicKey, method: 'GET' | 'PUT', body: Uint8Array | undefined, options: PkarrClientOptions): Promise<{ status: number; body: Uint8Array }> {
-  const url = new URL(z32(key), base.endsWith('/') ? base : `${base}/`);
-  const secure = url.protocol === 'https:';
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (err: Error | undefined, value?: { status: number; body: Uint8Array }): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const headers: Record<string, string | number> = { 'user-agent': 'sdnet' };
-    if (body !== undefined) {
-      headers['content-type'] = 'application/pkarr.org/relays#payload';
-      headers['content-length'] = body.length;
-    }
-    const req = (secure ? https : http).request(
-      url,
-      {
-        method,
-        headers,
-        agent: false,
-        ...(secure && options.tls?.ca ? { ca: options.tls.ca } : {}),
-        ...(secure && options.tls?.servername ? { servername: options.tls.servername } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_PKARR_RESPONSE_BYTES) {
-            req.destroy();
-            finish(new PkarrError(`${base} answered more than ${MAX_PKARR_RESPONSE_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, body: new Uint8Array(Buffer.concat(chunks)) }));
-        res.on('error', (err) => finish(new PkarrError(`${base}: ${err.message}`, undefined, { cause: err })));
-      },
-    );
-    req.on('error', (err) => finish(new PkarrError(`${base}: ${err.message}`, undefined, { cause: err })));
-    const ms = options.timeoutMs ?? PKARR_REQUEST_TIMEOUT_MS;
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish(new PkarrError(`${base} did not answer within ${ms} ms`));
-    }, ms);
-    const onAbort = (): void => {
-      req.destroy();
-      finish(new PkarrError('aborted', undefined, { cause: options.signal?.reason }));
-    };
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
-    req.end(body);
+  return boundedRequest({
+    url: new URL(z32(key), base.endsWith('/') ? base : `${base}/`),
+    method,
+    ...(body !== undefined ? { body, contentType: 'application/pkarr.org/relays#payload' } : {}),
+    maxBytes: MAX_PKARR_RESPONSE_BYTES,
+    timeoutMs: options.timeoutMs ?? PKARR_REQUEST_TIMEOUT_MS,
+    tls: options.tls,
+    signal: options.signal,
+    name: base,
+    fail: (message, o) => new PkarrError(message, undefined, o),
   });
 }
 

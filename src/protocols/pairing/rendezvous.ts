@@ -5,8 +5,7 @@
  *
  * @module
  */
-import http from 'node:http';
-import https from 'node:https';
+import { boundedRequest } from '../../util/bounded-http.ts';
 import type { NodeTlsOptions } from '../../relay/client/node-transport.ts';
 import { SdnetError } from '../../util/errors.ts';
 import { encodeDeleteRequest, encodePutRequest, parseRecord, RENDEZVOUS_PATH_PREFIX, type RendezvousRecord } from './rendezvous-wire.ts';
@@ -32,62 +31,19 @@ export interface RendezvousClientOptions {
   readonly signal?: AbortSignal;
 }
 
-function request(relay: string, method: 'GET' | 'PUT' | 'DELETE', r: string, body: string | undefined, options: RendezvousClientOptions): Promise<{ status: number; body: string }> {
-  const url = new URL(`${RENDEZVOUS_PATH_PREFIX.slice(1)}${r}`, relay.endsWith('/') ? relay : `${relay}/`);
-  const secure = url.protocol === 'https:';
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (err: Error | undefined, value?: { status: number; body: string }): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const headers: Record<string, string | number> = { 'user-agent': 'sdnet' };
-    if (body !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = Buffer.byteLength(body);
-    }
-    const req = (secure ? https : http).request(
-      url,
-      {
-        method,
-        headers,
-        agent: false,
-        ...(secure && options.tls?.ca ? { ca: options.tls.ca } : {}),
-        ...(secure && options.tls?.servername ? { servername: options.tls.servername } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) {
-            req.destroy();
-            finish(new RendezvousError(`${relay} answered more than ${MAX_ANSWER_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => finish(new RendezvousError(`${relay}: ${err.message}`, undefined, { cause: err })));
-      },
-    );
-    req.on('error', (err) => finish(new RendezvousError(`${relay}: ${err.message}`, undefined, { cause: err })));
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish(new RendezvousError(`${relay} did not answer within ${options.timeoutMs ?? RENDEZVOUS_REQUEST_TIMEOUT_MS} ms`));
-    }, options.timeoutMs ?? RENDEZVOUS_REQUEST_TIMEOUT_MS);
-    const onAbort = (): void => {
-      req.destroy();
-      finish(new RendezvousError('aborted', undefined, { cause: options.signal?.reason }));
-    };
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
-    req.end(body);
+async function request(relay: string, method: 'GET' | 'PUT' | 'DELETE', r: string, body: string | undefined, options: RendezvousClientOptions): Promise<{ status: number; body: string }> {
+  const answer = await boundedRequest({
+    url: new URL(`${RENDEZVOUS_PATH_PREFIX.slice(1)}${r}`, relay.endsWith('/') ? relay : `${relay}/`),
+    method,
+    ...(body !== undefined ? { body, contentType: 'application/json' } : {}),
+    maxBytes: MAX_ANSWER_BYTES,
+    timeoutMs: options.timeoutMs ?? RENDEZVOUS_REQUEST_TIMEOUT_MS,
+    tls: options.tls,
+    signal: options.signal,
+    name: relay,
+    fail: (message, o) => new RendezvousError(message, undefined, o),
   });
+  return { status: answer.status, body: Buffer.from(answer.body).toString('utf8') };
 }
 
 /**
