@@ -35,6 +35,8 @@ export const PAIRING_MAX_CONCURRENT_STREAMS = 2;
 export const PAIRING_STREAM_IDLE_TIMEOUT_MS = 10_000;
 /** Pairing: one exchange (Start to Done) may take this long, on either side (ms). */
 export const PAIRING_ATTEMPT_TIMEOUT_MS = 10_000;
+/** The initiator waits this long (ms) for Done to be written and finished before it reports `paired` anyway. */
+export const PAIRING_DONE_WRITE_MS = 3_000;
 /** Pairing: a code is valid this long (ms). */
 export const PAIRING_CODE_TTL_MS = 5 * 60_000;
 /** Pairing: wrong tries that burn a code. */

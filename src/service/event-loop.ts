@@ -100,9 +100,21 @@ interface Health {
   running: boolean;
 }
 
+/** A dial in progress to one paired device on one ALPN (shared by concurrent callers). */
+interface PendingDial {
+  promise: Promise<Connection>;
+  /** Start another attempt to whatever part of `addr` no attempt has tried yet. */
+  addAddr(addr: EndpointAddr | undefined): void;
+}
+
+/** One dial tries at most this many distinct addresses (direct and relay) however often new ones are learnt. */
+const MAX_DIAL_ADDRESSES = 16;
+
 interface Reconnect {
   attempt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** A reconnect dial is awaited: another trigger meanwhile joins it rather than count a second failure. */
+  running?: boolean;
   /** Backoff ceiling for this device (longer after the peer refused us as not paired). */
   ceilingMs: number;
 }
@@ -126,7 +138,7 @@ export class NetworkingEventLoop {
   readonly #log: Logger;
   readonly timing: ServiceTiming;
   readonly #table = new Map<string, Map<string, Tracked>>();
-  readonly #dials = new Map<string, Promise<Connection>>();
+  readonly #dials = new Map<string, PendingDial>();
   readonly #health = new Map<string, Health>();
   readonly #reconnects = new Map<string, Reconnect>();
   /** Devices whose reconnects the user paused (`disconnect`). */
@@ -364,11 +376,20 @@ export class NetworkingEventLoop {
     const registered = this.#protocols.get(alpn);
     if (registered === undefined) throw new SdnetError('ERR_PROTOCOL_UNKNOWN', `No protocol ${alpn} is registered`);
     const dialKey = `${key}|${alpn}`;
-    let dial = this.#dials.get(dialKey);
-    if (dial === undefined) {
-      dial = this.#dial(id, registered).finally(() => this.#dials.delete(dialKey));
-      this.#dials.set(dialKey, dial);
+    let pending = this.#dials.get(dialKey);
+    if (pending === undefined) {
+      const created = this.#dial(id, registered);
+      pending = created;
+      created.promise = created.promise.finally(() => {
+        if (this.#dials.get(dialKey) === created) this.#dials.delete(dialKey);
+      });
+      this.#dials.set(dialKey, created);
+    } else {
+      // A dial is under way, perhaps to an address that went stale (a restart on a new port);
+      // an address learnt since (mDNS, a hello) gets its own attempt beside it at once.
+      pending.addAddr(this.#registry.addr(id));
     }
+    const dial = pending.promise;
     if (options.signal === undefined) return dial;
     const signal = options.signal;
     signal.throwIfAborted();
@@ -379,19 +400,79 @@ export class NetworkingEventLoop {
     });
   }
 
-  async #dial(id: PublicKey, registered: RegisteredProtocol): Promise<Connection> {
+  /**
+   * Dial paired device `id`: one attempt to its registry address now, one more for each new
+   * address learnt while the dial is pending ({@link PendingDial.addAddr}); the first to
+   * connect wins and the rest are abandoned; the dial fails when every attempt has.
+   */
+  #dial(id: PublicKey, registered: RegisteredProtocol): PendingDial {
+    const tried = new Set<string>();
+    const attempts = new Set<AbortController>();
+    let done = false;
+    let running = 0;
+    let lastError: unknown;
+    let settle!: { resolve: (c: Connection) => void; reject: (e: unknown) => void };
+    const result = new Promise<Connection>((resolve, reject) => (settle = { resolve, reject }));
+    const launch = (addr: EndpointAddr): void => {
+      const stop = new AbortController();
+      attempts.add(stop);
+      running++;
+      const { signal, dispose } = linkedSignal([this.#stop.signal, stop.signal], this.timing.dialTimeoutMs, () => new DeviceUnreachableError(`Dial to ${id.fmtShort()} timed out after ${this.timing.dialTimeoutMs} ms`));
+      this.#endpoint.connect(addr, registered.alpn, { signal }).then(
+        (connection) => {
+          dispose();
+          attempts.delete(stop);
+          running--;
+          if (done) {
+            connection.close(CloseCode.SUPERSEDED, 'another dial attempt won');
+            return;
+          }
+          done = true;
+          for (const other of attempts) other.abort();
+          settle.resolve(connection);
+        },
+        (err: unknown) => {
+          dispose();
+          attempts.delete(stop);
+          running--;
+          if (!(stop.signal.aborted && done)) lastError = err;
+          if (!done && running === 0) {
+            done = true;
+            const e = lastError ?? err;
+            settle.reject(e instanceof DeviceUnreachableError ? e : new DeviceUnreachableError(`Cannot reach ${id.fmtShort()}: ${(e as Error).message}`, { cause: e }));
+          }
+        },
+      );
+    };
+    /** The parts of `addr` no attempt has tried yet, marked tried; undefined when none. */
+    const fresh = (addr: EndpointAddr | undefined): EndpointAddr | undefined => {
+      if (addr === undefined) return undefined;
+      const direct = addr.directAddresses.filter((a) => !tried.has(`d ${a.toString()}`));
+      const relays = addr.relayUrls.filter((u) => !tried.has(`r ${u.toString()}`));
+      if (direct.length === 0 && relays.length === 0) return undefined;
+      for (const a of direct) tried.add(`d ${a.toString()}`);
+      for (const u of relays) tried.add(`r ${u.toString()}`);
+      return EndpointAddr.from({ id, directAddresses: direct, relayUrls: relays });
+    };
+    const pending: PendingDial = {
+      promise: Promise.resolve(undefined as unknown as Connection),
+      addAddr: (addr) => {
+        if (done || tried.size >= MAX_DIAL_ADDRESSES) return;
+        const next = fresh(addr);
+        if (next !== undefined) launch(next);
+      },
+    };
     const addr = this.#registry.addr(id) ?? EndpointAddr.from({ id });
-    if (addr.isEmpty) throw new DeviceUnreachableError(`No address is known for ${id.fmtShort()} (it has to reach us first, or be discovered)`);
-    const { signal, dispose } = linkedSignal([this.#stop.signal], this.timing.dialTimeoutMs, () => new DeviceUnreachableError(`Dial to ${id.fmtShort()} timed out after ${this.timing.dialTimeoutMs} ms`));
-    let connection: Connection;
-    try {
-      connection = await this.#endpoint.connect(addr, registered.alpn, { signal });
-    } catch (err) {
-      if (err instanceof DeviceUnreachableError) throw err;
-      throw new DeviceUnreachableError(`Cannot reach ${id.fmtShort()}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      dispose();
+    if (addr.isEmpty) {
+      pending.promise = Promise.reject(new DeviceUnreachableError(`No address is known for ${id.fmtShort()} (it has to reach us first, or be discovered)`));
+      return pending;
     }
+    launch(fresh(addr)!);
+    pending.promise = result.then((connection) => this.#afterDial(id, registered, connection));
+    return pending;
+  }
+
+  async #afterDial(id: PublicKey, registered: RegisteredProtocol, connection: Connection): Promise<Connection> {
     void this.adopt(connection, registered);
     // The tie-break may keep an inbound connection instead of ours: hand out the winner.
     await this.run(() => undefined);
@@ -470,10 +551,18 @@ export class NetworkingEventLoop {
     if (this.#stopping || !this.#registry.isPaired(key) || this.#paused.has(key)) return;
     if ((this.#table.get(key)?.size ?? 0) > 0) return this.#cancelReconnect(key);
     const r = this.#reconnectState(key);
+    if (r.running === true) {
+      // Its dial is pending: whatever address was learnt since gets an attempt of its own.
+      this.#dials.get(`${key}|${MESSAGING_ALPN}`)?.addAddr(this.#registry.addr(PublicKey.fromString(key)));
+      return;
+    }
+    r.running = true;
     try {
       await this.connect(PublicKey.fromString(key), MESSAGING_ALPN);
+      r.running = false;
       this.#cancelReconnect(key);
     } catch (err) {
+      r.running = false;
       r.attempt++;
       this.#log.debug('reconnect failed', { peer: key.slice(0, 10), attempt: r.attempt, error: String((err as Error).message) });
       if (!(err instanceof DeviceUnreachableError && /No address is known/.test(err.message))) this.#scheduleReconnect(key);

@@ -120,6 +120,7 @@ describe.skipIf(reason !== undefined)('discovery in network namespaces (root)', 
     const inNs = (h: 'a' | 'b') => ({ prefix: ['ip', 'netns', 'exec', lab.hosts[h]!.netns], env });
     const idA = (JSON.parse((await runSdnet(['init', '--json', '--data', dir.a, '--name', 'alice'])).stdout) as { id: string }).id;
     const idB = (JSON.parse((await runSdnet(['init', '--json', '--data', dir.b, '--name', 'bob'])).stdout) as { id: string }).id;
+    const tp0 = performance.now();
     const invite = startSdnet(['pair', 'invite', '--json', '--data', dir.a, '--bind', `${lab.hosts.a!.addr}:0`], { spawnWith: (argv) => lab.spawn('a', argv, { env }) });
     const first = await invite.out.wait<{ code: string }>((o) => typeof o.code === 'string', 60_000, 'the code line');
     const joined = await runSdnet(['pair', 'join', ...first.code.split(' '), '--data', dir.b, '--bind', `${lab.hosts.b!.addr}:0`, '--json'], { ...inNs('b'), timeoutMs: 90_000 });
@@ -128,12 +129,14 @@ describe.skipIf(reason !== undefined)('discovery in network namespaces (root)', 
     expect(await invite.exited).toBe(0);
     const paired = await devicesJson(dir.a, inNs('a'));
     expect(paired.find((d) => d.id === idB)?.state).toBe('paired');
+    const tp1 = performance.now();
     // Paired, no relay, new ports on every run: each finds the other on mDNS and dials it.
     const ups = (['a', 'b'] as const).map((h) => startUp(['--data', dir[h], '--bind', `${lab.hosts[h]!.addr}:0`], inNs(h)));
     const other = { a: idB, b: idA };
     for (const h of ['a', 'b'] as const) {
       await until(async () => ((await devicesJson(dir[h], inNs(h))).some((d) => d.id === other[h] && d.state === 'connected') ? true : undefined), 90_000, `${h} connects to its paired device found on mDNS`);
     }
+    console.log(JSON.stringify({ measure: 'netns LAN pair then up→connected', pairMs: Math.round(tp1 - tp0), connectMs: Math.round(performance.now() - tp1) }));
     for (const u of ups) u.child.kill('SIGINT');
     for (const u of ups) expect(await u.exited).toBe(0);
   });

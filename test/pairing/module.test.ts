@@ -259,4 +259,38 @@ describe('finding the initiator from typed words', () => {
     await invite.paired;
     await until(() => lan.size === 0, 'R no longer advertised');
   });
+
+  it('a join ends once paired, without waiting for a LAN lookup that never ends by itself (regression: 30 s held after pairing)', async () => {
+    // mDNS's lookup goes on hearing until its signal ends; the join must end it, not wait.
+    const lan = new Map<string, EndpointAddr>();
+    const owner: { core?: Core } = {};
+    const lookupSignals: AbortSignal[] = [];
+    const discovery: PairingDiscovery = {
+      name: 'endless-lan',
+      advertise: (r) => {
+        lan.set(r, owner.core!.networking.addr());
+        return () => void lan.delete(r);
+      },
+      async *lookup(r, signal) {
+        lookupSignals.push(signal);
+        while (!signal.aborted) {
+          const found = lan.get(r);
+          if (found) yield found;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, 100);
+            signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+          });
+        }
+      },
+    };
+    const alice = await scope.device('alice', { pairing: { discovery: [discovery] } });
+    owner.core = alice;
+    const bob = await scope.device('bob', { pairing: { discovery: [discovery], joinTimeoutMs: 600_000 } });
+    const invite = await alice.networking.startPairingAsInitiator();
+    // A ten-minute join timeout: only the join's own end can stop the lookup within the test.
+    expect(await bob.networking.startPairingAsJoiner(invite.code, { timeoutMs: 600_000 })).toMatchObject({ name: 'alice', state: 'paired' });
+    expect(lookupSignals.length).toBeGreaterThan(0);
+    expect(lookupSignals.every((sig) => sig.aborted)).toBe(true);
+    await invite.paired;
+  });
 });

@@ -8,6 +8,7 @@
  *
  * Timers are shortened through `timing`; no timing is asserted (waits only bound stalls).
  */
+import { createSocket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,42 @@ describe('two devices', () => {
     const a2 = await core(dirA, url);
     await until(() => stateOf(a2, idB) === 'connected' && stateOf(b, idA) === 'connected', 'reconnected after A restarted', 10_000);
     expect(await b.networking.sendMessage('alice', 'welcome back')).toMatchObject({ messageId: expect.any(String) });
+  });
+
+  it('a dial pending to a stale address is joined by one to an address learnt meanwhile (regression: the stale dial ran to its timeout first)', async () => {
+    // B's registered address is a socket that never answers (B restarted on a new port).
+    const blackhole = createSocket('udp4');
+    await new Promise<void>((resolve) => blackhole.bind(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => blackhole.close(() => resolve())));
+    const stale = `127.0.0.1:${blackhole.address().port}`;
+    const dirA = join(await tempDir(), 'a');
+    const dirB = join(await tempDir(), 'b');
+    const { b: idsB } = await pairDataDirs(dirA, dirB, { nameA: 'alice', nameB: 'bob', addrB: [stale] });
+    const slow = { ...FAST, dialTimeoutMs: 600_000 };
+    let ctxA: ModuleContext | undefined;
+    const failedDials: string[] = [];
+    const a = await Core.init({
+      dataDir: dirA,
+      relays: [],
+      bind: ['127.0.0.1:0'],
+      timing: slow,
+      log: (e) => {
+        if (e.message === 'reconnect failed') failedDials.push(String(e.error));
+      },
+      modules: { others: [(ctx) => ((ctxA = ctx), { start: () => undefined, shutdown: () => undefined })] },
+    });
+    cleanups.push(() => a.shutdown());
+    const b = await Core.init({ dataDir: dirB, relays: [], bind: ['127.0.0.1:0'], timing: slow });
+    cleanups.push(() => b.shutdown());
+    // A dials the stale address at start; wait until that datagram has reached the black hole.
+    await new Promise<void>((resolve) => blackhole.once('message', () => resolve()));
+    expect(stateOf(a, idsB.endpointId)).not.toBe('connected');
+    // Heard on the LAN at its new address: with a ten-minute dial timeout, only a new attempt connects.
+    await ctxA!.commands.discovered(b.networking.addr());
+    await until(() => stateOf(a, idsB.endpointId) === 'connected', 'A connects to B at the address learnt while its first dial hung', 20_000);
+    // Through the first dial, joined by the new address: not after it failed (handshake timeout).
+    expect(failedDials).toEqual([]);
+    expect(await a.networking.sendMessage('bob', 'found you')).toMatchObject({ messageId: expect.any(String) });
   });
 
   it('disconnect closes the connections (the device goes disconnected); the peer dials again and it is connected once more', async () => {

@@ -35,6 +35,7 @@ import { StreamProtocolError } from '../framing.ts';
 import {
   PAIRING_ATTEMPT_TIMEOUT_MS,
   PAIRING_CODE_TTL_MS,
+  PAIRING_DONE_WRITE_MS,
   PAIRING_CONNECTION_IDLE_MS,
   PAIRING_MAX_ACTIVE_INVITES,
   PAIRING_MAX_CONCURRENT_STREAMS,
@@ -511,7 +512,9 @@ export class PairingManager implements PairingModule {
       if ('Abort' in next) throw new PairingError(isPairingErrorCode(next.Abort.code) ? next.Abort.code : 'ERR_PAIRING_PROTOCOL');
       if (!('Confirm' in next)) throw new PairingError('ERR_PAIRING_PROTOCOL', `${pairMessageType(next)} instead of Confirm`);
       const { outcome, done } = exchange.onConfirm(next.Confirm);
-      if (s.state !== 'waiting') {
+      // `s.peer` is set once a joiner has confirmed: the code is spent even while Done is
+      // still being written (the state flips to `paired` after that).
+      if (s.state !== 'waiting' || s.peer !== undefined) {
         // Cancelled or expired while this exchange ran, or another joiner used the code.
         outcome.linkKey.fill(0);
         s.inFlight--;
@@ -525,13 +528,23 @@ export class PairingManager implements PairingModule {
       this.#progress({ sessionId: s.id, role: 'initiator', stage: 'key-confirmed', peer: s.peer });
       const device = await this.#ctx.commands.completePairing({ id: peer, info: outcome.info, linkKey: outcome.linkKey, addr: outcome.addr });
       outcome.linkKey.fill(0);
-      this.#endInvite(s, 'paired', undefined, device);
-      // Paired on our side; the joiner stores us when Done arrives.
+      // Paired on our side; the joiner stores us when Done arrives. Done is written before the
+      // invite reports `paired`: a CLI that exits on that report must not cut Done off.
       try {
-        await this.#write(stream, done);
-        await stream.finish();
+        const bound = new AbortController();
+        await Promise.race([
+          (async () => {
+            await this.#write(stream, done);
+            await stream.finish();
+          })(),
+          delay(PAIRING_DONE_WRITE_MS, bound.signal).then(() => {
+            throw new Error(`Done not written within ${PAIRING_DONE_WRITE_MS} ms`);
+          }),
+        ]).finally(() => bound.abort());
       } catch (err) {
         this.#ctx.log.warn('pairing: the joiner left before Done arrived', { peer: peer.fmtShort(), error: String(err) });
+      } finally {
+        this.#endInvite(s, 'paired', undefined, device);
       }
     } catch (err) {
       exchange?.destroy();
@@ -590,7 +603,10 @@ export class PairingManager implements PairingModule {
       wake?.();
     };
     const firstAnswers: Promise<void>[] = [];
-    const sources = this.#findInitiator(ticket, signal, push, firstAnswers);
+    // The sources (an mDNS lookup runs until its signal ends) stop as soon as this join ends,
+    // paired or not: waiting on them held a successful join until its timeout.
+    const stopSources = new AbortController();
+    const sources = this.#findInitiator(ticket, AbortSignal.any([signal, stopSources.signal]), push, firstAnswers);
     const triedIds = new Set<string>();
     const triedAddrs = new Set<string>();
     let last: PairingError | undefined;
@@ -640,6 +656,7 @@ export class PairingManager implements PairingModule {
         }
       }
     } finally {
+      stopSources.abort();
       await sources;
     }
   }
