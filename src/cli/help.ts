@@ -130,7 +130,9 @@ ${DEVICE}
 Exit: 0; 2 unknown device.`,
   send: `sdnet send <device> <path>... [--timeout MS] [--relay URL]... [--data DIR] [--json] [--no-start]
 Send files and directories to a paired device: progress with rate and ETA on a terminal, a
-line per 10 % otherwise; if the receiver goes away, waits for it and resumes.
+line per 10 % otherwise; if the receiver goes away, waits for it and resumes. If the
+receiver's disk fills up, ends with exit 1 and says so; the transfer is kept, and the same
+send resumes it once space is free.
   --timeout MS         give up after this long (default 10 minutes)
   --relay URL          relay to use when running in-process (repeatable)
   --data DIR           the device's data dir
@@ -138,7 +140,7 @@ line per 10 % otherwise; if the receiver goes away, waits for it and resumes.
   --no-start           fail (exit 1) when no sdnet up runs instead of starting the service
 ${DEVICE}
 ${SERVICE}
-Exit: 0 verified by the receiver; 1 refused, failed or timed out; 2 unknown device or missing file.`,
+Exit: 0 verified by the receiver; 1 refused, failed, timed out or the receiver's disk full; 2 unknown device or missing file.`,
   transfers: `sdnet transfers [pause|resume|cancel <id>] [--relay URL]... [--data DIR] [--json] [--no-start]
 Transfers in and out with state and progress; pause, resume or cancel one.
   --relay URL          relay to use when running in-process (repeatable)

@@ -161,10 +161,10 @@ class ProgressPrinter {
       const bar = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(pct).padStart(3)}% ${fmtBytes(s.bytesDone)}/${fmtBytes(s.bytesTotal)} ${s.rate ? `${fmtBytes(s.rate)}/s` : ''} ETA ${fmtEta(s.etaMs)} ${s.stage === 'transferring' ? '' : s.stage}`;
       this.#io.stderr(`\r${bar.padEnd(100)}`);
       this.#drawn = true;
-      if (stageChanged && s.stage === 'paused' && s.error) this.#io.stderr(`\nsdnet send: paused: ${s.error.message}\n`);
+      if (stageChanged && s.stage === 'paused' && s.error && s.error.code !== 'ERR_DISK_FULL') this.#io.stderr(`\nsdnet send: paused: ${s.error.message}\n`);
       return;
     }
-    if (stageChanged && (s.stage === 'paused' || s.stage === 'waiting')) this.#io.stderr(`${s.stage}${s.error && s.stage === 'paused' ? `: ${s.error.message}` : s.stage === 'waiting' ? ': the receiver is away, waiting to resume' : ''}\n`);
+    if (stageChanged && ((s.stage === 'paused' && s.error?.code !== 'ERR_DISK_FULL') || s.stage === 'waiting')) this.#io.stderr(`${s.stage}${s.error && s.stage === 'paused' ? `: ${s.error.message}` : s.stage === 'waiting' ? ': the receiver is away, waiting to resume' : ''}\n`);
     if (decile !== this.#lastDecile && s.bytesTotal > 0) {
       this.#io.stderr(`${pct}% ${fmtBytes(s.bytesDone)}/${fmtBytes(s.bytesTotal)}${s.rate ? ` ${fmtBytes(s.rate)}/s` : ''} ETA ${fmtEta(s.etaMs)}\n`);
       this.#lastDecile = decile;
@@ -176,6 +176,17 @@ class ProgressPrinter {
 }
 
 // ------------------------------------------------------------------ sdnet send
+
+/**
+ * The error `sdnet send` ends with when the receiver paused the transfer for lack of disk
+ * space (exit 1, one line; shared/docs/cli.md "errors"), or undefined. Nothing is lost: the
+ * receiver keeps the verified chunks, and the transfer resumes from them.
+ */
+function diskFull(status: SendStatus, where: 'in-process' | 'up'): SdnetError | undefined {
+  if (status.stage !== 'paused' || status.error?.code !== 'ERR_DISK_FULL') return undefined;
+  const then = where === 'up' ? 'it stays paused in sdnet up and goes on by itself once space is free' : 'the same sdnet send resumes it once space is free';
+  return new SdnetError('ERR_DISK_FULL', `the receiver's disk is full (${status.error.message.replace(/; free space and the transfer resumes$/, '')}); ${then}`);
+}
 
 export async function send(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs('send', { args, options: { data: { type: 'string' }, json: { type: 'boolean' }, relay: { type: 'string', multiple: true }, timeout: { type: 'string' }, 'no-start': { type: 'boolean' } }, allowPositionals: true });
@@ -203,8 +214,15 @@ export async function send(args: string[], io: CliIo): Promise<number> {
     () =>
       withService(dataDir, resolveRelays(values.relay, io.env), async (service) => {
         const status: SendStatus = { transferId: null, stage: 'hashing', bytesDone: 0, bytesTotal: 0, files: 0 };
-        const running = startSend(service, device, paths, timeoutMs, status, io.signal);
-        const timer = setInterval(() => printer.update(status), POLL_MS);
+        // The receiver's disk is full: stop waiting, keep the transfer (the stream is shut, not
+        // cancelled, so both sides keep what they have) and say so; a later send resumes it.
+        const detach = new AbortController();
+        const running = startSend(service, device, paths, timeoutMs, status, AbortSignal.any([io.signal, detach.signal]));
+        const timer = setInterval(() => {
+          const full = diskFull(status, 'in-process');
+          if (full !== undefined && !detach.signal.aborted) detach.abort(full);
+          printer.update(status);
+        }, POLL_MS);
         try {
           await running;
         } finally {
@@ -225,6 +243,11 @@ export async function send(args: string[], io: CliIo): Promise<number> {
       status = r.result as SendStatus;
       printer.update(status);
       if (status.result !== undefined || status.stage === 'failed' || status.stage === 'cancelled') break;
+      const full = diskFull(status, 'up');
+      if (full !== undefined) {
+        printer.end();
+        throw full;
+      }
       if (io.signal.aborted) {
         if (status.transferId) await callControl(controlSocketPath(dataDir), 'transfer-cancel', { id: status.transferId }, { timeoutMs: 10_000 }).catch(() => undefined);
         throw new SdnetError('ERR_TRANSFER_CANCELLED', 'interrupted');

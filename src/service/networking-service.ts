@@ -10,7 +10,6 @@
  * @module
  */
 import { hkdfSync } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Connection } from '../endpoint/connection.ts';
 import { Endpoint } from '../endpoint/endpoint.ts';
@@ -32,6 +31,7 @@ import type { DeviceRegistryView } from './device-registry-view.ts';
 import { DeviceUnreachableError, NetworkingEventLoop, type ServiceTiming } from './event-loop.ts';
 import { NetworkIdentity } from './identity.ts';
 import { DataDirLock } from './lock.ts';
+import { makeDir } from '../util/make-dir.ts';
 import {
   ModuleUnavailableError,
   type ModuleContext,
@@ -289,7 +289,8 @@ export class NetworkingService {
    */
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new SdnetError('ERR_SERVICE_STARTED', 'The service was already started');
-    await mkdir(this.downloadsDir, { recursive: true, mode: 0o700 }).catch(() => undefined);
+    // An unusable downloads dir is said now, in one line (ERR_DIR_CREATE), not at the first file.
+    await makeDir(this.downloadsDir, 0o700);
     this.#router = this.protocols.buildRouter(this.endpoint, {
       isPaired: (id) => this.#registry.isPaired(id),
       sink: (connection, registered) => this.#loop.adopt(connection, registered),

@@ -83,6 +83,17 @@ describe('user errors: one line, non-zero exit', () => {
     expect(oneLine(below, 'sdnet up')).toMatch(/is a file, not a directory/);
   });
 
+  it('sdnet up with a --downloads dir that cannot be created ends with one line naming it (under /proc, below a file)', async () => {
+    const proc = await runSdnet(['up', '--data', device, '--downloads', '/proc/sdnet-no-such-dir/in'], { timeoutMs: 30_000 });
+    expect(proc.code).toBe(1);
+    expect(oneLine(proc, 'sdnet up')).toMatch(/Cannot create \/proc\/sdnet-no-such-dir/);
+    const file = join(root, 'downloads-file');
+    await writeFile(file, 'x');
+    const below = await runSdnet(['up', '--data', device, '--downloads', join(file, 'in')], { timeoutMs: 30_000 });
+    expect(below.code).toBe(1);
+    expect(oneLine(below, 'sdnet up')).toMatch(/not a directory/);
+  });
+
   it('a data dir without an identity is exit 2 and says to run sdnet init', async () => {
     const r = await runSdnet(['devices', '--data', join(root, 'empty')]);
     expect(r.code).toBe(2);

@@ -33,6 +33,7 @@ import {
 } from './limits.ts';
 import { PART_SUFFIX } from './paths.ts';
 import { bitsFor, clearBits, countBits, hasBit, loadState, loadTables, removeTransferDir, saveOffer, saveState, saveTables, setBit, type FileState, type StoredOffer } from './state.ts';
+import { makeDir } from '../../util/make-dir.ts';
 import { CHUNK_HEADER_BYTES, FRAME_CONTROL, FRAME_TABLE, HASH_BYTES, TAG_BYTES, chunkCount, decodeControl, encodeControl, fileRoot, openChunk, toHex, type Manifest, type ManifestEntry } from './wire.ts';
 
 export interface IncomingFile {
@@ -164,7 +165,7 @@ export class Incoming {
     let dest: string;
     if (stored !== undefined) dest = stored.dest;
     else {
-      await mkdir(o.downloadsDir, { recursive: true, mode: 0o700 });
+      await makeDir(o.downloadsDir, 0o700);
       dest = await realpath(o.downloadsDir);
     }
     const cs = o.manifest.chunkSize;
@@ -368,9 +369,15 @@ export class Incoming {
     }, XFER_CONTROL_PROGRESS_MS);
     ticker.unref?.();
     try {
-      // Re-offered while the disk is still full: paused again (the watcher resumes it).
-      if (this.pausedBy.has('disk')) this.#diskFull();
-      else if ((await this.freeBytes().catch(() => Infinity)) < this.bytesTotal - this.bytesDone) this.#diskFull();
+      // Re-offered: look at the free space now. Still too little: paused again (the watcher
+      // resumes it). Enough (space was freed since): go on at once rather than answer the new
+      // offer with a stale "disk full".
+      const enough = (await this.freeBytes().catch(() => Infinity)) >= this.bytesTotal - this.bytesDone;
+      if (!enough) this.#diskFull();
+      else if (this.pausedBy.has('disk')) {
+        this.#stopDiskWatch();
+        this.resume('disk');
+      }
       await this.#pull(o.conn, o.aead, signal, o.streams);
       signal.throwIfAborted();
       this.status = 'verifying';

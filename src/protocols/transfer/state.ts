@@ -11,10 +11,11 @@
  *
  * @module
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { writeFileAtomic } from '../../service/atomic-file.ts';
+import { makeDir } from '../../util/make-dir.ts';
 import { HASH_BYTES, validateManifest, type Manifest } from './wire.ts';
 
 const STATE_MAGIC = 0x53445853; // "SDXS"
@@ -41,7 +42,7 @@ export function transferDir(dataDir: string, peerHex: string, id: string): strin
 }
 
 export async function saveOffer(dir: string, offer: StoredOffer): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDir(dir, 0o700);
   await writeFileAtomic(join(dir, 'offer.json'), JSON.stringify(offer));
 }
 
