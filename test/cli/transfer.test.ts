@@ -88,6 +88,50 @@ describe('sdnet send / transfers / up', () => {
     expect(unknown.stderr).toMatch(/^sdnet send: /);
   });
 
+  it('transfers pause / resume at the receiver and cancel at the sender, as processes through the running ups', { timeout: 600_000 }, async () => {
+    const p = await pair();
+    const big = join(p.root, 'big.bin');
+    await writeBigFile(big, 128 * MiB);
+    const upA = p.upA();
+    const upB = p.upB();
+    await upA.out.waitText(/^online /, 60_000, 'A online');
+    await upB.out.waitText(/"event":"online"/, 60_000, 'B online');
+    const sending = runSdnet(['send', '--data', p.dirA, 'bob', big], { timeoutMs: 500_000 });
+    const moving = await upB.out.wait<Ev>(isTransfer('transferring', (o) => (o.bytesDone ?? 0) > 0), 300_000, 'bytes arriving at bob');
+    const id = moving.transferId!;
+    // Paused by the receiver: said by the command, seen as an event and in the list.
+    const paused = await runSdnet(['transfers', 'pause', id, '--data', p.dirB]);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout.trim()).toBe(`paused ${id.slice(0, 8)}`);
+    await upB.out.wait(isTransfer('paused', (o) => o.transferId === id), 30_000, 'paused at bob');
+    const listed = JSON.parse((await runSdnet(['transfers', '--json', '--data', p.dirB])).stdout) as { id: string; state: string }[];
+    expect(listed.find((t) => t.id === id)?.state).toBe('paused');
+    const resumed = await runSdnet(['transfers', 'resume', id, '--data', p.dirB, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ id });
+    const r = await sending;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe(`sent 1 files, ${128 * MiB} bytes, verified by bob`);
+    expect(await sha256File(join(p.dl, 'big.bin'))).toBe(await sha256File(big));
+
+    // Cancelled by the sender: the send ends with exit 1 and one line; bob drops its part.
+    const big2 = join(p.root, 'big2.bin');
+    await writeBigFile(big2, 128 * MiB);
+    const second = runSdnet(['send', '--data', p.dirA, 'bob', big2], { timeoutMs: 500_000 });
+    const moving2 = await upB.out.wait<Ev>(isTransfer('transferring', (o) => o.transferId !== id && (o.bytesDone ?? 0) > 0), 300_000, 'bytes of the second file at bob');
+    const cancelled = await runSdnet(['transfers', 'cancel', moving2.transferId!, '--data', p.dirA]);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout.trim()).toBe(`cancelled ${moving2.transferId!.slice(0, 8)}`);
+    const r2 = await second;
+    expect(r2.code).toBe(1);
+    expect(r2.stderr.split('\n').filter((l) => l.startsWith('sdnet send: '))).toHaveLength(1);
+    expect(r2.stderr).toMatch(/^sdnet send: .*cancel/im);
+    await upB.out.wait(isTransfer('cancelled', (o) => o.transferId === moving2.transferId), 30_000, 'cancelled at bob');
+    const unknown = await runSdnet(['transfers', 'pause', 'nonexistent', '--data', p.dirB]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^sdnet transfers: /);
+  });
+
   it('kill -9 of the receiver at ~50 % of 256 MiB: after its restart the same send resumes and the file is identical', { timeout: 900_000 }, async () => {
     const p = await pair();
     const big = join(p.root, 'big.bin');
