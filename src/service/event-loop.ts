@@ -378,12 +378,10 @@ export class NetworkingEventLoop {
     const dialKey = `${key}|${alpn}`;
     let pending = this.#dials.get(dialKey);
     if (pending === undefined) {
-      const created = this.#dial(id, registered);
-      pending = created;
-      created.promise = created.promise.finally(() => {
-        if (this.#dials.get(dialKey) === created) this.#dials.delete(dialKey);
-      });
-      this.#dials.set(dialKey, created);
+      const started = this.#dial(id, registered);
+      const ended = started.promise.finally(() => this.#dials.delete(dialKey));
+      pending = { promise: ended, addAddr: started.addAddr };
+      this.#dials.set(dialKey, pending);
     } else {
       // A dial is under way, perhaps to an address that went stale (a restart on a new port);
       // an address learnt since (mDNS, a hello) gets its own attempt beside it at once.
@@ -410,7 +408,6 @@ export class NetworkingEventLoop {
     const attempts = new Set<AbortController>();
     let done = false;
     let running = 0;
-    let lastError: unknown;
     let settle!: { resolve: (c: Connection) => void; reject: (e: unknown) => void };
     const result = new Promise<Connection>((resolve, reject) => (settle = { resolve, reject }));
     const launch = (addr: EndpointAddr): void => {
@@ -435,11 +432,9 @@ export class NetworkingEventLoop {
           dispose();
           attempts.delete(stop);
           running--;
-          if (!(stop.signal.aborted && done)) lastError = err;
           if (!done && running === 0) {
             done = true;
-            const e = lastError ?? err;
-            settle.reject(e instanceof DeviceUnreachableError ? e : new DeviceUnreachableError(`Cannot reach ${id.fmtShort()}: ${(e as Error).message}`, { cause: e }));
+            settle.reject(err instanceof DeviceUnreachableError ? err : new DeviceUnreachableError(`Cannot reach ${id.fmtShort()}: ${(err as Error).message}`, { cause: err }));
           }
         },
       );
@@ -454,22 +449,15 @@ export class NetworkingEventLoop {
       for (const u of relays) tried.add(`r ${u.toString()}`);
       return EndpointAddr.from({ id, directAddresses: direct, relayUrls: relays });
     };
-    const pending: PendingDial = {
-      promise: Promise.resolve(undefined as unknown as Connection),
-      addAddr: (addr) => {
-        if (done || tried.size >= MAX_DIAL_ADDRESSES) return;
-        const next = fresh(addr);
-        if (next !== undefined) launch(next);
-      },
+    const addAddr = (addr: EndpointAddr | undefined): void => {
+      if (done || tried.size >= MAX_DIAL_ADDRESSES) return;
+      const next = fresh(addr);
+      if (next !== undefined) launch(next);
     };
     const addr = this.#registry.addr(id) ?? EndpointAddr.from({ id });
-    if (addr.isEmpty) {
-      pending.promise = Promise.reject(new DeviceUnreachableError(`No address is known for ${id.fmtShort()} (it has to reach us first, or be discovered)`));
-      return pending;
-    }
-    launch(fresh(addr)!);
-    pending.promise = result.then((connection) => this.#afterDial(id, registered, connection));
-    return pending;
+    if (addr.isEmpty) return { promise: Promise.reject(new DeviceUnreachableError(`No address is known for ${id.fmtShort()} (it has to reach us first, or be discovered)`)), addAddr: () => undefined };
+    addAddr(addr);
+    return { promise: result.then((connection) => this.#afterDial(id, registered, connection)), addAddr };
   }
 
   async #afterDial(id: PublicKey, registered: RegisteredProtocol, connection: Connection): Promise<Connection> {
