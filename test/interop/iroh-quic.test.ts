@@ -69,6 +69,8 @@ describe('TS client → iroh server', () => {
     await w.write(new TextEncoder().encode('hello iroh'));
     await w.close();
     expect(new TextDecoder().decode(await readAll(bi.readable))).toBe('hello iroh');
+    // iroh offers multipath (initial_max_path_id 7) and so do we: it is in use on path 0.
+    expect(conn.stats().multipath).toBe(true);
     conn.close(0, 'done');
     // iroh authenticated us as our EndpointId.
     expect((await served).remoteId().toString()).toBe(client.id.toString());
@@ -220,6 +222,7 @@ describe('iroh client → TS server', () => {
     await bi.send.finish();
     expect(new TextDecoder().decode(fromArray(await bi.recv.readToEnd(1 << 16)))).toBe('hello ts');
     await echo;
+    expect(accepted.stats().multipath).toBe(true);
     conn.close(0n, []);
   });
 

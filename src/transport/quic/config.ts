@@ -55,6 +55,12 @@ export interface ConnectionSettings {
    * (iroh's peer connections do not use it; its relays' QAD service does).
    */
   readonly addressDiscovery?: AddressDiscoveryMode;
+  /**
+   * Offer QUIC multipath (draft-ietf-quic-multipath-21) as iroh 1.0 does. sdnet allows path 0
+   * only for now (`initial_max_path_id` 0): acknowledgments become PATH_ACK and the peer's
+   * multipath frames for path 0 are understood.
+   */
+  readonly multipath: boolean;
 }
 
 export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
@@ -77,4 +83,5 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
   keyUpdateInterval: 1 << 22,
   handshakeTimeout: 10_000,
   maxAuthenticationFailures: 2 ** 52,
+  multipath: true,
 };

@@ -19,6 +19,7 @@
  * @module
  */
 import type { CryptoProvider } from '../../crypto/provider.ts';
+import { MultipathState } from './multipath.ts';
 import { equalBytes } from '../../../util/bytes.ts';
 import { DecodeError } from '../../../util/errors.ts';
 import type { ConnectionSettings } from '../config.ts';
@@ -210,6 +211,7 @@ export class Connection {
   #peerAckDelayExponent = 3;
 
   readonly #keys = new KeyPhase();
+  readonly #multipath: MultipathState;
   readonly #streams: StreamsState;
   readonly #datagrams: DatagramQueues;
 
@@ -270,6 +272,8 @@ export class Connection {
     this.#spaces[SPACE_INITIAL].keys = options.initialKeys ?? initialKeys(this.#provider, options.originalDcid, options.side);
 
     const s = options.settings;
+    // multipath-21 §2.1: offered only with non-zero connection IDs.
+    this.#multipath = new MultipathState(s.multipath && options.cidLength > 0 ? 0 : undefined);
     const params: TransportParameters = {
       maxIdleTimeout: s.maxIdleTimeout,
       maxUdpPayloadSize: s.maxUdpPayloadSize,
@@ -286,6 +290,7 @@ export class Connection {
       initialSourceConnectionId: localCid.cid,
       maxDatagramFrameSize: s.maxDatagramFrameSize,
       ...(s.addressDiscovery !== undefined ? { addressDiscovery: s.addressDiscovery } : {}),
+      ...(this.#multipath.localMax !== undefined ? { initialMaxPathId: this.#multipath.localMax } : {}),
       ...(options.side === 'server'
         ? {
             originalDestinationConnectionId: options.retriedFrom ?? options.originalDcid,
@@ -406,6 +411,7 @@ export class Connection {
       keyUpdates: this.#keys.updates,
       pathChanges: this.#pathChanges,
       relayed: this.#path.addr.relayed === true,
+      multipath: this.#multipath.negotiated,
     };
   }
 
@@ -788,7 +794,15 @@ export class Connection {
   readonly #summary: PacketSummary = { ackEliciting: false, probingOnly: true };
 
   readonly #frameHandlers: FrameHandlers = {
-    ack: (f, wireType) => this.#onAck(this.#rx.now, f, this.#rx.space, wireType),
+    ack: (f, wireType) => {
+      if (f.pathId !== undefined) {
+        this.#multipath.checkFrame(wireType, f.pathId);
+        // RFC 9000 §13.1 per path: acknowledging packets of a path we never sent on → PROTOCOL_VIOLATION.
+        if (f.pathId !== 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, `PATH_ACK for path ${f.pathId}, never used`, wireType);
+      }
+      // multipath-21 §2.3: a PATH_ACK for path 0 and an ACK both acknowledge path 0's packets.
+      this.#onAck(this.#rx.now, f, this.#rx.space, wireType);
+    },
     crypto: (f, wireType) => this.#onCrypto(this.#rx.now, f.offset, f.data, this.#rx.space, wireType),
     stream: (f, wireType) => this.#streams.onStreamFrame(f, wireType),
     resetStream: (f, wireType) => this.#streams.onResetStream(f.id, f.code, f.finalSize, wireType),
@@ -804,8 +818,13 @@ export class Connection {
       // RFC 9000 §19.7: a server receiving NEW_TOKEN → PROTOCOL_VIOLATION. Clients ignore it (no 0-RTT).
       if (this.side === 'server') throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'client sent NEW_TOKEN', wireType);
     },
-    newConnectionId: (f, wireType) => this.#cids.onNewConnectionId(f, wireType),
+    newConnectionId: (f, wireType) => {
+      // multipath-21 §4.5: PATH_NEW_CONNECTION_ID for path 0 is NEW_CONNECTION_ID; higher ids are refused by checkFrame while we allow path 0 only.
+      if (f.pathId !== undefined) this.#multipath.checkFrame(wireType, f.pathId);
+      this.#cids.onNewConnectionId(f, wireType);
+    },
     retireConnectionId: (f, wireType) => {
+      if (f.pathId !== undefined) this.#multipath.checkFrame(wireType, f.pathId);
       const pto = this.#recovery.rtt.pto(this.#peerMaxAckDelay);
       if (this.#cids.onRetireConnectionId(f.seq, wireType, this.#packetDcid, this.#now, pto) && this.#state === 'established') this.#issueCids();
     },
@@ -835,6 +854,28 @@ export class Connection {
       if (this.#observed !== undefined && f.seq <= this.#observed.seq) return;
       this.#observed = { seq: f.seq, ip: f.ip, port: f.port };
       this.#events.push({ type: 'observed-address', ip: f.ip, port: f.port });
+    },
+    pathControl: (f, wireType) => {
+      const mp = this.#multipath;
+      switch (f.type) {
+        case 'path_abandon':
+          mp.checkFrame(wireType, f.pathId);
+          // multipath-21 §3.4: the peer abandons path 0, the only path we allow: nothing is left to
+          // send on, so the connection ends (noq closes after its grace period too).
+          throw new TransportError(TransportErrorCode.NO_ERROR, `peer abandoned path ${f.pathId}, the last path (code 0x${f.code.toString(16)})`, wireType);
+        case 'path_status':
+          return mp.onPathStatus(f.pathId, f.seq, f.available, wireType);
+        case 'max_path_id':
+          return mp.onMaxPathId(f.max, wireType);
+        case 'paths_blocked':
+          return mp.onPathsBlocked(f.max, wireType);
+        case 'path_cids_blocked':
+          return mp.onPathCidsBlocked(f.pathId, f.nextSeq, this.#cids.nextLocalSeq, wireType);
+      }
+    },
+    natTraversal: (_f, wireType) => {
+      // holepunch.md §2.1: QNT frames need the n0 NAT-traversal parameter on both sides, which we do not send yet.
+      throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'n0 NAT traversal frame without negotiating it', wireType);
     },
     stopped: () => this.#state === 'draining' || this.#state === 'closed',
   };
@@ -888,6 +929,7 @@ export class Connection {
     if (this.#peerParams === undefined && this.#tls.peerTransportParameters !== undefined) this.#applyPeerParams(this.#tls.peerTransportParameters);
     if (this.#state === 'handshaking' && !this.#tls.isHandshaking) {
       this.#state = 'established';
+      this.#multipath.onHandshakeComplete();
       this.#events.push({ type: 'connected' });
       this.#issueCids();
       if (this.side === 'server') {
@@ -922,6 +964,7 @@ export class Connection {
       if (p.statelessResetToken) this.#cids.use({ ...this.#cids.active, resetToken: p.statelessResetToken });
       this.#cids.remote.set(0, this.#cids.active);
     }
+    this.#multipath.onPeerParams(p, this.#peerInitialScid?.length ?? 0);
     this.#peerParams = p;
     if (this.side === 'client' && p.sdnetDirectAddresses !== undefined && !p.disableActiveMigration) {
       // An sdnet server: it follows RFC 9000 migrations, so we may upgrade and fall back.
@@ -1809,13 +1852,15 @@ export class Connection {
         if (ranges.length >= MAX_ACK_RANGES) break;
       }
       const delay = spaceId === SPACE_APP ? Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent) : 0;
-      let size = ackFrameSize(ranges, delay);
+      // multipath-21 §2.3: once multipath is in use, SHOULD acknowledge with PATH_ACK (path 0 here).
+      const pathId = spaceId === SPACE_APP && this.#multipath.negotiated ? 0 : undefined;
+      let size = ackFrameSize(ranges, delay, pathId);
       while (size > w.remaining && ranges.length > 1) {
         ranges.pop();
-        size = ackFrameSize(ranges, delay);
+        size = ackFrameSize(ranges, delay, pathId);
       }
       if (size <= w.remaining) {
-        writeAck(w, ranges, delay);
+        writeAck(w, ranges, delay, pathId);
         frames.push({ k: 'ack', largest: ranges[0]!.end });
         space.onAckSent();
       }

@@ -33,6 +33,10 @@ export interface FrameHandlers {
   handshakeDone(wireType: number): void;
   datagram(f: F<'datagram'>, wireType: number): void;
   observedAddress(f: F<'observed_address'>, wireType: number): void;
+  /** PATH_ABANDON, PATH_STATUS_*, MAX_PATH_ID, PATHS_BLOCKED, PATH_CIDS_BLOCKED (multipath-21 §4). */
+  pathControl(f: F<'path_abandon' | 'path_status' | 'max_path_id' | 'paths_blocked' | 'path_cids_blocked'>, wireType: number): void;
+  /** ADD_ADDRESS, REACH_OUT, REMOVE_ADDRESS (n0 NAT traversal). */
+  natTraversal(f: F<'add_address' | 'reach_out' | 'remove_address'>, wireType: number): void;
   /** The connection stopped processing (draining or closed) after a frame. */
   stopped(): boolean;
 }
@@ -112,5 +116,15 @@ function dispatch(frame: Frame, wireType: number, h: FrameHandlers): void {
       return h.datagram(frame, wireType);
     case 'observed_address':
       return h.observedAddress(frame, wireType);
+    case 'path_abandon':
+    case 'path_status':
+    case 'max_path_id':
+    case 'paths_blocked':
+    case 'path_cids_blocked':
+      return h.pathControl(frame, wireType);
+    case 'add_address':
+    case 'reach_out':
+    case 'remove_address':
+      return h.natTraversal(frame, wireType);
   }
 }

@@ -145,4 +145,6 @@ export interface ConnectionStats {
   pathChanges: number;
   /** Whether the current path goes through a relay. */
   relayed: boolean;
+  /** Whether QUIC multipath (draft-ietf-quic-multipath-21) is in use on this connection. */
+  multipath: boolean;
 }

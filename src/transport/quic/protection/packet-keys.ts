@@ -46,32 +46,50 @@ export class PacketKeys {
     return new PacketKeys(this.#provider, this.suite, nextQuicTrafficSecret(this.#provider, this.suite, this.secret), this.header);
   }
 
-  /** RFC 9001 §5.3: nonce = IV XOR the packet number, left-padded to the IV length. */
-  nonce(packetNumber: number): Uint8Array {
-    const n = this.#nonce;
-    n.set(this.iv);
-    let pn = packetNumber;
-    for (let i = 11; i >= 4 && pn > 0; i--) {
-      n[i]! ^= pn % 256;
-      pn = Math.floor(pn / 256);
-    }
-    return n;
+  /**
+   * RFC 9001 §5.3: nonce = IV XOR the packet number, left-padded to the IV length. With
+   * multipath (draft-ietf-quic-multipath-21 §2.4) the 96 bits XORed in are path id (32, network
+   * order) ‖ 0b00 ‖ packet number (62); path 0 gives the RFC 9001 nonce.
+   */
+  nonce(packetNumber: number, pathId = 0): Uint8Array {
+    return packetNonce(this.iv, packetNumber, pathId, this.#nonce);
   }
 
   /** AEAD-seal `payload` with the packet header as associated data. Returns ciphertext ‖ tag. */
-  seal(packetNumber: number, header: Uint8Array, payload: Uint8Array): Uint8Array {
-    return this.aead.seal(this.nonce(packetNumber), header, payload);
+  seal(packetNumber: number, header: Uint8Array, payload: Uint8Array, pathId = 0): Uint8Array {
+    return this.aead.seal(this.nonce(packetNumber, pathId), header, payload);
   }
 
   /** Seal `payload` into `out` at `offset` (it may be the payload's own place); returns bytes written. */
-  sealInto(packetNumber: number, header: Uint8Array, payload: Uint8Array, out: Uint8Array, offset: number): number {
-    return this.aead.sealInto(this.nonce(packetNumber), header, payload, out, offset);
+  sealInto(packetNumber: number, header: Uint8Array, payload: Uint8Array, out: Uint8Array, offset: number, pathId = 0): number {
+    return this.aead.sealInto(this.nonce(packetNumber, pathId), header, payload, out, offset);
   }
 
   /** Open a packet payload; `null` if it does not authenticate. */
-  open(packetNumber: number, header: Uint8Array, sealed: Uint8Array): Uint8Array | null {
-    return this.aead.open(this.nonce(packetNumber), header, sealed);
+  open(packetNumber: number, header: Uint8Array, sealed: Uint8Array, pathId = 0): Uint8Array | null {
+    return this.aead.open(this.nonce(packetNumber, pathId), header, sealed);
   }
+}
+
+/**
+ * The AEAD nonce of a packet into `out` (12 bytes): RFC 9001 §5.3, IV XOR the packet number;
+ * with multipath (draft-ietf-quic-multipath-21 §2.4) IV XOR (path id (32) ‖ 0b00 ‖ packet
+ * number (62)). Path 0 gives the RFC 9001 nonce.
+ */
+export function packetNonce(iv: Uint8Array, packetNumber: number, pathId: number, out: Uint8Array = new Uint8Array(12)): Uint8Array {
+  out.set(iv);
+  let pn = packetNumber;
+  for (let i = 11; i >= 4 && pn > 0; i--) {
+    out[i]! ^= pn % 256;
+    pn = Math.floor(pn / 256);
+  }
+  if (pathId !== 0) {
+    out[0]! ^= (pathId >>> 24) & 0xff;
+    out[1]! ^= (pathId >>> 16) & 0xff;
+    out[2]! ^= (pathId >>> 8) & 0xff;
+    out[3]! ^= pathId & 0xff;
+  }
+  return out;
 }
 
 /** Keys for both directions at one level, as this endpoint uses them. */

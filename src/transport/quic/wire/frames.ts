@@ -43,7 +43,27 @@ export const FrameType = {
   /** draft-ietf-quic-address-discovery §3: OBSERVED_ADDRESS with an IPv4 (0x9f81a6) or IPv6 (0x9f81a7) address. */
   OBSERVED_ADDRESS_V4: 0x9f81a6,
   OBSERVED_ADDRESS_V6: 0x9f81a7,
+  /** draft-ietf-quic-multipath-21 §4 (final code points, holepunch.md §1.1). */
+  PATH_ACK: 0x3e,
+  PATH_ACK_ECN: 0x3f,
+  PATH_ABANDON: 0x3e75,
+  PATH_STATUS_BACKUP: 0x3e76,
+  PATH_STATUS_AVAILABLE: 0x3e77,
+  PATH_NEW_CONNECTION_ID: 0x3e78,
+  PATH_RETIRE_CONNECTION_ID: 0x3e79,
+  MAX_PATH_ID: 0x3e7a,
+  PATHS_BLOCKED: 0x3e7b,
+  PATH_CIDS_BLOCKED: 0x3e7c,
+  /** n0 NAT traversal ("QNT", holepunch.md §2.1): ADD_ADDRESS and REMOVE_ADDRESS from the server, REACH_OUT from the client. */
+  ADD_ADDRESS_V4: 0x3d7f90,
+  ADD_ADDRESS_V6: 0x3d7f91,
+  REACH_OUT_V4: 0x3d7f92,
+  REACH_OUT_V6: 0x3d7f93,
+  REMOVE_ADDRESS: 0x3d7f94,
 } as const;
+
+/** draft-ietf-quic-multipath-21 §2.1: path ids are at most 2^32 − 1 (the nonce holds 32 bits of it). */
+export const MAX_PATH_ID_VALUE = 0xffffffff;
 
 /** An ACK range as inclusive packet numbers, highest first as on the wire. */
 export interface AckRange {
@@ -54,7 +74,8 @@ export interface AckRange {
 export type Frame =
   | { type: 'padding'; length: number }
   | { type: 'ping' }
-  | { type: 'ack'; largest: number; delay: number; ranges: AckRange[]; ecn?: { ect0: number; ect1: number; ce: number } }
+  /** ACK, or PATH_ACK when `pathId` is present (draft-ietf-quic-multipath-21 §4.1). */
+  | { type: 'ack'; largest: number; delay: number; ranges: AckRange[]; ecn?: { ect0: number; ect1: number; ce: number }; pathId?: number }
   | { type: 'reset_stream'; id: number; code: number; finalSize: number }
   | { type: 'stop_sending'; id: number; code: number }
   | { type: 'crypto'; offset: number; data: Uint8Array }
@@ -66,15 +87,42 @@ export type Frame =
   | { type: 'data_blocked'; limit: number }
   | { type: 'stream_data_blocked'; id: number; limit: number }
   | { type: 'streams_blocked'; bidi: boolean; limit: number }
-  | { type: 'new_connection_id'; seq: number; retirePriorTo: number; cid: Uint8Array; resetToken: Uint8Array }
-  | { type: 'retire_connection_id'; seq: number }
+  /** NEW_CONNECTION_ID, or PATH_NEW_CONNECTION_ID when `pathId` is present (multipath-21 §4.5). */
+  | { type: 'new_connection_id'; seq: number; retirePriorTo: number; cid: Uint8Array; resetToken: Uint8Array; pathId?: number }
+  /** RETIRE_CONNECTION_ID, or PATH_RETIRE_CONNECTION_ID when `pathId` is present (multipath-21 §4.6). */
+  | { type: 'retire_connection_id'; seq: number; pathId?: number }
   | { type: 'path_challenge'; data: Uint8Array }
   | { type: 'path_response'; data: Uint8Array }
   | { type: 'connection_close'; app: boolean; code: number; frameType: number; reason: Uint8Array }
   | { type: 'handshake_done' }
   | { type: 'datagram'; data: Uint8Array }
   /** The address the sender sees our packets come from on this path; `ip` is 4 or 16 bytes. */
-  | { type: 'observed_address'; seq: number; ip: Uint8Array; port: number };
+  | { type: 'observed_address'; seq: number; ip: Uint8Array; port: number }
+  /** multipath-21 §4.2. */
+  | { type: 'path_abandon'; pathId: number; code: number }
+  /** PATH_STATUS_AVAILABLE (`available`) or PATH_STATUS_BACKUP (multipath-21 §4.3). */
+  | { type: 'path_status'; pathId: number; seq: number; available: boolean }
+  /** multipath-21 §4.7. */
+  | { type: 'max_path_id'; max: number }
+  /** multipath-21 §4.8. */
+  | { type: 'paths_blocked'; max: number }
+  | { type: 'path_cids_blocked'; pathId: number; nextSeq: number }
+  /** QNT ADD_ADDRESS (server → client); `ip` is 4 or 16 bytes. */
+  | { type: 'add_address'; seq: number; ip: Uint8Array; port: number }
+  /** QNT REACH_OUT (client → server): probe this address in `round`. */
+  | { type: 'reach_out'; round: number; ip: Uint8Array; port: number }
+  /** QNT REMOVE_ADDRESS (server → client). */
+  | { type: 'remove_address'; seq: number };
+
+/** The frames of the multipath extension: each is a PROTOCOL_VIOLATION unless multipath was negotiated (multipath-21 §2). */
+export function isMultipathFrame(wireType: number): boolean {
+  return wireType === FrameType.PATH_ACK || wireType === FrameType.PATH_ACK_ECN || (wireType >= FrameType.PATH_ABANDON && wireType <= FrameType.PATH_CIDS_BLOCKED);
+}
+
+/** The n0 NAT-traversal frames (holepunch.md §2.1). */
+export function isNatTraversalFrame(wireType: number): boolean {
+  return wireType >= FrameType.ADD_ADDRESS_V4 && wireType <= FrameType.REMOVE_ADDRESS;
+}
 
 /** The largest value a 62-bit varint field can carry that we hold exactly. */
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -120,7 +168,10 @@ function decodeBody(r: ByteReader, t: number): Frame {
     case FrameType.PING:
       return { type: 'ping' };
     case FrameType.ACK:
-    case FrameType.ACK_ECN: {
+    case FrameType.ACK_ECN:
+    case FrameType.PATH_ACK:
+    case FrameType.PATH_ACK_ECN: {
+      const pathId = t === FrameType.PATH_ACK || t === FrameType.PATH_ACK_ECN ? r.varintSat('path id') : undefined;
       // Above 2^53 − 1, packet numbers saturate: no such packet was sent, so the connection
       // reports PROTOCOL_VIOLATION (RFC 9000 §13.1) rather than an encoding error.
       const largest = r.varintSat('ACK largest');
@@ -142,13 +193,15 @@ function decodeBody(r: ByteReader, t: number): Frame {
         ranges.push({ start, end });
         smallest = start;
       }
-      if (t === FrameType.ACK_ECN) {
+      const ack: Frame = { type: 'ack', largest, delay, ranges };
+      if (t === FrameType.ACK_ECN || t === FrameType.PATH_ACK_ECN) {
         const ect0 = r.varintSat('ECT0');
         const ect1 = r.varintSat('ECT1');
         const ce = r.varintSat('CE');
-        return { type: 'ack', largest, delay, ranges, ecn: { ect0, ect1, ce } };
+        ack.ecn = { ect0, ect1, ce };
       }
-      return { type: 'ack', largest, delay, ranges };
+      if (pathId !== undefined) ack.pathId = pathId;
+      return ack;
     }
     case FrameType.RESET_STREAM:
       return { type: 'reset_stream', id: readStreamId(r), code: r.varintSat('error code'), finalSize: r.varintSat('final size') };
@@ -190,17 +243,56 @@ function decodeBody(r: ByteReader, t: number): Frame {
       if (limit > MAX_STREAM_COUNT) throw encodingError('STREAMS_BLOCKED above 2^60', t);
       return { type: 'streams_blocked', bidi: t === FrameType.STREAMS_BLOCKED_BIDI, limit: Number(limit) };
     }
-    case FrameType.NEW_CONNECTION_ID: {
+    case FrameType.NEW_CONNECTION_ID:
+    case FrameType.PATH_NEW_CONNECTION_ID: {
+      const pathId = t === FrameType.PATH_NEW_CONNECTION_ID ? r.varintSat('path id') : undefined;
       const seq = r.varintSat('sequence number');
       const retirePriorTo = r.varintSat('retire prior to');
       const len = r.u8('connection id length');
       // RFC 9000 §19.15: length 1..20, else FRAME_ENCODING_ERROR; retire_prior_to ≤ seq likewise.
       if (len < 1 || len > 20) throw encodingError('NEW_CONNECTION_ID length outside 1..20', t);
       if (retirePriorTo > seq) throw encodingError('NEW_CONNECTION_ID retire_prior_to above its sequence number', t);
-      return { type: 'new_connection_id', seq, retirePriorTo, cid: r.bytes(len).slice(), resetToken: r.bytes(16, 'reset token').slice() };
+      const f: Frame = { type: 'new_connection_id', seq, retirePriorTo, cid: r.bytes(len).slice(), resetToken: r.bytes(16, 'reset token').slice() };
+      if (pathId !== undefined) f.pathId = pathId;
+      return f;
     }
     case FrameType.RETIRE_CONNECTION_ID:
       return { type: 'retire_connection_id', seq: r.varintSat('sequence number') };
+    case FrameType.PATH_RETIRE_CONNECTION_ID: {
+      const pathId = r.varintSat('path id');
+      return { type: 'retire_connection_id', pathId, seq: r.varintSat('sequence number') };
+    }
+    case FrameType.PATH_ABANDON: {
+      const pathId = r.varintSat('path id');
+      return { type: 'path_abandon', pathId, code: r.varintSat('error code') };
+    }
+    case FrameType.PATH_STATUS_BACKUP:
+    case FrameType.PATH_STATUS_AVAILABLE: {
+      const pathId = r.varintSat('path id');
+      return { type: 'path_status', pathId, seq: r.varintSat('path status sequence number'), available: t === FrameType.PATH_STATUS_AVAILABLE };
+    }
+    case FrameType.MAX_PATH_ID:
+      return { type: 'max_path_id', max: r.varintSat('maximum path id') };
+    case FrameType.PATHS_BLOCKED:
+      return { type: 'paths_blocked', max: r.varintSat('maximum path id') };
+    case FrameType.PATH_CIDS_BLOCKED: {
+      const pathId = r.varintSat('path id');
+      return { type: 'path_cids_blocked', pathId, nextSeq: r.varintSat('next sequence number') };
+    }
+    case FrameType.ADD_ADDRESS_V4:
+    case FrameType.ADD_ADDRESS_V6: {
+      const seq = r.varintSat('sequence number');
+      const ip = r.bytes(t === FrameType.ADD_ADDRESS_V4 ? 4 : 16, 'address').slice();
+      return { type: 'add_address', seq, ip, port: r.u16() };
+    }
+    case FrameType.REACH_OUT_V4:
+    case FrameType.REACH_OUT_V6: {
+      const round = r.varintSat('round');
+      const ip = r.bytes(t === FrameType.REACH_OUT_V4 ? 4 : 16, 'address').slice();
+      return { type: 'reach_out', round, ip, port: r.u16() };
+    }
+    case FrameType.REMOVE_ADDRESS:
+      return { type: 'remove_address', seq: r.varintSat('sequence number') };
     case FrameType.PATH_CHALLENGE:
       return { type: 'path_challenge', data: r.bytes(8, 'challenge').slice() };
     case FrameType.PATH_RESPONSE:
@@ -253,10 +345,10 @@ const saturate = (v: bigint): number => (v > BigInt(MAX_SAFE) ? MAX_SAFE : Numbe
 
 // ---------------------------------------------------------------- encoding
 
-/** Bytes an ACK frame for `ranges` (highest first) takes. */
-export function ackFrameSize(ranges: readonly AckRange[], delay: number): number {
+/** Bytes an ACK frame for `ranges` (highest first) takes; a PATH_ACK when `pathId` is given. */
+export function ackFrameSize(ranges: readonly AckRange[], delay: number, pathId?: number): number {
   const first = ranges[0]!;
-  let n = 1 + varintLength(first.end) + varintLength(delay) + varintLength(ranges.length - 1) + varintLength(first.end - first.start);
+  let n = (pathId === undefined ? 1 : 1 + varintLength(pathId)) + varintLength(first.end) + varintLength(delay) + varintLength(ranges.length - 1) + varintLength(first.end - first.start);
   let smallest = first.start;
   for (let i = 1; i < ranges.length; i++) {
     const r = ranges[i]!;
@@ -266,10 +358,12 @@ export function ackFrameSize(ranges: readonly AckRange[], delay: number): number
   return n;
 }
 
-/** Write an ACK frame; `ranges` are disjoint, highest first. */
-export function writeAck(w: FixedWriter, ranges: readonly AckRange[], delay: number): void {
+/** Write an ACK frame (a PATH_ACK when `pathId` is given); `ranges` are disjoint, highest first. */
+export function writeAck(w: FixedWriter, ranges: readonly AckRange[], delay: number, pathId?: number): void {
   const first = ranges[0]!;
-  w.u8(FrameType.ACK).varint(first.end).varint(delay).varint(ranges.length - 1).varint(first.end - first.start);
+  if (pathId === undefined) w.u8(FrameType.ACK);
+  else w.u8(FrameType.PATH_ACK).varint(pathId);
+  w.varint(first.end).varint(delay).varint(ranges.length - 1).varint(first.end - first.start);
   let smallest = first.start;
   for (let i = 1; i < ranges.length; i++) {
     const r = ranges[i]!;
@@ -331,10 +425,14 @@ export function writeFrame(w: FixedWriter, f: Exclude<Frame, { type: 'ack' | 'st
       w.u8(f.bidi ? FrameType.STREAMS_BLOCKED_BIDI : FrameType.STREAMS_BLOCKED_UNI).varint(f.limit);
       return;
     case 'new_connection_id':
-      w.u8(FrameType.NEW_CONNECTION_ID).varint(f.seq).varint(f.retirePriorTo).u8(f.cid.length).bytes(f.cid).bytes(f.resetToken);
+      if (f.pathId === undefined) w.u8(FrameType.NEW_CONNECTION_ID);
+      else w.varint(FrameType.PATH_NEW_CONNECTION_ID).varint(f.pathId);
+      w.varint(f.seq).varint(f.retirePriorTo).u8(f.cid.length).bytes(f.cid).bytes(f.resetToken);
       return;
     case 'retire_connection_id':
-      w.u8(FrameType.RETIRE_CONNECTION_ID).varint(f.seq);
+      if (f.pathId === undefined) w.u8(FrameType.RETIRE_CONNECTION_ID);
+      else w.varint(FrameType.PATH_RETIRE_CONNECTION_ID).varint(f.pathId);
+      w.varint(f.seq);
       return;
     case 'path_challenge':
       w.u8(FrameType.PATH_CHALLENGE).bytes(f.data);
@@ -355,6 +453,30 @@ export function writeFrame(w: FixedWriter, f: Exclude<Frame, { type: 'ack' | 'st
       return;
     case 'observed_address':
       w.varint(f.ip.length === 4 ? FrameType.OBSERVED_ADDRESS_V4 : FrameType.OBSERVED_ADDRESS_V6).varint(f.seq).bytes(f.ip).u16(f.port);
+      return;
+    case 'path_abandon':
+      w.varint(FrameType.PATH_ABANDON).varint(f.pathId).varint(f.code);
+      return;
+    case 'path_status':
+      w.varint(f.available ? FrameType.PATH_STATUS_AVAILABLE : FrameType.PATH_STATUS_BACKUP).varint(f.pathId).varint(f.seq);
+      return;
+    case 'max_path_id':
+      w.varint(FrameType.MAX_PATH_ID).varint(f.max);
+      return;
+    case 'paths_blocked':
+      w.varint(FrameType.PATHS_BLOCKED).varint(f.max);
+      return;
+    case 'path_cids_blocked':
+      w.varint(FrameType.PATH_CIDS_BLOCKED).varint(f.pathId).varint(f.nextSeq);
+      return;
+    case 'add_address':
+      w.varint(f.ip.length === 4 ? FrameType.ADD_ADDRESS_V4 : FrameType.ADD_ADDRESS_V6).varint(f.seq).bytes(f.ip).u16(f.port);
+      return;
+    case 'reach_out':
+      w.varint(f.ip.length === 4 ? FrameType.REACH_OUT_V4 : FrameType.REACH_OUT_V6).varint(f.round).bytes(f.ip).u16(f.port);
+      return;
+    case 'remove_address':
+      w.varint(FrameType.REMOVE_ADDRESS).varint(f.seq);
       return;
   }
 }
@@ -384,9 +506,9 @@ export function frameSize(f: Exclude<Frame, { type: 'ack' | 'stream' | 'crypto' 
     case 'streams_blocked':
       return 1 + varintLength(f.limit);
     case 'new_connection_id':
-      return 1 + varintLength(f.seq) + varintLength(f.retirePriorTo) + 1 + f.cid.length + 16;
+      return (f.pathId === undefined ? 1 : 2 + varintLength(f.pathId)) + varintLength(f.seq) + varintLength(f.retirePriorTo) + 1 + f.cid.length + 16;
     case 'retire_connection_id':
-      return 1 + varintLength(f.seq);
+      return (f.pathId === undefined ? 1 : 2 + varintLength(f.pathId)) + varintLength(f.seq);
     case 'path_challenge':
     case 'path_response':
       return 9;
@@ -396,12 +518,29 @@ export function frameSize(f: Exclude<Frame, { type: 'ack' | 'stream' | 'crypto' 
       return 1 + varintLength(f.data.length) + f.data.length;
     case 'observed_address':
       return 4 + varintLength(f.seq) + f.ip.length + 2;
+    case 'path_abandon':
+      return 2 + varintLength(f.pathId) + varintLength(f.code);
+    case 'path_status':
+      return 2 + varintLength(f.pathId) + varintLength(f.seq);
+    case 'max_path_id':
+    case 'paths_blocked':
+      return 2 + varintLength(f.max);
+    case 'path_cids_blocked':
+      return 2 + varintLength(f.pathId) + varintLength(f.nextSeq);
+    case 'add_address':
+      return 4 + varintLength(f.seq) + f.ip.length + 2;
+    case 'reach_out':
+      return 4 + varintLength(f.round) + f.ip.length + 2;
+    case 'remove_address':
+      return 4 + varintLength(f.seq);
   }
 }
 
 /** RFC 9000 §12.4 Table 3: may this frame appear in a packet of this type? */
 export function frameAllowed(frame: Frame, wireType: number, packet: 'initial' | 'handshake' | '0rtt' | '1rtt'): boolean {
   if (packet === '1rtt') return true;
+  // multipath-21 §4: its frames only in 1-RTT packets (0-RTT → PROTOCOL_VIOLATION); QNT frames likewise.
+  if (isMultipathFrame(wireType) || isNatTraversalFrame(wireType)) return false;
   if (packet === 'initial' || packet === 'handshake') {
     return (
       frame.type === 'padding' ||

@@ -3,8 +3,8 @@
  *
  * Decoding validates RFC 9000 §18.2 bounds, rejects duplicates (§7.4.1: "An endpoint MUST
  * NOT send a parameter more than once"), rejects server-only parameters from a client, and
- * ignores unknown ids (§18.1) — including iroh's multipath, NAT-traversal and ACK-frequency
- * parameters, which we do not advertise (iroh-wire §7.10). Encoding can add a GREASE
+ * ignores unknown ids (§18.1) — such as iroh's ACK-frequency parameter (iroh-wire §7.10). The
+ * multipath (draft-ietf-quic-multipath-21) and n0 NAT-traversal parameters are decoded. Encoding can add a GREASE
  * parameter (§18.1: ids of the form 31 × N + 27).
  *
  * Flow-control credits may be up to 2^62 − 1 (iroh sends that for initial_max_data); they are
@@ -46,7 +46,15 @@ export const TransportParameterId = {
   sdnet_direct_addresses: 0x73646e61,
   /** QUIC address discovery (draft-ietf-quic-address-discovery §2): 0 send, 1 receive, 2 both. */
   address_discovery: 0x9f81a176,
+  /** draft-ietf-quic-multipath-21 §2.1: initial_max_path_id. */
+  initial_max_path_id: 0x3e,
 } as const;
+
+/**
+ * n0 NAT traversal (holepunch.md §2.1): a one-byte value, the number of addresses the sender
+ * keeps from its peer. Above 2^32, so it is matched apart from the ids above.
+ */
+export const N0_NAT_TRAVERSAL_PARAMETER = 0x3d7f91120401n;
 
 /**
  * The address_discovery value (draft-ietf-quic-address-discovery §2): 0 = we provide
@@ -97,6 +105,10 @@ export interface TransportParameters {
   sdnetDirectAddresses?: readonly DirectAddress[];
   /** QUIC address discovery; undefined when the parameter was absent (extension not used). */
   addressDiscovery?: AddressDiscoveryMode;
+  /** multipath-21 §2.1; undefined when absent (multipath not offered). At most 2^32 − 1. */
+  initialMaxPathId?: number;
+  /** n0 NAT traversal: addresses the sender keeps from its peer (1..255); undefined when absent. */
+  natTraversal?: number;
 }
 
 export const DEFAULT_TRANSPORT_PARAMETERS: Readonly<TransportParameters> = {
@@ -153,6 +165,13 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
       r.pos += idBig[1];
       const len = r.varint('parameter length');
       const value = r.bytes(len, 'parameter value');
+      if (idBig[0] === N0_NAT_TRAVERSAL_PARAMETER) {
+        // holepunch.md §2.1: exactly one non-zero byte; a duplicate is an error like any other.
+        if (out.natTraversal !== undefined) throw paramError('n0 NAT traversal parameter appears twice');
+        if (value.length !== 1 || value[0] === 0) throw paramError('n0 NAT traversal parameter is not one non-zero byte');
+        out.natTraversal = value[0];
+        continue;
+      }
       if (idBig[0] > 0xffffffffn) continue; // an unknown (large) id: ignored (RFC 9000 §18.1)
       const id = Number(idBig[0]);
       const known = Object.values(TransportParameterId).includes(id as never);
@@ -265,6 +284,13 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
           out.addressDiscovery = Number(v) as AddressDiscoveryMode;
           break;
         }
+        case TransportParameterId.initial_max_path_id: {
+          const v = varintValue(value, 'initial_max_path_id');
+          // multipath-21 §2.1: above 2^32 − 1 → TRANSPORT_PARAMETER_ERROR.
+          if (v > 0xffffffffn) throw paramError('initial_max_path_id above 2^32 - 1');
+          out.initialMaxPathId = Number(v);
+          break;
+        }
       }
     }
   } catch (err) {
@@ -341,6 +367,8 @@ export function encodeTransportParameters(p: TransportParameters, options: Encod
   if (p.maxDatagramFrameSize !== 0) putVarint(T.max_datagram_frame_size, p.maxDatagramFrameSize);
   if (p.sdnetDirectAddresses) put(T.sdnet_direct_addresses, encodeDirectAddresses(p.sdnetDirectAddresses));
   if (p.addressDiscovery !== undefined) putVarint(T.address_discovery, p.addressDiscovery);
+  if (p.initialMaxPathId !== undefined) putVarint(T.initial_max_path_id, p.initialMaxPathId);
+  if (p.natTraversal !== undefined) put(Number(N0_NAT_TRAVERSAL_PARAMETER), Uint8Array.of(p.natTraversal));
   if (options.grease && options.grease.length >= 2) {
     // RFC 9000 §18.1: reserved ids 31 × N + 27; value of up to 15 random bytes.
     const n = ((options.grease[0]! << 8) | options.grease[1]!) % 0x10000;

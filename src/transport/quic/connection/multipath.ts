@@ -1,0 +1,119 @@
+/**
+ * Multipath negotiation and the peer's path limits (draft-ietf-quic-multipath-21, noq's
+ * behaviour where they differ: holepunch.md §1).
+ *
+ * What this holds: whether both sides offered `initial_max_path_id` and the handshake is
+ * complete (then the extension is in use), the path ids each side allows, and the peer's
+ * advisory path status. It checks every multipath frame against them, so a peer cannot name a
+ * path id above what we allowed or use the frames without having negotiated them.
+ *
+ * Today sdnet allows path 0 only (`initial_max_path_id` 0: "enable the multipath extension
+ * without allowing extra paths", §2.1): acknowledgments go out as PATH_ACK, and the peer's
+ * PATH_ACK, PATH_NEW_CONNECTION_ID and PATH_RETIRE_CONNECTION_ID for path 0 act as their
+ * RFC 9000 forms. Paths above 0 and n0 NAT traversal come next (issue 17).
+ *
+ * @module
+ */
+import { TransportError, TransportErrorCode } from '../errors.ts';
+import { MAX_PATH_ID_VALUE } from '../wire/frames.ts';
+import type { TransportParameters } from '../wire/transport-params.ts';
+
+const violation = (reason: string, wireType: number): TransportError => new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, reason, wireType);
+
+export class MultipathState {
+  /** Our initial_max_path_id; undefined when we do not offer multipath. */
+  readonly localMax: number | undefined;
+  /** The path ids the peer allows us (its initial_max_path_id, raised by MAX_PATH_ID); −1 before its parameters. */
+  remoteMax = -1;
+  /** The peer's initial_max_path_id: a MAX_PATH_ID below it is a PROTOCOL_VIOLATION (§4.7). */
+  #peerInitialMax = -1;
+  /** Both sides offered it (known once the peer's transport parameters arrive). */
+  #offered = false;
+  /** §2: in use once the handshake is complete. */
+  #negotiated = false;
+  /** The peer's last PATH_STATUS per path id: sequence number and whether it said "available". */
+  readonly #peerStatus = new Map<number, { seq: number; available: boolean }>();
+  /** The peer's last PATHS_BLOCKED value (informational, kept for stats and tests). */
+  pathsBlocked: number | undefined;
+
+  constructor(localMax: number | undefined) {
+    if (localMax !== undefined && !(Number.isInteger(localMax) && localMax >= 0 && localMax <= MAX_PATH_ID_VALUE)) {
+      throw new RangeError(`initial_max_path_id must be an integer in 0..${MAX_PATH_ID_VALUE}`);
+    }
+    this.localMax = localMax;
+  }
+
+  /** Multipath is in use (both offered it and the handshake is complete). */
+  get negotiated(): boolean {
+    return this.#negotiated;
+  }
+
+  /**
+   * The peer's transport parameters arrived. `peerCidLength` is the length of the connection
+   * ID the peer chose for itself (its initial_source_connection_id).
+   *
+   * @throws {TransportError} PROTOCOL_VIOLATION when the peer offers multipath with a zero-length connection ID
+   */
+  onPeerParams(p: TransportParameters, peerCidLength: number): void {
+    if (p.initialMaxPathId === undefined) return;
+    // §2.1: initial_max_path_id with a zero-length connection ID → PROTOCOL_VIOLATION.
+    if (peerCidLength === 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'initial_max_path_id with a zero-length connection ID');
+    if (this.localMax === undefined) return;
+    this.#offered = true;
+    this.#peerInitialMax = p.initialMaxPathId;
+    this.remoteMax = p.initialMaxPathId;
+  }
+
+  /** The handshake completed: from now on the extension is in use if both offered it (§2). */
+  onHandshakeComplete(): void {
+    this.#negotiated = this.#offered;
+  }
+
+  /**
+   * A multipath frame arrived. §2: without negotiation both sides MUST NOT use them, so one is
+   * a PROTOCOL_VIOLATION (as noq); so is a path id above the ones we allowed (§4.5, §4.8).
+   */
+  checkFrame(wireType: number, pathId?: number): void {
+    if (!this.#negotiated) throw violation('multipath frame without multipath negotiated', wireType);
+    if (pathId !== undefined && pathId > this.localMax!) throw violation(`path id ${pathId} above our maximum ${this.localMax}`, wireType);
+  }
+
+  /** MAX_PATH_ID (§4.7): only raises; above 2^32 − 1 or below the peer's own initial value → PROTOCOL_VIOLATION. */
+  onMaxPathId(max: number, wireType: number): void {
+    this.checkFrame(wireType);
+    if (max > MAX_PATH_ID_VALUE) throw violation('MAX_PATH_ID above 2^32 - 1', wireType);
+    if (max < this.#peerInitialMax) throw violation('MAX_PATH_ID below initial_max_path_id', wireType);
+    if (max > this.remoteMax) this.remoteMax = max;
+  }
+
+  /** PATH_STATUS_AVAILABLE / PATH_STATUS_BACKUP (§4.3): advisory; an old sequence number MUST be ignored. */
+  onPathStatus(pathId: number, seq: number, available: boolean, wireType: number): void {
+    this.checkFrame(wireType, pathId);
+    const last = this.#peerStatus.get(pathId);
+    if (last !== undefined && seq <= last.seq) return;
+    // Bounded: path ids are at most localMax, which our settings bound.
+    this.#peerStatus.set(pathId, { seq, available });
+  }
+
+  /** What the peer last said of a path: 'available', 'backup' or undefined (nothing said). */
+  peerStatus(pathId: number): 'available' | 'backup' | undefined {
+    const s = this.#peerStatus.get(pathId);
+    return s === undefined ? undefined : s.available ? 'available' : 'backup';
+  }
+
+  /** PATHS_BLOCKED (§4.8): informational; a maximum above ours → PROTOCOL_VIOLATION. */
+  onPathsBlocked(max: number, wireType: number): void {
+    this.checkFrame(wireType);
+    if (max > this.localMax!) throw violation('PATHS_BLOCKED above our maximum path id', wireType);
+    this.pathsBlocked = max;
+  }
+
+  /**
+   * PATH_CIDS_BLOCKED (§4.8): informational; a path id above ours, or a next sequence number
+   * beyond the next one we would issue for that path → PROTOCOL_VIOLATION.
+   */
+  onPathCidsBlocked(pathId: number, nextSeq: number, nextLocalSeq: number, wireType: number): void {
+    this.checkFrame(wireType, pathId);
+    if (nextSeq > nextLocalSeq) throw violation('PATH_CIDS_BLOCKED names a connection ID we have not issued', wireType);
+  }
+}
