@@ -1,11 +1,12 @@
 /**
  * QUIC multipath (draft-ietf-quic-multipath-21) read as an attacker would, against a server
- * that offers it with path 0 only (sdnet's default today): the frames without negotiation,
+ * that offers it (path ids 0..7, as iroh): the frames without negotiation,
  * path ids above what we allowed, acknowledgments of paths never used, MAX_PATH_ID going
  * down, PATH_STATUS replayed or flooded, blocked frames naming what does not exist, the last
  * path abandoned, n0 NAT-traversal frames never negotiated, a zero-length connection ID. And
  * what an honest multipath peer sees: PATH_ACK for path 0, its path-0 PATH_NEW_CONNECTION_ID
- * and PATH_RETIRE_CONNECTION_ID taken as their RFC 9000 forms.
+ * and PATH_RETIRE_CONNECTION_ID taken as their RFC 9000 forms, a path it opens from another
+ * address challenged there (padded, within 3× what that address sent) and then used.
  */
 import { describe, expect, it } from 'vitest';
 import { TransportErrorCode as E } from '../../src/transport/quic/errors.ts';
@@ -27,7 +28,7 @@ const MP = {
   removeAddress: (seq: V) => cat(varint(FrameType.REMOVE_ADDRESS), varint(seq)),
 };
 
-/** A server (multipath offered, path 0 only) and a raw peer that offered `maxPathId` (null: not at all). */
+/** A server (multipath offered) and a raw peer that offered `maxPathId` (null: not at all). */
 function victim(maxPathId: number | null = 7) {
   const arena = new Arena();
   const { peer, conn } = arena.handshake('attacker', maxPathId === null ? {} : { params: { initialMaxPathId: maxPathId } });
@@ -93,18 +94,20 @@ describe('multipath: negotiation', () => {
 });
 
 describe('multipath: path ids and limits', () => {
-  it('a path id above ours (0) in any frame: PROTOCOL_VIOLATION', () => {
-    for (const frame of [MP.pathAck(1, 0), MP.pathStatus(1, 1, true), MP.pathNewCid(1, 0, 0, new Uint8Array(8).fill(2)), MP.pathRetireCid(1, 0), MP.pathAbandon(1), MP.pathCidsBlocked(1, 0), MP.pathAck(2n ** 62n - 1n, 0)]) {
+  it('a path id above ours (7) in any frame: PROTOCOL_VIOLATION', () => {
+    for (const frame of [MP.pathAck(8, 0), MP.pathStatus(8, 1, true), MP.pathNewCid(8, 0, 0, new Uint8Array(8).fill(2)), MP.pathRetireCid(8, 0), MP.pathAbandon(8), MP.pathCidsBlocked(8, 0), MP.pathAck(2n ** 62n - 1n, 0)]) {
       const { arena, peer, conn } = victim();
       arena.send(peer, [frame]);
       expectClosedWith(arena, conn, peer, E.PROTOCOL_VIOLATION);
     }
   });
 
-  it('PATH_ACK for path 0 acknowledging a packet never sent: PROTOCOL_VIOLATION (RFC 9000 §13.1 per path)', () => {
-    const { arena, peer, conn } = victim();
-    arena.send(peer, [MP.pathAck(0, 1_000_000)]);
-    expectClosedWith(arena, conn, peer, E.PROTOCOL_VIOLATION);
+  it('PATH_ACK acknowledging a packet never sent, or for a path never opened: PROTOCOL_VIOLATION (RFC 9000 §13.1 per path)', () => {
+    for (const frame of [MP.pathAck(0, 1_000_000), MP.pathAck(1, 0), MP.pathAck(7, 3)]) {
+      const { arena, peer, conn } = victim();
+      arena.send(peer, [frame]);
+      expectClosedWith(arena, conn, peer, E.PROTOCOL_VIOLATION);
+    }
   });
 
   it('MAX_PATH_ID: only raises; below the peer’s own initial value or above 2^32 − 1 is a PROTOCOL_VIOLATION (§4.7 MUST)', () => {
@@ -120,9 +123,9 @@ describe('multipath: path ids and limits', () => {
 
   it('PATHS_BLOCKED above our maximum and PATH_CIDS_BLOCKED naming an unissued connection ID: PROTOCOL_VIOLATION (§4.8 MUST)', () => {
     const ok = victim();
-    ok.arena.send(ok.peer, [MP.pathsBlocked(0), MP.pathCidsBlocked(0, 1)]);
+    ok.arena.send(ok.peer, [MP.pathsBlocked(7), MP.pathCidsBlocked(0, 1), MP.pathCidsBlocked(3, 2)]);
     expectAlive(ok.arena, ok.conn);
-    for (const frame of [MP.pathsBlocked(1), MP.pathCidsBlocked(0, 1_000)]) {
+    for (const frame of [MP.pathsBlocked(8), MP.pathCidsBlocked(0, 1_000), MP.pathCidsBlocked(2, 3)]) {
       const { arena, peer, conn } = victim();
       arena.send(peer, [frame]);
       expectClosedWith(arena, conn, peer, E.PROTOCOL_VIOLATION);
@@ -177,5 +180,85 @@ describe('n0 NAT traversal never negotiated', () => {
       arena.send(peer, [frame]);
       expectClosedWith(arena, conn, peer, E.PROTOCOL_VIOLATION);
     }
+  });
+});
+
+describe('multipath: paths above 0', () => {
+  const x = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+
+  /** A victim whose raw peer gave the server a connection ID for path 1 and knows the server's. */
+  function withPath1() {
+    const v = victim();
+    const serverCid = v.peer.serverCidFor(1);
+    expect(serverCid, 'the server issued connection IDs for path 1 up front (§3.2)').toBeDefined();
+    v.arena.send(v.peer, [v.peer.issuePathCid(1, 0, new Uint8Array(8).fill(0x71))]);
+    v.arena.alias('203.0.113.9:4000', v.peer);
+    return { ...v, serverCid: serverCid! };
+  }
+
+  it('the server issues connection IDs for every allowed path id (1..7) as PATH_NEW_CONNECTION_ID', () => {
+    const { peer } = victim();
+    const ids = new Set(peer.serverCids.filter((c) => c.pathId > 0).map((c) => c.pathId));
+    expect([...ids].sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('a path the peer opens from a new address: challenged there in 1200-byte datagrams within 3× what it sent, answered, then validated', () => {
+    const { arena, peer, conn, serverCid } = withPath1();
+    const from = '203.0.113.9:4000';
+    const opening = peer.packet('app', [F.pathChallenge(x)], { dcid: serverCid, pathId: 1, padTo: 1200 });
+    arena.deliver(from, opening);
+    arena.pump();
+    const toNew = arena.sent.filter((t) => t.path.key === from);
+    expect(toNew.length).toBeGreaterThan(0);
+    for (const t of toNew) expect(t.data.length).toBe(1200);
+    expect(arena.bytesTo(from)).toBeLessThanOrEqual(3 * arena.bytesFrom(from));
+    expect(peer.frames.some((f) => f.frame.type === 'path_response' && f.frame.data.every((b, i) => b === x[i]))).toBe(true);
+    const challenge = peer.frames.filter((f) => f.frame.type === 'path_challenge').at(-1)?.frame as { data: Uint8Array } | undefined;
+    expect(challenge).toBeDefined();
+    expect(conn.paths().find((p) => p.id === 1)).toMatchObject({ validated: false, addr: { key: from } });
+    arena.deliver(from, peer.packet('app', [F.pathResponse(challenge!.data)], { dcid: serverCid, pathId: 1, padTo: 1200 }));
+    arena.pump();
+    expect(conn.paths().find((p) => p.id === 1)).toMatchObject({ validated: true });
+    expectAlive(arena, conn);
+  });
+
+  it('a datagram to a path-1 connection ID that does not authenticate (spoofed) creates no path and draws nothing', () => {
+    const { arena, conn, serverCid } = withPath1();
+    const junk = new Uint8Array(1200);
+    junk[0] = 0x43;
+    junk.set(serverCid, 1);
+    const before = conn.paths().length;
+    for (let i = 0; i < 50; i++) arena.deliver('198.51.100.66:9', junk);
+    arena.pump();
+    expect(conn.paths().length).toBe(before);
+    expect(arena.bytesTo('198.51.100.66:9')).toBe(0);
+    expectAlive(arena, conn);
+  });
+
+  it('PATH_ABANDON of a path: answered with PATH_ABANDON, and after its grace one more path id is allowed (MAX_PATH_ID 8)', () => {
+    const { arena, peer, conn, serverCid } = withPath1();
+    const from = '203.0.113.9:4000';
+    arena.deliver(from, peer.packet('app', [F.ping()], { dcid: serverCid, pathId: 1, padTo: 1200 }));
+    arena.pump();
+    expect(conn.paths().some((p) => p.id === 1)).toBe(true);
+    arena.send(peer, [MP.pathAbandon(1, 0x3e)]);
+    expect(peer.frames.some((f) => f.frame.type === 'path_abandon' && f.frame.pathId === 1)).toBe(true);
+    // Acknowledge everything so the abandon is not resent, then let the grace period pass.
+    for (let i = 0; i < 5; i++) {
+      const ack = peer.ackFrame('app');
+      if (ack) arena.send(peer, [ack]);
+      arena.advance(1_000);
+    }
+    expect(peer.frames.some((f) => f.frame.type === 'max_path_id' && f.frame.max === 8)).toBe(true);
+    // Connection IDs for path 8 only once the peer allows it too (ids up to the lower maximum, §3.2).
+    expect(new Set(peer.serverCids.filter((c) => c.pathId > 0).map((c) => c.pathId))).not.toContain(8);
+    arena.send(peer, [MP.maxPathId(8)]);
+    expect(new Set(peer.serverCids.filter((c) => c.pathId > 0).map((c) => c.pathId))).toContain(8);
+    expect(conn.paths().some((p) => p.id === 1)).toBe(false);
+    // The abandoned id is closed for good: packets to it are dropped, nothing reopens.
+    arena.deliver(from, peer.packet('app', [F.ping()], { dcid: serverCid, pathId: 1, padTo: 1200 }));
+    arena.pump();
+    expect(conn.paths().some((p) => p.id === 1)).toBe(false);
+    expectAlive(arena, conn);
   });
 });

@@ -8,6 +8,7 @@
  * ACKs for the Handshake space); everything after that is up to the test. It is sans-IO: it
  * builds datagrams and reads the victim's datagrams; `arena.ts` moves them.
  */
+import { toHex } from '../../src/util/bytes.ts';
 import { nodeCryptoProvider, type CryptoProvider } from '../../src/transport/crypto/index.ts';
 import { RangeSet } from '../../src/transport/quic/connection/range-set.ts';
 import { RecvBuffer } from '../../src/transport/quic/connection/recv-buffer.ts';
@@ -112,6 +113,8 @@ export interface PacketOptions {
   corruptTag?: boolean;
   /** Long-header version (default v1). */
   version?: number;
+  /** 1-RTT with multipath: the path id (its nonce, multipath-21 §2.4); default 0. */
+  pathId?: number;
 }
 
 export interface ReceivedClose {
@@ -162,7 +165,9 @@ export class RawPeer {
   /** CONNECTION_CLOSE frames the server sent us. */
   readonly closes: ReceivedClose[] = [];
   /** NEW_CONNECTION_ID frames the server sent us. */
-  readonly serverCids: { seq: number; cid: Uint8Array; token: Uint8Array }[] = [];
+  readonly serverCids: { seq: number; cid: Uint8Array; token: Uint8Array; pathId: number }[] = [];
+  /** Connection IDs we issued for multipath paths above 0 (hex → path id): packets to them open with that path's nonce. */
+  readonly ownPathCids = new Map<string, number>();
   /** Datagrams from the server we could not parse or decrypt (stateless resets, VN, ...). */
   readonly opaque: Uint8Array[] = [];
   /** Datagrams to send (our automatic handshake answers). */
@@ -278,11 +283,22 @@ export class RawPeer {
     }
     if (level === 'app' && o.padTo !== undefined && header.length + payload.length + 16 < o.padTo) payload = cat(payload, new Uint8Array(o.padTo - (header.length + payload.length + 16)));
     if (o.clearFixedBit) header[0]! &= ~0x40;
-    const sealed = keys.seal(pn, header, payload);
+    const sealed = keys.seal(pn, header, payload, o.pathId ?? 0);
     if (o.corruptTag) sealed[sealed.length - 1]! ^= 0x01;
     const packet = cat(header, sealed);
     protectHeader(packet, header.length - 4, 4, keys.header);
     return packet;
+  }
+
+  /** A PATH_NEW_CONNECTION_ID frame issuing `cid` for `pathId` (multipath-21 §4.5), remembered for receiving. */
+  issuePathCid(pathId: number, seq: number, cid: Uint8Array): Uint8Array {
+    this.ownPathCids.set(toHex(cid), pathId);
+    return cat(varint(0x3e78), varint(pathId), varint(seq), varint(0), cid.length, cid, new Uint8Array(16).fill(0x5a));
+  }
+
+  /** The server's connection ID for `pathId` (the first it issued), if any. */
+  serverCidFor(pathId: number): Uint8Array | undefined {
+    return this.serverCids.find((c) => c.pathId === pathId)?.cid;
   }
 
   /** A 1-RTT packet carrying `frames`. */
@@ -339,7 +355,8 @@ export class RawPeer {
         const hp = unprotectHeader(buf, pnOffset, s.keys.remote.header);
         if (hp !== undefined) {
           const pn = decodePacketNumber(s.largest, hp.truncatedPn, hp.pnLength * 8);
-          const payload = s.keys.remote.open(pn, buf.subarray(0, pnOffset + hp.pnLength), buf.subarray(pnOffset + hp.pnLength));
+          const pathId = header.form === 'short' ? (this.ownPathCids.get(toHex(header.dcid)) ?? 0) : 0;
+          const payload = s.keys.remote.open(pn, buf.subarray(0, pnOffset + hp.pnLength), buf.subarray(pnOffset + hp.pnLength), pathId);
           if (payload !== null) {
             any = true;
             if (header.form === 'long' && this.serverCid === undefined) this.serverCid = header.scid.slice();
@@ -378,7 +395,7 @@ export class RawPeer {
           this.closes.push({ level, app: frame.app, code: frame.code, frameType: frame.frameType, reason: frame.reason.slice() });
           break;
         case 'new_connection_id':
-          this.serverCids.push({ seq: frame.seq, cid: frame.cid, token: frame.resetToken });
+          this.serverCids.push({ seq: frame.seq, cid: frame.cid, token: frame.resetToken, pathId: frame.pathId ?? 0 });
           break;
         default:
           break;

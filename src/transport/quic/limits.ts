@@ -94,3 +94,13 @@ export const MAX_PATH_CANDIDATES = 16;
  */
 export const MAX_ADVERTISED_PROBES = 16;
 export const ADVERTISED_PROBE_REFILL = 60_000_000;
+
+/**
+ * Our initial_max_path_id (draft-ietf-quic-multipath-21 §2.1): path ids 0..7, as iroh. Each
+ * abandoned path lets the peer use one more id (as noq), so at most this many + 1 paths are
+ * live at once.
+ */
+export const MAX_PATH_ID_OFFERED = 7;
+
+/** Connection IDs we issue for each multipath path id above 0 (fewer if the peer's limit is lower). */
+export const PATH_CIDS_PER_PATH = 2;

@@ -19,12 +19,13 @@
  * @module
  */
 import type { CryptoProvider } from '../../crypto/provider.ts';
-import { MultipathState } from './multipath.ts';
+import { MultipathState, type MpPath } from './multipath.ts';
+import { PathCids } from './path-cids.ts';
 import { equalBytes } from '../../../util/bytes.ts';
 import { DecodeError } from '../../../util/errors.ts';
 import type { ConnectionSettings } from '../config.ts';
 import { TransportError, TransportErrorCode } from '../errors.ts';
-import { ACTIVE_CONNECTION_ID_LIMIT, MAX_ACK_RANGES, MAX_CRYPTO_BUFFER, MAX_CRYPTO_FRAGMENTS, MAX_EARLY_PACKETS, ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PATH_CANDIDATES } from '../limits.ts';
+import { ACTIVE_CONNECTION_ID_LIMIT, MAX_ACK_RANGES, MAX_CRYPTO_BUFFER, MAX_CRYPTO_FRAGMENTS, MAX_EARLY_PACKETS, ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PATH_CANDIDATES, MAX_PATH_ID_OFFERED, MAX_PENDING_RETIRES, PATH_CIDS_PER_PATH } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
 import { RETRY_TAG_LENGTH, verifyRetryIntegrity } from '../protection/retry.ts';
 import { isProbeable } from '../address.ts';
@@ -131,6 +132,8 @@ const MAX_OTHER_PATHS = 8;
 const PATH_LIVENESS_INTERVAL = 1_000_000;
 /** Consecutive PTOs on a direct path after which a client falls back to its relay path. */
 const FALLBACK_PTO_COUNT = 2;
+/** multipath-21 §4.2: PATH_UNSTABLE_OR_POOR, the code noq abandons unvalidated paths with. */
+const PATH_UNSTABLE_OR_POOR = 0x3e76;
 
 /** First retry delay of a direct path whose probe failed (µs); doubles up to the maximum. */
 const UPGRADE_RETRY_BASE = 1_000_000;
@@ -212,6 +215,14 @@ export class Connection {
 
   readonly #keys = new KeyPhase();
   readonly #multipath: MultipathState;
+  /** Connection IDs of multipath paths 1 and up (path 0's are `#cids`). */
+  readonly #pathCids: PathCids<Connection>;
+  /**
+   * The multipath path we send on. Its space, recovery and address are the ones in
+   * `#spaces[SPACE_APP]`, `#recovery` and `#path` (the 1-RTT keys live in that space too); the
+   * other paths' are in their {@link MpPath} records.
+   */
+  #tx = 0;
   readonly #streams: StreamsState;
   readonly #datagrams: DatagramQueues;
 
@@ -263,6 +274,7 @@ export class Connection {
     // RFC 9000 §7.2: the client's first DCID is random (≥ 8 bytes); it also keys Initial protection.
     const firstRemote = options.side === 'client' ? { seq: 0, cid: options.originalDcid, resetToken: undefined } : { seq: 0, cid: options.peerCid!, resetToken: undefined };
     this.#cids = new CidState(this.#provider, this.#host, this, firstRemote);
+    this.#pathCids = new PathCids(this.#provider, this.#host, this);
     const localCid = this.#cids.issue(options.cidLength, false);
     if (options.side === 'server') {
       this.#peerInitialScid = options.peerCid;
@@ -273,7 +285,7 @@ export class Connection {
 
     const s = options.settings;
     // multipath-21 §2.1: offered only with non-zero connection IDs.
-    this.#multipath = new MultipathState(s.multipath && options.cidLength > 0 ? 0 : undefined);
+    this.#multipath = new MultipathState(s.multipath && options.cidLength > 0 ? MAX_PATH_ID_OFFERED : undefined);
     const params: TransportParameters = {
       maxIdleTimeout: s.maxIdleTimeout,
       maxUdpPayloadSize: s.maxUdpPayloadSize,
@@ -377,6 +389,26 @@ export class Connection {
       bytesSent: p.bytesSent,
       bytesReceived: p.bytesReceived,
     });
+    if (this.#multipath.paths.size > 1) {
+      // Multipath: every live path with its id and its own RTT, the one we send on first.
+      const out: PathInfo[] = [];
+      for (const id of [this.#tx, ...[...this.#multipath.paths.keys()].filter((k) => k !== this.#tx)]) {
+        const rec = this.#mp(id)!;
+        if (rec.abandoned) continue;
+        const st = rec.state;
+        out.push({
+          id,
+          addr: st.addr,
+          relayed: st.addr.relayed === true,
+          validated: st.validated,
+          status: id === this.#tx ? 'active' : 'candidate',
+          rttMs: rec.recovery.rtt.hasSample ? rec.recovery.rtt.smoothed / 1000 : undefined,
+          bytesSent: st.bytesSent,
+          bytesReceived: st.bytesReceived,
+        });
+      }
+      return out;
+    }
     return [info(this.#path, true), ...[...this.#otherPaths.values()].map((p) => info(p, false))];
   }
 
@@ -662,21 +694,35 @@ export class Connection {
     }
     // The datagram buffer is ours (the socket hands over a fresh one), so header protection
     // is removed in place; it is restored below if the packet fails to authenticate.
+    // multipath-21 §2: a 1-RTT packet's path is its DCID's path id, whatever its 4-tuple.
+    const pathId = header.form === 'short' ? this.#pathCids.pathOf(header.dcid) : 0;
+    let pnSpace: PacketSpace | undefined = space;
+    if (pathId !== this.#tx) {
+      const mp = this.#multipath;
+      // Before negotiation (noq's early discard), on a path closed for good, or on a path only
+      // the client may open: dropped.
+      if (!mp.negotiated || mp.isClosed(pathId)) return;
+      pnSpace = mp.paths.get(pathId)?.space;
+      if (pnSpace === undefined && this.side === 'client') return;
+    }
     const buf = packet;
     const pnOffset = header.pnOffset - header.start;
     const hp = unprotectHeader(buf, pnOffset, space.keys.remote.header);
     if (hp === undefined) return;
-    const pn = decodePacketNumber(space.largestReceived, hp.truncatedPn, hp.pnLength * 8);
+    const pn = decodePacketNumber(pnSpace?.largestReceived ?? -1, hp.truncatedPn, hp.pnLength * 8);
     const headerBytes = buf.subarray(0, pnOffset + hp.pnLength);
     const sealed = buf.subarray(headerBytes.length);
     let keys = space.keys.remote;
     let phaseChange = false;
     if (spaceId === SPACE_APP) {
-      const opened = this.#keys.openKeys(space, (buf[0]! >> 2) & 1, pn);
+      const phase = (buf[0]! >> 2) & 1;
+      // The key phase is connection-wide (multipath-21 §2.5); which update a packet of another
+      // path belongs to is judged without its packet number (another number space).
+      const opened = pathId === this.#tx ? this.#keys.openKeys(space, phase, pn) : this.#keys.openKeysOffPath(space, phase);
       keys = opened.keys;
       phaseChange = opened.change;
     }
-    const payload = keys.open(pn, headerBytes, sealed);
+    const payload = keys.open(pn, headerBytes, sealed, pathId);
     if (payload === null) {
       // RFC 9000 §10.3.1: a datagram that does not authenticate may be a stateless reset.
       if (last && header.form === 'short' && this.#cids.isStatelessReset(datagram)) return this.#onStatelessReset(now);
@@ -690,13 +736,20 @@ export class Connection {
     if (reserved !== 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'reserved header bits set');
     // RFC 9000 §12.3: a duplicate packet number MUST NOT be processed again (nor one below the
     // floor of what we still remember).
-    if (space.isDuplicate(pn)) return;
+    if (pnSpace?.isDuplicate(pn)) return;
+    if (pathId !== this.#tx) {
+      const rec = this.#multipath.paths.get(pathId) ?? this.#acceptPath(now, pathId, path);
+      if (rec === undefined) return;
+      pnSpace = rec.space;
+      if (this.#unknownPathBytes > 0 && rec.state.addr.key === path.key) rec.state.bytesReceived += this.#unknownPathBytes;
+      this.#unknownPathBytes = 0;
+    }
     if (this.#unknownPathBytes > 0) {
       // The first authenticated packet from a new path: now it gets state (and the datagram counts).
       this.#otherPath(path, false, true).bytesReceived += this.#unknownPathBytes;
       this.#unknownPathBytes = 0;
     }
-    if (phaseChange) this.#keys.onPeerUpdate(this.#spaces[SPACE_APP], pn);
+    if (phaseChange) this.#keys.onPeerUpdate(this.#spaces[SPACE_APP], pathId === this.#tx ? pn : this.#spaces[SPACE_APP].largestReceived + 1);
     this.#packetsReceived++;
 
     if (header.form === 'long') this.#onLongHeaderAccepted(header, path);
@@ -712,14 +765,15 @@ export class Connection {
     this.#rx.now = now;
     this.#rx.path = path;
     this.#rx.space = spaceId;
+    this.#rx.pathId = pathId;
     dispatchFrames(payload, header.form === 'short' ? '1rtt' : header.type === 'handshake' ? 'handshake' : 'initial', this.#frameHandlers, this.#summary);
     if (this.#state === 'draining' || this.#state === 'closed') return;
 
-    // Record for acknowledgment.
-    const wasLargest = space.onReceived(pn, now, this.#summary.ackEliciting, spaceId !== SPACE_APP, this.#settings.maxAckDelay * 1000);
+    // Record for acknowledgment (in the packet's own path space).
+    const wasLargest = pnSpace!.onReceived(pn, now, this.#summary.ackEliciting, spaceId !== SPACE_APP, this.#settings.maxAckDelay * 1000);
     this.#lastActivity = now;
     this.#resetIdleTimer(now);
-    if (spaceId === SPACE_APP && wasLargest) this.#onPathActivity(now, path);
+    if (spaceId === SPACE_APP && wasLargest && pathId === 0 && this.#tx === 0) this.#onPathActivity(now, path);
   }
 
   /** RFC 9001 §6.6: packets that may fail authentication before the connection must close. */
@@ -790,18 +844,22 @@ export class Connection {
   // ---------------------------------------------------------------- frames (frame-dispatch.ts)
 
   /** The packet whose frames are being dispatched. */
-  readonly #rx: { now: number; path: PathAddr; space: SpaceId } = { now: 0, path: { key: '' }, space: SPACE_INITIAL };
+  readonly #rx: { now: number; path: PathAddr; space: SpaceId; pathId: number } = { now: 0, path: { key: '' }, space: SPACE_INITIAL, pathId: 0 };
   readonly #summary: PacketSummary = { ackEliciting: false, probingOnly: true };
 
   readonly #frameHandlers: FrameHandlers = {
     ack: (f, wireType) => {
-      if (f.pathId !== undefined) {
-        this.#multipath.checkFrame(wireType, f.pathId);
-        // RFC 9000 §13.1 per path: acknowledging packets of a path we never sent on → PROTOCOL_VIOLATION.
-        if (f.pathId !== 0) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, `PATH_ACK for path ${f.pathId}, never used`, wireType);
+      // multipath-21 §2.3: an ACK acknowledges path 0's packets, a PATH_ACK those of its path.
+      const id = f.pathId ?? 0;
+      if (f.pathId !== undefined) this.#multipath.checkFrame(wireType, f.pathId);
+      if (this.#rx.space !== SPACE_APP || id === this.#tx) return this.#onAck(this.#rx.now, f, this.#rx.space, wireType);
+      const rec = this.#mp(id);
+      // RFC 9000 §13.1 per path: acknowledging packets of a path we never sent on → PROTOCOL_VIOLATION.
+      if (rec === undefined) {
+        if (this.#multipath.isClosed(id)) return; // late acknowledgments of a path gone (§3.4.1)
+        throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, `PATH_ACK for path ${id}, never used`, wireType);
       }
-      // multipath-21 §2.3: a PATH_ACK for path 0 and an ACK both acknowledge path 0's packets.
-      this.#onAck(this.#rx.now, f, this.#rx.space, wireType);
+      this.#onPathAck(this.#rx.now, f, rec, wireType);
     },
     crypto: (f, wireType) => this.#onCrypto(this.#rx.now, f.offset, f.data, this.#rx.space, wireType),
     stream: (f, wireType) => this.#streams.onStreamFrame(f, wireType),
@@ -821,20 +879,40 @@ export class Connection {
     newConnectionId: (f, wireType) => {
       // multipath-21 §4.5: PATH_NEW_CONNECTION_ID for path 0 is NEW_CONNECTION_ID; higher ids are refused by checkFrame while we allow path 0 only.
       if (f.pathId !== undefined) this.#multipath.checkFrame(wireType, f.pathId);
+      if (f.pathId !== undefined && f.pathId !== 0) {
+        if (this.#multipath.isClosed(f.pathId)) return;
+        return this.#pathCids.onNewConnectionId(f.pathId, f.seq, f.retirePriorTo, f.cid, f.resetToken, wireType);
+      }
       this.#cids.onNewConnectionId(f, wireType);
     },
     retireConnectionId: (f, wireType) => {
       if (f.pathId !== undefined) this.#multipath.checkFrame(wireType, f.pathId);
       const pto = this.#recovery.rtt.pto(this.#peerMaxAckDelay);
+      if (f.pathId !== undefined && f.pathId !== 0) {
+        if (this.#pathCids.onRetireConnectionId(f.pathId, f.seq, wireType, this.#packetDcid, this.#now, pto) && !this.#multipath.isClosed(f.pathId)) {
+          const count = Math.min(this.#peerParams?.activeConnectionIdLimit ?? 2, PATH_CIDS_PER_PATH);
+          this.#pathCids.issue(f.pathId, count, this.#cids.localLength);
+        }
+        return;
+      }
       if (this.#cids.onRetireConnectionId(f.seq, wireType, this.#packetDcid, this.#now, pto) && this.#state === 'established') this.#issueCids();
     },
     pathChallenge: (f) => {
       const path = this.#rx.path;
+      if (this.#rx.pathId !== this.#tx) {
+        // multipath-21 §3.1: answered on the path the challenge came on (its path id and 4-tuple).
+        const rec = this.#mp(this.#rx.pathId);
+        if (rec !== undefined && !rec.abandoned && rec.state.addr.key === path.key && rec.state.responses.length < 4) rec.state.responses.push(f.data);
+        return;
+      }
       const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false, true);
       // RFC 9000 §8.2.2: answer with PATH_RESPONSE on the path the challenge came from.
       if (p.responses.length < 4) p.responses.push(f.data);
     },
-    pathResponse: (f) => this.#onPathResponse(this.#rx.now, this.#rx.path, f.data),
+    pathResponse: (f) => {
+      if (this.#multipath.paths.size > 0 && this.#onMpPathResponse(this.#rx.now, this.#rx.path, f.data)) return;
+      this.#onPathResponse(this.#rx.now, this.#rx.path, f.data);
+    },
     connectionClose: (f) => this.#onConnectionClose(this.#rx.now, f),
     handshakeDone: (wireType) => {
       // RFC 9000 §19.20: a server receiving HANDSHAKE_DONE → PROTOCOL_VIOLATION.
@@ -858,15 +936,24 @@ export class Connection {
     pathControl: (f, wireType) => {
       const mp = this.#multipath;
       switch (f.type) {
-        case 'path_abandon':
+        case 'path_abandon': {
           mp.checkFrame(wireType, f.pathId);
-          // multipath-21 §3.4: the peer abandons path 0, the only path we allow: nothing is left to
-          // send on, so the connection ends (noq closes after its grace period too).
-          throw new TransportError(TransportErrorCode.NO_ERROR, `peer abandoned path ${f.pathId}, the last path (code 0x${f.code.toString(16)})`, wireType);
+          const rec = mp.paths.get(f.pathId);
+          if (rec === undefined) return; // never used, or already gone
+          const others = [...mp.paths.values()].some((p) => p.id !== f.pathId && !p.abandoned);
+          // multipath-21 §3.4: the last path abandoned leaves nothing to send on: the connection
+          // ends (noq closes after its grace period too).
+          if (!others) throw new TransportError(TransportErrorCode.NO_ERROR, `peer abandoned path ${f.pathId}, the last path (code 0x${f.code.toString(16)})`, wireType);
+          // §3.4: MUST answer with PATH_ABANDON (unless already sent) and treat the peer's IDs for it as retired.
+          this.#abandonPath(this.#rx.now, f.pathId, 0);
+          return;
+        }
         case 'path_status':
           return mp.onPathStatus(f.pathId, f.seq, f.available, wireType);
         case 'max_path_id':
-          return mp.onMaxPathId(f.max, wireType);
+          mp.onMaxPathId(f.max, wireType);
+          // §3.2: connection IDs for the path ids it now allows.
+          return this.#issuePathCids();
         case 'paths_blocked':
           return mp.onPathsBlocked(f.max, wireType);
         case 'path_cids_blocked':
@@ -932,6 +1019,10 @@ export class Connection {
       this.#multipath.onHandshakeComplete();
       this.#events.push({ type: 'connected' });
       this.#issueCids();
+      if (this.#multipath.negotiated) {
+        this.#multipath.paths.set(0, this.#newMpPath(0, this.#spaces[SPACE_APP], this.#recovery, this.#path));
+        this.#issuePathCids();
+      }
       if (this.side === 'server') {
         // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it tells the client.
         this.#handshakeDonePending = true;
@@ -1064,6 +1155,78 @@ export class Connection {
     if (this.#peerCompletedAddressValidation) recovery.ptoCount = 0;
   }
 
+  /** A PATH_ACK for a path we do not send on now (multipath-21 §4.1): its own space and recovery. */
+  #onPathAck(now: number, frame: Extract<Frame, { type: 'ack' }>, rec: MpPath, wireType: number): void {
+    const space = rec.space;
+    if (frame.largest >= space.nextPn) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'PATH_ACK for an unsent packet', wireType);
+    if (frame.largest > space.largestAcked) space.largestAcked = frame.largest;
+    const newlyAcked: SentPacket[] = [];
+    const lowest = space.sent.keys().next().value;
+    if (lowest !== undefined) {
+      for (const range of frame.ranges) {
+        if (range.end < lowest) break;
+        for (let pn = Math.max(range.start, lowest); pn <= range.end; pn++) {
+          const p = space.sent.get(pn);
+          if (p !== undefined) newlyAcked.push(p);
+        }
+      }
+    }
+    if (newlyAcked.length === 0) return;
+    newlyAcked.sort((a, b) => a.pn - b.pn);
+    const largest = newlyAcked[newlyAcked.length - 1]!;
+    if (largest.pn === frame.largest && largest.ackEliciting && largest.epoch === rec.recovery.epoch) {
+      rec.recovery.rtt.update(now - largest.time, frame.delay * 2 ** this.#peerAckDelayExponent, this.#handshakeConfirmed, this.#peerMaxAckDelay);
+    }
+    for (const p of newlyAcked) {
+      space.sent.delete(p.pn);
+      if (p.ackEliciting) space.ackElicitingInFlight--;
+      rec.recovery.onPacketAcked(p, now, false);
+      for (const f of p.frames) {
+        if (f.k === 'ack') this.#ackSpace(f.pathId)?.onAckAcked(f.largest);
+        else if (f.k === 'stream' || f.k === 'reset_stream') this.#streams.onFrameAcked(f);
+      }
+    }
+    const lost: SentPacket[] = [];
+    rec.recovery.detectLoss(space, now, this.#peerMaxAckDelay, lost);
+    for (const p of lost) this.#onPacketLost(p, SPACE_APP, true);
+  }
+
+  /** The space an ACK record of ours acknowledged (its path's; the send path's when untagged). */
+  #ackSpace(pathId: number | undefined): PacketSpace | undefined {
+    if (pathId === undefined || pathId === this.#tx) return this.#spaces[SPACE_APP];
+    return this.#multipath.paths.get(pathId)?.space;
+  }
+
+  /** A PATH_RESPONSE for a multipath path's challenge (multipath-21 §3.1). Returns whether it matched one. */
+  #onMpPathResponse(now: number, addr: PathAddr, data: Uint8Array): boolean {
+    for (const p of this.#multipath.paths.values()) {
+      const rec = this.#mp(p.id)!;
+      const st = rec.state;
+      if (rec.abandoned || st.challenge === undefined || !equalBytes(st.challenge, data)) continue;
+      // Validated only by a response from the 4-tuple the challenge went to (RFC 9000 §8.2.3 as noq).
+      if (st.addr.key !== addr.key) return true;
+      // The challenge's round trip is the path's first RTT sample (as noq), when it was sent once.
+      if (!rec.recovery.rtt.hasSample && st.challengeSends === 1) rec.recovery.rtt.update(now - st.challengeSentAt, 0, true, this.#peerMaxAckDelay);
+      st.challenge = undefined;
+      st.challengePending = false;
+      st.validated = true;
+      this.#events.push({ type: 'path-validated', path: st.addr });
+      const c = this.#candidates.get(st.addr.key);
+      if (c !== undefined) {
+        c.probing = false;
+        c.validated = true;
+        c.attempts = 0;
+      }
+      if (rec.id === this.#tx) {
+        this.#addressValidated = true;
+        this.#restartMtuDiscovery(now);
+      }
+      this.#choosePath(now);
+      return true;
+    }
+    return false;
+  }
+
   #onPacketAcked(p: SentPacket, spaceId: SpaceId): void {
     const space = this.#spaces[spaceId];
     if (spaceId === SPACE_APP && this.#keys.onAcked(p.pn)) this.#tryKeyUpdate();
@@ -1082,7 +1245,7 @@ export class Connection {
           space.cryptoSend.onAck(f.offset, f.length);
           break;
         case 'ack':
-          space.onAckAcked(f.largest);
+          (f.pathId === undefined ? space : this.#ackSpace(f.pathId))?.onAckAcked(f.largest);
           break;
         default:
           break;
@@ -1135,6 +1298,28 @@ export class Connection {
           // draft-ietf-quic-address-discovery §3: resent (with a new sequence number) while that path is current.
           if (this.#observedFor === f.path) this.#observedFor = undefined;
           break;
+        case 'path_new_cid':
+          this.#pathCids.onLost(f.pathId, f.seq);
+          break;
+        case 'path_retire_cid':
+          if (!this.#multipath.isClosed(f.pathId) && this.#pathCids.pendingRetires.length < MAX_PENDING_RETIRES) this.#pathCids.pendingRetires.push({ pathId: f.pathId, seq: f.seq });
+          break;
+        case 'path_abandon': {
+          const rec = this.#multipath.paths.get(f.pathId);
+          if (rec !== undefined && rec.abandoned) rec.abandonPending = true;
+          break;
+        }
+        case 'path_status': {
+          // multipath-21 §4.3: resent only if it is still the last status sent for that path.
+          const rec = this.#multipath.paths.get(f.pathId);
+          if (rec !== undefined && !rec.abandoned && rec.statusSeq === f.seq) rec.statusPending = true;
+          break;
+        }
+        case 'max_path_id':
+          this.#multipath.maxPathIdPending = true;
+          break;
+        case 'ack':
+          break;
         default:
           this.#streams.onFrameLost(f);
           break;
@@ -1158,6 +1343,156 @@ export class Connection {
     this.#state = 'draining';
     this.#close.deadline = now + 3 * this.#recovery.rtt.pto(this.#peerMaxAckDelay);
     this.#emitClosed();
+  }
+
+  // ---------------------------------------------------------------- multipath paths (multipath.ts)
+
+  #newMpPath(id: number, space: PacketSpace, recovery: PathRecovery, state: PathState): MpPath {
+    if (id > this.#multipath.highestUsed) this.#multipath.highestUsed = id;
+    return { id, space, recovery, state, abandoned: false, abandonPending: false, abandonCode: 0, dropAt: 0, statusSeq: 0, statusAvailable: false, statusPending: false, keepAliveAt: 0 };
+  }
+
+  /** The record of path `id` with the live objects when it is the path we send on. */
+  #mp(id: number): MpPath | undefined {
+    const rec = this.#multipath.paths.get(id);
+    if (rec !== undefined && id === this.#tx) {
+      rec.space = this.#spaces[SPACE_APP];
+      rec.recovery = this.#recovery;
+      rec.state = this.#path;
+    }
+    return rec;
+  }
+
+  /** Connection IDs for every path id the peer may use now, up front (multipath-21 §3.2, as noq). */
+  #issuePathCids(): void {
+    const mp = this.#multipath;
+    if (!mp.negotiated) return;
+    const count = Math.min(this.#peerParams?.activeConnectionIdLimit ?? 2, PATH_CIDS_PER_PATH);
+    for (let id = 1; id <= mp.usableMax; id++) {
+      if (!this.#pathCids.issued(id) && !mp.isClosed(id)) this.#pathCids.issue(id, count, this.#cids.localLength);
+    }
+  }
+
+  /**
+   * Server: an authenticated packet on a path id not in use yet opens that path (multipath-21
+   * §3.1; noq `ensure_path`). It is challenged at once, as every new path.
+   */
+  #acceptPath(now: number, id: number, addr: PathAddr): MpPath | undefined {
+    const mp = this.#multipath;
+    if (this.side !== 'server' || id > mp.usableMax || mp.paths.has(id) || mp.isClosed(id)) return undefined;
+    const rec = this.#newMpPath(id, new PacketSpace(), new PathRecovery(this.#settings, MIN_DATAGRAM), newPath(addr, false, true));
+    mp.paths.set(id, rec);
+    this.#startChallenge(now, rec.state);
+    this.#events.push({ type: 'path-opened', id, path: addr });
+    return rec;
+  }
+
+  /**
+   * Client: open a new multipath path to `addr` (multipath-21 §3.1): the next unused path id,
+   * a PATH_CHALLENGE padded to 1200 bytes with our status for it. Returns the id, or undefined
+   * when no id or no connection ID of the peer's is available for it.
+   */
+  openPath(now: number, addr: PathAddr): number | undefined {
+    const mp = this.#multipath;
+    if (this.side !== 'client' || this.#state !== 'established' || !mp.negotiated || !this.#handshakeConfirmed) return undefined;
+    const id = mp.highestUsed + 1;
+    if (id > mp.usableMax || this.#pathCids.active(id) === undefined) return undefined;
+    for (const p of mp.paths.values()) if (!p.abandoned && this.#mp(p.id)!.state.addr.key === addr.key) return p.id;
+    const rec = this.#newMpPath(id, new PacketSpace(), new PathRecovery(this.#settings, MIN_DATAGRAM), newPath(addr, false, false));
+    mp.paths.set(id, rec);
+    rec.statusSeq = 1;
+    rec.statusAvailable = false;
+    rec.statusPending = true;
+    this.#startChallenge(now, rec.state);
+    this.#events.push({ type: 'path-opened', id, path: addr });
+    return id;
+  }
+
+  /** Whether multipath paths can be opened now (negotiated, and the peer allows an id above 0). */
+  get multipathPaths(): boolean {
+    return this.#multipath.negotiated && this.#multipath.usableMax > 0;
+  }
+
+  /**
+   * Send on path `id` from now on. Its space, recovery and address move into the connection's
+   * send slots; what was in flight on the old path is sent again on the new one (a path we
+   * leave may be dead, and frames are idempotent, RFC 9000 §13.3).
+   */
+  #selectPath(now: number, id: number, reason: PathChangeReason): void {
+    if (id === this.#tx) return;
+    const from = this.#mp(this.#tx)!;
+    const to = this.#mp(id);
+    if (to === undefined || to.abandoned) return;
+    to.space.keys = from.space.keys;
+    const lost: SentPacket[] = [];
+    for (const p of from.space.sent.values()) if (p.ackEliciting) lost.push(p);
+    for (const p of lost) {
+      from.space.sent.delete(p.pn);
+      from.space.ackElicitingInFlight--;
+      from.recovery.leaveFlight(p);
+      this.#onPacketLost(p, SPACE_APP, false);
+    }
+    this.#spaces[SPACE_APP] = to.space;
+    this.#recovery = to.recovery;
+    this.#path = to.state;
+    this.#tx = id;
+    this.#pathChanges++;
+    // The MTU probe in flight counted packet numbers of the old path.
+    this.#mtuProbe = undefined;
+    this.#restartMtuDiscovery(now);
+    // multipath-21 §3.3 (as iroh): the path we send on is AVAILABLE, the others BACKUP.
+    for (const p of this.#multipath.paths.values()) {
+      if (p.abandoned) continue;
+      const available = p.id === id;
+      if (p.statusSeq > 0 && p.statusAvailable === available) continue;
+      p.statusSeq++;
+      p.statusAvailable = available;
+      p.statusPending = true;
+    }
+    this.#events.push({ type: 'path-changed', path: to.state.addr, reason });
+  }
+
+  /** The best path to send on: a validated direct path beats the relay; then the one in use (multipath-21 §5.5). */
+  #choosePath(now: number): void {
+    const current = this.#mp(this.#tx)!;
+    let best = current;
+    for (const p of this.#multipath.paths.values()) {
+      const rec = this.#mp(p.id)!;
+      if (rec.abandoned || !rec.state.validated || rec === best) continue;
+      const direct = rec.state.addr.relayed !== true;
+      const bestDirect = best.state.addr.relayed !== true;
+      if (direct && !bestDirect) best = rec;
+    }
+    if (best !== current) this.#selectPath(now, best.id, current.state.addr.relayed ? 'upgrade' : 'fallback');
+  }
+
+  /** Abandon path `id` (multipath-21 §3.4): PATH_ABANDON owed, the peer's IDs for it retired, state kept 3 PTO. */
+  #abandonPath(now: number, id: number, code: number): void {
+    const rec = this.#mp(id);
+    if (rec === undefined || rec.abandoned) return;
+    rec.abandoned = true;
+    rec.abandonPending = true;
+    rec.abandonCode = code;
+    rec.state.challenge = undefined;
+    rec.state.challengePending = false;
+    rec.state.responses = [];
+    rec.dropAt = now + 3 * this.#recovery.rtt.pto(this.#peerMaxAckDelay);
+    if (id === this.#tx) {
+      const other = [...this.#multipath.paths.values()].find((p) => !p.abandoned && this.#mp(p.id)!.state.validated);
+      if (other !== undefined) this.#selectPath(now, other.id, 'fallback');
+    }
+    this.#events.push({ type: 'path-closed', id, path: rec.state.addr });
+  }
+
+  /** Forget abandoned paths whose grace ended (and make room for one more path id, as noq). */
+  #dropAbandonedPaths(now: number): void {
+    for (const p of [...this.#multipath.paths.values()]) {
+      if (!p.abandoned || p.abandonPending || p.dropAt > now || p.id === this.#tx) continue;
+      this.#multipath.paths.delete(p.id);
+      if (p.id !== 0) this.#pathCids.dropPath(p.id, now + 3 * this.#recovery.rtt.pto(this.#peerMaxAckDelay));
+      this.#multipath.refill();
+      this.#issuePathCids();
+    }
   }
 
   // ---------------------------------------------------------------- paths (paths.ts; RFC 9000 §8, §9)
@@ -1250,8 +1585,53 @@ export class Connection {
     this.#switchPath(now, relay, !relay.validated, 'fallback');
   }
 
+  /** The direct path we send on went silent: continue on a validated relay path, abandon the dead one (it is opened anew later). */
+  #mpFallBack(now: number): void {
+    const relay = [...this.#multipath.paths.values()].find((p) => p.id !== this.#tx && !p.abandoned && this.#mp(p.id)!.state.validated && this.#mp(p.id)!.state.addr.relayed === true);
+    if (relay === undefined) return;
+    const dead = this.#tx;
+    const addr = this.#path.addr;
+    this.#selectPath(now, relay.id, 'fallback');
+    this.#abandonPath(now, dead, PATH_UNSTABLE_OR_POOR);
+    const c = this.#candidates.get(addr.key);
+    if (c !== undefined) {
+      c.validated = false;
+      c.probing = false;
+      c.attempts++;
+      c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
+    }
+  }
+
   #upgradeRetryDelay(attempts: number): number {
     return Math.min(UPGRADE_RETRY_BASE * 2 ** Math.max(0, attempts - 1), UPGRADE_RETRY_MAX);
+  }
+
+  /** Acknowledgment deadlines, challenges and abandon grace periods of the paths we do not send on. */
+  #runMultipathTimers(now: number): void {
+    for (const p of [...this.#multipath.paths.values()]) {
+      if (p.id === this.#tx) continue;
+      const sp = p.space;
+      if (sp.ackElicitingSinceAck > 0 && sp.ackDeadline <= now) sp.ackPending = true;
+      const st = p.state;
+      if (st.challenge && now >= st.challengeDeadline) {
+        // multipath-21 §3.1 (noq): a path whose challenges went unanswered is abandoned as unstable.
+        st.challenge = undefined;
+        st.challengePending = false;
+        const c = this.#candidates.get(st.addr.key);
+        if (c !== undefined && c.probing) {
+          c.probing = false;
+          c.attempts++;
+          c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
+        }
+        if (!st.validated) this.#abandonPath(now, p.id, PATH_UNSTABLE_OR_POOR);
+      } else if (st.challenge && st.challengeSends < CHALLENGE_SENDS && now >= st.challengeResendAt) {
+        st.challengePending = true;
+        st.challengeSends++;
+        st.challengeResendAt = now + p.recovery.rtt.pto(this.#peerMaxAckDelay);
+      }
+    }
+    this.#dropAbandonedPaths(now);
+    this.#pathCids.expireRetired(now);
   }
 
   /** Client path management, run from the timer: probe candidates while relayed, keep the direct path live. */
@@ -1265,10 +1645,19 @@ export class Connection {
           c.nextAt = this.#probeBucketAt + ADVERTISED_PROBE_REFILL;
           continue;
         }
+        if (this.multipathPaths) {
+          // With multipath the direct path is a path of its own (one mechanism, issue 17 item 5).
+          if (this.openPath(now, c.addr) === undefined) {
+            c.nextAt = now + UPGRADE_RETRY_BASE;
+            continue;
+          }
+          c.probing = true;
+          continue;
+        }
         c.probing = true;
         this.#startChallenge(now, this.#otherPath(c.addr, true, false));
       }
-    } else if (this.#fallbackKey !== undefined && now >= this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL) {
+    } else if ((this.#fallbackKey !== undefined || this.#tx !== 0) && now >= this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL) {
       this.#pingPending = true;
     }
   }
@@ -1296,7 +1685,7 @@ export class Connection {
   /** The next time {@link #runPathTimers} has work, or 0. */
   #pathTimerAt(): number {
     if (!this.#managePaths || this.#state !== 'established' || !this.#handshakeConfirmed) return 0;
-    if (!this.#path.addr.relayed) return this.#fallbackKey !== undefined && !this.#pingPending ? this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL : 0;
+    if (!this.#path.addr.relayed) return (this.#fallbackKey !== undefined || this.#tx !== 0) && !this.#pingPending ? this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL : 0;
     let t = 0;
     for (const c of this.#candidates.values()) if (!c.probing && (t === 0 || c.nextAt < t)) t = Math.max(c.nextAt, 1);
     return t;
@@ -1350,6 +1739,7 @@ export class Connection {
     this.#state = 'closed';
     this.#emitClosed();
     this.#cids.removeAll();
+    this.#pathCids.removeAll();
     if (this.side === 'server') this.#host.removeCid(this.originalDcid);
     this.#host.setPeerResetToken(this, undefined);
   }
@@ -1381,6 +1771,16 @@ export class Connection {
     if (this.#otherPaths.size > 0) for (const p of this.#otherPaths.values()) t = challengeTimers(t, p);
     if (this.#managePaths) t = earliest(t, this.#pathTimerAt());
     t = earliest(t, this.#cids.nextExpiry);
+    if (this.#multipath.paths.size > 1) {
+      for (const p of this.#multipath.paths.values()) {
+        if (p.id === this.#tx) continue;
+        const sp = p.space;
+        if (!sp.ackPending && sp.ackElicitingSinceAck > 0) t = earliest(t, sp.ackDeadline);
+        t = challengeTimers(t, p.state);
+        if (p.abandoned) t = earliest(t, p.dropAt);
+      }
+      t = earliest(t, this.#pathCids.nextExpiry);
+    }
     return t === Infinity ? undefined : t;
   }
 
@@ -1443,6 +1843,7 @@ export class Connection {
         p.challengeResendAt = now + this.#recovery.rtt.pto(this.#peerMaxAckDelay);
       }
     }
+    if (this.#multipath.paths.size > 1) this.#runMultipathTimers(now);
     this.#runPathTimers(now);
     this.#cids.expireRetired(now);
     if (this.#recovery.lossTimer > 0 && now >= this.#recovery.lossTimer) this.#onLossTimer(now);
@@ -1468,6 +1869,7 @@ export class Connection {
     this.#recovery.ptoCount++;
     // A direct path that no longer answers: continue over the relay (the probes below go there).
     if (this.#managePaths && this.#recovery.ptoCount >= FALLBACK_PTO_COUNT && this.#fallbackKey !== undefined && !this.#path.addr.relayed && this.#handshakeConfirmed) this.#fallBack(now);
+    else if (this.#multipath.paths.size > 1 && this.#recovery.ptoCount >= FALLBACK_PTO_COUNT && !this.#path.addr.relayed) this.#mpFallBack(now);
     const s = this.#spaces[space];
     if (s.keys === undefined) {
       // Client anti-deadlock before Handshake keys: an Initial probe (RFC 9002 §6.2.4).
@@ -1582,6 +1984,17 @@ export class Connection {
         if (t) return t;
       }
     }
+    if (this.#multipath.paths.size > 1) {
+      // The other multipath paths: their challenges and responses, on their own path id and 4-tuple.
+      for (const p of this.#multipath.paths.values()) {
+        if (p.id === this.#tx || p.abandoned) continue;
+        const st = p.state;
+        if (st.responses.length > 0 || (st.challengePending && st.challenge !== undefined)) {
+          const t = this.#transmitPathFrames(now, st, p.id);
+          if (t) return t;
+        }
+      }
+    }
     const t = this.#transmit(now);
     if (t) return t;
     // An MTU probe only when there is nothing else to send (as quinn does): the first
@@ -1593,7 +2006,7 @@ export class Connection {
     return undefined;
   }
 
-  #transmitPathFrames(now: number, p: PathState): Transmit | undefined {
+  #transmitPathFrames(now: number, p: PathState, pathId = this.#tx): Transmit | undefined {
     const app = this.#spaces[SPACE_APP];
     if (app.keys === undefined || this.#state !== 'established') {
       p.responses = [];
@@ -1605,8 +2018,13 @@ export class Connection {
     const size = Math.min(MIN_DATAGRAM, pathBudget(p));
     if (size < 64) return undefined;
     const out = new Uint8Array(size);
-    const draft = this.#beginPacket(out, 0, SPACE_APP, size);
-    if (draft === undefined) return undefined;
+    const draft = this.#beginPacket(out, 0, SPACE_APP, size, pathId);
+    if (draft === undefined) {
+      // No connection ID of the peer's for that path (yet): nothing can go there.
+      p.responses = [];
+      p.challengePending = false;
+      return undefined;
+    }
     const w = draft.w;
     for (const data of p.responses.splice(0)) {
       writeFrame(w, { type: 'path_response', data });
@@ -1719,7 +2137,7 @@ export class Connection {
       if (probe && id !== SPACE_APP && !space.cryptoSend.hasSendable() && !space.cryptoSend.allAcked) {
         space.cryptoSend.onLost(space.cryptoSend.base, space.cryptoSend.end - space.cryptoSend.base);
       }
-      const wantAck = space.ackPending;
+      const wantAck = space.ackPending || (id === SPACE_APP && this.#multipath.paths.size > 1 && this.#otherPathAckPending());
       const hasCrypto = space.cryptoSend.hasSendable();
       const hasApp = id === SPACE_APP && (this.#hasAppData() || this.#pingPending);
       if (!wantAck && !probe && !hasCrypto && !hasApp) continue;
@@ -1787,6 +2205,11 @@ export class Connection {
     return { path: path.addr, data };
   }
 
+  #otherPathAckPending(): boolean {
+    for (const p of this.#multipath.paths.values()) if (p.id !== this.#tx && p.space.ackPending && !p.space.received.isEmpty) return true;
+    return false;
+  }
+
   #hasAppData(): boolean {
     if (this.#state !== 'established' && !(this.side === 'server' && this.#spaces[SPACE_APP].keys)) return false;
     return (
@@ -1794,16 +2217,24 @@ export class Connection {
     );
   }
 
-  /** Start a packet in `space` at `out[start]`: header written, payload begins after it. */
-  #beginPacket(out: Uint8Array, start: number, spaceId: SpaceId, end: number): PacketDraft | undefined {
-    const space = this.#spaces[spaceId];
+  /** The peer's connection ID for path `id` (path 0: RFC 9000's active one). */
+  #dcidOf(id: number): Uint8Array | undefined {
+    return id === 0 ? this.#cids.active.cid : this.#pathCids.active(id)?.cid;
+  }
+
+  /** Start a packet in `space` (1-RTT: of path `pathId`) at `out[start]`: header written, payload begins after it. */
+  #beginPacket(out: Uint8Array, start: number, spaceId: SpaceId, end: number, pathId = this.#tx): PacketDraft | undefined {
+    const space = spaceId === SPACE_APP && pathId !== this.#tx ? this.#multipath.paths.get(pathId)?.space : this.#spaces[spaceId];
+    const dcid = spaceId === SPACE_APP ? this.#dcidOf(pathId) : this.#cids.active.cid;
+    if (space === undefined || dcid === undefined) return undefined;
     const pn = space.nextPn;
     if (pn >= MAX_PN) return undefined;
     const draft = beginPacket(out, start, end, {
       space: spaceId,
       pn,
       largestAcked: space.largestAcked,
-      dcid: this.#cids.active.cid,
+      dcid,
+      pathId: spaceId === SPACE_APP ? pathId : 0,
       scid: spaceId === SPACE_APP ? undefined : this.#cids.local.values().next().value!.cid,
       token: spaceId === SPACE_INITIAL && this.side === 'client' ? this.#retryToken : undefined,
       keyPhase: this.#keys.phase,
@@ -1815,9 +2246,11 @@ export class Connection {
 
   /** Seal a drafted packet in place; returns its length. */
   #finishPacket(now: number, d: PacketDraft, frames: FrameRecord[], ackEliciting: boolean, inFlight: boolean, mtuProbe: boolean): number {
-    const space = this.#spaces[d.space];
-    const size = sealPacket(d, space.keys!.local);
-    const record: SentPacket = { pn: d.pn, time: now, size, ackEliciting, inFlight, frames, mtuProbe, keyPhase: this.#keys.phase, epoch: this.#recovery.epoch };
+    const other = d.space === SPACE_APP && d.pathId !== this.#tx ? this.#multipath.paths.get(d.pathId) : undefined;
+    const space = other?.space ?? this.#spaces[d.space];
+    const recovery = other?.recovery ?? this.#recovery;
+    const size = sealPacket(d, this.#spaces[d.space].keys!.local);
+    const record: SentPacket = { pn: d.pn, time: now, size, ackEliciting, inFlight, frames, mtuProbe, keyPhase: this.#keys.phase, epoch: recovery.epoch };
     space.sent.set(d.pn, record);
     if (ackEliciting) {
       space.ackElicitingInFlight++;
@@ -1826,7 +2259,7 @@ export class Connection {
       if (this.#lastAckElicitingSent <= this.#lastActivity) this.#resetIdleTimer(now);
       this.#lastAckElicitingSent = now;
     }
-    if (inFlight) this.#recovery.bytesInFlight += size;
+    if (inFlight) recovery.bytesInFlight += size;
     this.#packetsSent++;
     this.#bytesSent += size;
     if (d.space === SPACE_APP) {
@@ -1852,8 +2285,8 @@ export class Connection {
         if (ranges.length >= MAX_ACK_RANGES) break;
       }
       const delay = spaceId === SPACE_APP ? Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent) : 0;
-      // multipath-21 §2.3: once multipath is in use, SHOULD acknowledge with PATH_ACK (path 0 here).
-      const pathId = spaceId === SPACE_APP && this.#multipath.negotiated ? 0 : undefined;
+      // multipath-21 §2.3: once multipath is in use, SHOULD acknowledge with PATH_ACK (of the path this space is).
+      const pathId = spaceId === SPACE_APP && this.#multipath.negotiated ? this.#tx : undefined;
       let size = ackFrameSize(ranges, delay, pathId);
       while (size > w.remaining && ranges.length > 1) {
         ranges.pop();
@@ -1861,10 +2294,12 @@ export class Connection {
       }
       if (size <= w.remaining) {
         writeAck(w, ranges, delay, pathId);
-        frames.push({ k: 'ack', largest: ranges[0]!.end });
+        frames.push(pathId === undefined ? { k: 'ack', largest: ranges[0]!.end } : { k: 'ack', largest: ranges[0]!.end, pathId });
         space.onAckSent();
       }
     }
+    // multipath-21 §4.1 (as noq): acknowledgments of every path travel in any 1-RTT packet.
+    if (spaceId === SPACE_APP && this.#multipath.paths.size > 1) this.#fillPathAcks(now, w, frames, mayElicit);
     if (!mayElicit) return false;
     // CRYPTO data (retransmissions first).
     while (space.cryptoSend.hasSendable()) {
@@ -1897,6 +2332,30 @@ export class Connection {
     return elicits;
   }
 
+  /** PATH_ACK frames for the paths other than the one this packet goes on. */
+  #fillPathAcks(now: number, w: FixedWriter, frames: FrameRecord[], mayElicit: boolean): void {
+    for (const p of this.#multipath.paths.values()) {
+      if (p.id === this.#tx) continue;
+      const space = p.space;
+      if (!(space.ackPending || (space.ackElicitingSinceAck > 0 && mayElicit)) || space.received.isEmpty) continue;
+      const ranges: AckRange[] = [];
+      for (const [s, e] of space.received.descending()) {
+        ranges.push({ start: s, end: e - 1 });
+        if (ranges.length >= MAX_ACK_RANGES) break;
+      }
+      const delay = Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent);
+      let size = ackFrameSize(ranges, delay, p.id);
+      while (size > w.remaining && ranges.length > 1) {
+        ranges.pop();
+        size = ackFrameSize(ranges, delay, p.id);
+      }
+      if (size > w.remaining) return;
+      writeAck(w, ranges, delay, p.id);
+      frames.push({ k: 'ack', largest: ranges[0]!.end, pathId: p.id });
+      space.onAckSent();
+    }
+  }
+
   /** Whether any control frame may be owed (checked before every packet, so it allocates nothing). */
   #controlPending(): boolean {
     return this.#streams.controlDirty || this.#connectionControlPending();
@@ -1911,8 +2370,40 @@ export class Connection {
       this.#streams.flowControlPending ||
       this.#cids.framesPending ||
       this.#cids.pendingRetires.length > 0 ||
-      this.#observationOwed()
+      this.#observationOwed() ||
+      (this.#multipath.paths.size > 0 && this.#multipathControlPending())
     );
+  }
+
+  #multipathControlPending(): boolean {
+    const mp = this.#multipath;
+    if (mp.maxPathIdPending || this.#pathCids.framesPending || this.#pathCids.pendingRetires.length > 0) return true;
+    for (const p of mp.paths.values()) if (p.abandonPending || p.statusPending) return true;
+    return false;
+  }
+
+  /** Multipath control frames owed (multipath-21 §4): abandons, statuses, connection IDs, MAX_PATH_ID. */
+  #fillMultipathControl(sink: ControlSink): void {
+    const mp = this.#multipath;
+    for (const p of mp.paths.values()) {
+      if (p.abandonPending && sink.put({ type: 'path_abandon', pathId: p.id, code: p.abandonCode }, { k: 'path_abandon', pathId: p.id })) p.abandonPending = false;
+      if (p.statusPending && !p.abandoned && sink.put({ type: 'path_status', pathId: p.id, seq: p.statusSeq, available: p.statusAvailable }, { k: 'path_status', pathId: p.id, seq: p.statusSeq })) p.statusPending = false;
+    }
+    if (mp.maxPathIdPending && sink.put({ type: 'max_path_id', max: mp.localMax! }, { k: 'max_path_id' })) mp.maxPathIdPending = false;
+    const cids = this.#pathCids;
+    if (cids.framesPending) {
+      let left = false;
+      for (const c of cids.pendingLocal()) {
+        if (sink.put({ type: 'new_connection_id', pathId: c.pathId, seq: c.seq, retirePriorTo: 0, cid: c.cid, resetToken: c.resetToken }, { k: 'path_new_cid', pathId: c.pathId, seq: c.seq })) c.pending = false;
+        else left = true;
+      }
+      cids.framesPending = left;
+    }
+    while (cids.pendingRetires.length > 0) {
+      const r = cids.pendingRetires[0]!;
+      if (!sink.put({ type: 'retire_connection_id', pathId: r.pathId, seq: r.seq }, { k: 'path_retire_cid', pathId: r.pathId, seq: r.seq })) break;
+      cids.pendingRetires.shift();
+    }
   }
 
   /**
@@ -1957,6 +2448,7 @@ export class Connection {
       if (!sink.put({ type: 'retire_connection_id', seq }, { k: 'retire_cid', seq })) break;
       cids.pendingRetires.shift();
     }
+    if (this.#multipath.paths.size > 0) this.#fillMultipathControl(sink);
     if (this.#observationOwed()) {
       const a = this.#path.addr;
       // §3: sequence numbers increase monotonically within the connection.

@@ -43,6 +43,19 @@ export class KeyPhase {
   }
 
   /** The peer's packets moved to the next key phase (RFC 9001 §6.2). */
+  /**
+   * Keys for a packet of a path other than the one whose packet numbers `remotePhaseStartPn`
+   * counts (multipath): a flipped phase bit is an old packet while the previous keys are kept
+   * (RFC 9001 §6.5), otherwise the peer's next update.
+   */
+  openKeysOffPath(app: PacketSpace, phase: number): { keys: PacketKeys; change: boolean } {
+    const current = app.keys!.remote;
+    if (phase === this.remotePhase) return { keys: current, change: false };
+    if (this.previousRemoteKeys) return { keys: this.previousRemoteKeys, change: false };
+    this.nextRemoteKeys ??= current.next();
+    return { keys: this.nextRemoteKeys, change: true };
+  }
+
   onPeerUpdate(app: PacketSpace, pn: number): void {
     const keys = app.keys!;
     this.previousRemoteKeys = keys.remote;

@@ -7,22 +7,52 @@
  * advisory path status. It checks every multipath frame against them, so a peer cannot name a
  * path id above what we allowed or use the frames without having negotiated them.
  *
- * Today sdnet allows path 0 only (`initial_max_path_id` 0: "enable the multipath extension
- * without allowing extra paths", §2.1): acknowledgments go out as PATH_ACK, and the peer's
- * PATH_ACK, PATH_NEW_CONNECTION_ID and PATH_RETIRE_CONNECTION_ID for path 0 act as their
- * RFC 9000 forms. Paths above 0 and n0 NAT traversal come next (issue 17).
+ * It also keeps the paths themselves ({@link MpPath}: per path id a packet-number space, loss
+ * recovery with RTT and congestion control, an address and its validation, our advisory
+ * status) and which path ids are closed for good (ids are never reused, §3.1).
  *
  * @module
  */
 import { TransportError, TransportErrorCode } from '../errors.ts';
 import { MAX_PATH_ID_VALUE } from '../wire/frames.ts';
 import type { TransportParameters } from '../wire/transport-params.ts';
+import type { PathState } from './paths.ts';
+import type { PathRecovery } from './recovery.ts';
+import type { PacketSpace } from './spaces.ts';
 
+/** One multipath path (id 0 is the handshake's path). */
+export interface MpPath {
+  readonly id: number;
+  /** Its 1-RTT packet-number space (multipath-21 §2.4: one per path id). */
+  space: PacketSpace;
+  /** RTT, congestion control and PTO of this path. */
+  recovery: PathRecovery;
+  /** Its 4-tuple, validation, challenge and owed responses. */
+  state: PathState;
+  /** We sent (or owe) PATH_ABANDON: nothing else goes out on it (§3.4). */
+  abandoned: boolean;
+  abandonPending: boolean;
+  abandonCode: number;
+  /** When its state is dropped after the abandon (3 PTO, §3.4). */
+  dropAt: number;
+  /** Our PATH_STATUS for it (§3.3): last sequence number used, value, and whether a frame is owed. */
+  statusSeq: number;
+  statusAvailable: boolean;
+  statusPending: boolean;
+  /** When a keep-alive PING is due on it while it is not the path we send on (0: none). */
+  keepAliveAt: number;
+}
 const violation = (reason: string, wireType: number): TransportError => new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, reason, wireType);
 
 export class MultipathState {
-  /** Our initial_max_path_id; undefined when we do not offer multipath. */
-  readonly localMax: number | undefined;
+  /** The path ids we allow (initial_max_path_id, raised by our MAX_PATH_ID); undefined when we do not offer multipath. */
+  localMax: number | undefined;
+  /** A MAX_PATH_ID frame with `localMax` is owed. */
+  maxPathIdPending = false;
+  /** Live paths by id (0 included once multipath is in use). */
+  readonly paths = new Map<number, MpPath>();
+  /** The highest path id ever used by either side: below it, an id that is not live is closed for good. */
+  highestUsed = 0;
   /** The path ids the peer allows us (its initial_max_path_id, raised by MAX_PATH_ID); −1 before its parameters. */
   remoteMax = -1;
   /** The peer's initial_max_path_id: a MAX_PATH_ID below it is a PROTOCOL_VIOLATION (§4.7). */
@@ -76,6 +106,22 @@ export class MultipathState {
   checkFrame(wireType: number, pathId?: number): void {
     if (!this.#negotiated) throw violation('multipath frame without multipath negotiated', wireType);
     if (pathId !== undefined && pathId > this.localMax!) throw violation(`path id ${pathId} above our maximum ${this.localMax}`, wireType);
+  }
+
+  /** Path ids the peer may use now (its limit and ours, §4.7): ids 1..this. */
+  get usableMax(): number {
+    return this.#negotiated ? Math.min(this.localMax!, this.remoteMax) : 0;
+  }
+
+  /** Whether `id` was used and is closed (abandoned): never reopened (§3.1). */
+  isClosed(id: number): boolean {
+    return id <= this.highestUsed && !this.paths.has(id);
+  }
+
+  /** A path was abandoned: as noq, allow one more path id so the peer does not run out (§3.4, holepunch.md §1.5). */
+  refill(): void {
+    this.localMax = this.localMax! + 1;
+    this.maxPathIdPending = true;
   }
 
   /** MAX_PATH_ID (§4.7): only raises; above 2^32 − 1 or below the peer's own initial value → PROTOCOL_VIOLATION. */

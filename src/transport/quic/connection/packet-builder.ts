@@ -27,6 +27,8 @@ export interface PacketDraft {
   payloadStart: number;
   frames: FrameRecord[];
   ackEliciting: boolean;
+  /** Multipath path id (1-RTT packets; 0 otherwise): its packet-number space and nonce. */
+  pathId: number;
 }
 
 export interface HeaderFields {
@@ -41,6 +43,8 @@ export interface HeaderFields {
   readonly token: Uint8Array | undefined;
   /** 1-RTT: the key phase bit. */
   readonly keyPhase: number;
+  /** 1-RTT with multipath: the path id (default 0). */
+  readonly pathId?: number;
 }
 
 /** Start a packet at `out[start]` (ending before `end`): header written, payload begins after it. */
@@ -68,7 +72,7 @@ export function beginPacket(out: Uint8Array, start: number, end: number, h: Head
   if (w.remaining < pnLen + 20) return undefined;
   const pnOffset = w.pos;
   for (let i = pnLen - 1; i >= 0; i--) w.u8(Math.floor(pn / 2 ** (8 * i)) & 0xff);
-  return { w, start, space: h.space, pn, pnLen, pnOffset, lengthOffset, payloadStart: w.pos, frames: [], ackEliciting: false };
+  return { w, start, space: h.space, pn, pnLen, pnOffset, lengthOffset, payloadStart: w.pos, frames: [], ackEliciting: false, pathId: h.pathId ?? 0 };
 }
 
 /** The header-protection sample needs 4 bytes after the start of the packet number (RFC 9001 §5.4.2). */
@@ -89,7 +93,7 @@ export function sealPacket(d: PacketDraft, keys: PacketKeys): number {
   }
   const buf = d.w.buf;
   const header = buf.subarray(d.start, d.payloadStart);
-  const end = d.payloadStart + keys.sealInto(d.pn, header, buf.subarray(d.payloadStart, d.w.pos), buf, d.payloadStart);
+  const end = d.payloadStart + keys.sealInto(d.pn, header, buf.subarray(d.payloadStart, d.w.pos), buf, d.payloadStart, d.pathId);
   protectHeader(buf.subarray(d.start, end), d.pnOffset - d.start, d.pnLen, keys.header);
   return end - d.start;
 }

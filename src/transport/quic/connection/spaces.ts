@@ -24,7 +24,14 @@ export const LEVEL_OF: readonly EncryptionLevel[] = ['initial', 'handshake', 'ap
 export type FrameRecord =
   | { k: 'stream'; id: number; offset: number; length: number; fin: boolean }
   | { k: 'crypto'; offset: number; length: number }
-  | { k: 'ack'; largest: number }
+  /** An ACK (or PATH_ACK of `pathId`, multipath-21 §4.1) up to `largest`. */
+  | { k: 'ack'; largest: number; pathId?: number }
+  /** Multipath control frames, sent again when lost while still current. */
+  | { k: 'path_new_cid'; pathId: number; seq: number }
+  | { k: 'path_retire_cid'; pathId: number; seq: number }
+  | { k: 'path_abandon'; pathId: number }
+  | { k: 'path_status'; pathId: number; seq: number }
+  | { k: 'max_path_id' }
   | { k: 'max_data' }
   | { k: 'max_stream_data'; id: number }
   | { k: 'max_streams'; dir: Dir }

@@ -57,6 +57,10 @@ export type ConnectionEvent =
   /** The peer reported the address it sees our packets come from (QUIC address discovery). */
   | { readonly type: 'observed-address'; readonly ip: Uint8Array; readonly port: number }
   | { readonly type: 'path-validated'; readonly path: PathAddr }
+  /** A multipath path was opened (by us as client, or by the peer): its path id and address. */
+  | { readonly type: 'path-opened'; readonly id: number; readonly path: PathAddr }
+  /** A multipath path was abandoned (by either side). */
+  | { readonly type: 'path-closed'; readonly id: number; readonly path: PathAddr }
   | { readonly type: 'path-changed'; readonly path: PathAddr; readonly reason: PathChangeReason }
   | { readonly type: 'closed'; readonly error: ConnectionError };
 
@@ -109,6 +113,8 @@ export class ConnectionError extends SdnetError {
 
 /** One network path of a connection, as {@link Connection.paths} reports it. */
 export interface PathInfo {
+  /** Multipath path id (draft-ietf-quic-multipath-21), when the connection uses multipath paths. */
+  readonly id?: number;
   readonly addr: PathAddr;
   /** Datagrams go through a relay on this path. */
   readonly relayed: boolean;
