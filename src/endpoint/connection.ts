@@ -33,6 +33,8 @@ export type ConnectionEvents = {
 
 /** One path of a connection ({@link Connection.paths}). */
 export interface ConnectionPath {
+  /** Its QUIC multipath path id (draft-ietf-quic-multipath-21), when the connection uses multipath paths. */
+  readonly id?: number;
   /** `direct` UDP to `address`, or through `relay`. */
   readonly kind: 'direct' | 'relay';
   readonly address: SocketAddr | undefined;
@@ -41,7 +43,7 @@ export interface ConnectionPath {
   readonly validated: boolean;
   /** `active`: the path data goes on now; `candidate`: known and not in use. */
   readonly status: 'active' | 'candidate';
-  /** Smoothed RTT, ms (active path only). */
+  /** Smoothed RTT, ms (the active path; with multipath, each path with a sample). */
   readonly rttMs: number | undefined;
   readonly bytesSent: number;
   readonly bytesReceived: number;
@@ -384,6 +386,7 @@ export class Connection {
     return this.#h.core.paths().map((p) => {
       const a = p.addr as PathAddr & { addr?: unknown; url?: unknown };
       return {
+        ...(p.id !== undefined ? { id: p.id } : {}),
         kind: p.relayed ? 'relay' : 'direct',
         address: a.addr instanceof SocketAddr ? a.addr : undefined,
         relay: a.url instanceof RelayUrl ? a.url : undefined,

@@ -80,7 +80,11 @@ export interface DialResult {
 }
 
 /** Dial `peerId` through `relayUrl` only, echo a message, then send `bytes` random bytes and compare hashes. */
-export async function dial(ep: iroh.Endpoint, relayUrl: string, peerId: string, bytes: number): Promise<DialResult> {
+/**
+ * Dial `peerId` through the relay, echo, then send `bytes` hashed. With `beforeBulk`, the echo
+ * is followed by waiting (up to `directWithinMs`) for iroh to select a direct path, then the hook.
+ */
+export async function dial(ep: iroh.Endpoint, relayUrl: string, peerId: string, bytes: number, beforeBulk?: { directWithinMs: number; hook: () => Promise<void> }): Promise<DialResult> {
   const addr = new iroh.EndpointAddr(iroh.EndpointId.fromString(peerId), relayUrl, []);
   const conn = await ep.connect(addr, ALPN);
   const message = 'hello through the sdnet relay';
@@ -88,6 +92,14 @@ export async function dial(ep: iroh.Endpoint, relayUrl: string, peerId: string, 
   await echoStream.send.writeAll([0x65, ...new TextEncoder().encode(message)]);
   await echoStream.send.finish();
   const echoed = new TextDecoder().decode(Uint8Array.from(await echoStream.recv.readToEnd(1024)));
+  if (beforeBulk !== undefined) {
+    const deadline = Date.now() + beforeBulk.directWithinMs;
+    while (!conn.paths().some((p) => p.isSelected && !p.isRelay)) {
+      if (Date.now() > deadline) throw new Error(`iroh selected no direct path within ${beforeBulk.directWithinMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await beforeBulk.hook();
+  }
 
   const bulk = await conn.openBi();
   await bulk.send.writeAll([0x68 /* h */]);

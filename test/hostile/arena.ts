@@ -12,6 +12,7 @@ import type { PathAddr, Transmit } from '../../src/transport/quic/connection/typ
 import { QuicEndpoint, type RetryMode, type RetryPolicy } from '../../src/transport/quic/endpoint.ts';
 import { transportErrorName } from '../../src/transport/quic/errors.ts';
 import { RawPeer, TEST_ALPN, type RawPeerOptions } from './raw-peer.ts';
+import type { DirectAddress } from '../../src/transport/quic/wire/transport-params.ts';
 
 export interface ArenaOptions {
   settings?: Partial<ConnectionSettings>;
@@ -19,6 +20,10 @@ export interface ArenaOptions {
   statelessResetKey?: Uint8Array;
   /** When to validate client addresses with Retry first (the endpoint's default: 'auto'). */
   retry?: boolean | RetryMode | RetryPolicy;
+  /** The server's direct addresses (sdnet_direct_addresses, n0 ADD_ADDRESS). */
+  directAddresses?: () => readonly DirectAddress[];
+  /** Addresses a peer names → paths (default: `a.b.c.d:port`, as `deliver` names them). */
+  resolvePath?: (a: DirectAddress) => PathAddr | undefined;
 }
 
 export class Arena {
@@ -44,6 +49,8 @@ export class Arena {
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.statelessResetKey ? { statelessResetKey: options.statelessResetKey } : {}),
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
+      ...(options.directAddresses ? { directAddresses: options.directAddresses } : {}),
+      resolvePath: options.resolvePath ?? ((a) => (a.ip.length === 4 ? { key: `${a.ip.join('.')}:${a.port}`, ip: a.ip, port: a.port } : undefined)),
     });
   }
 

@@ -308,6 +308,8 @@ export class QuicEndpoint implements ConnectionHost {
       path,
       ...(options.alternativePaths ? { alternativePaths: options.alternativePaths } : {}),
       ...(this.#resolvePath ? { resolvePath: this.#resolvePath } : {}),
+      // n0 NAT traversal: the client announces its addresses in REACH_OUT rounds.
+      ...(this.#directAddresses ? { directAddresses: this.#directAddresses() } : {}),
       now,
       cidLength: this.#cidLength,
       tls: (params) =>
@@ -517,6 +519,8 @@ export class QuicEndpoint implements ConnectionHost {
       peerCid: scid.slice(),
       ...(retriedFrom ? { retriedFrom } : {}),
       ...(this.#directAddresses ? { directAddresses: this.#directAddresses() } : {}),
+      // n0 NAT traversal: the addresses a client reaches out from are probed through these.
+      ...(this.#resolvePath ? { resolvePath: this.#resolvePath } : {}),
       initialKeys: keys,
       path,
       now,

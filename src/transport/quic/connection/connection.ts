@@ -21,6 +21,7 @@
 import type { CryptoProvider } from '../../crypto/provider.ts';
 import { MultipathState, type MpPath } from './multipath.ts';
 import { PathCids } from './path-cids.ts';
+import { MAX_NAT_ADDRESSES, NatTraversal, PROBE_SCHEDULE, type NatProbe } from './nat-traversal.ts';
 import { equalBytes } from '../../../util/bytes.ts';
 import { DecodeError } from '../../../util/errors.ts';
 import type { ConnectionSettings } from '../config.ts';
@@ -87,8 +88,9 @@ export interface ConnectionOptions {
    */
   readonly alternativePaths?: readonly PathAddr[];
   /**
-   * Server: our direct addresses, sent in the sdnet_direct_addresses transport parameter (the
-   * client may move the connection to one of them). Undefined: the parameter is not sent.
+   * Our direct addresses. Server: sent in the sdnet_direct_addresses transport parameter (the
+   * client may move the connection to one of them; undefined: the parameter is not sent) and as
+   * n0 ADD_ADDRESS frames. Client: announced in n0 REACH_OUT rounds.
    */
   readonly directAddresses?: readonly DirectAddress[];
   /**
@@ -132,6 +134,8 @@ const MAX_OTHER_PATHS = 8;
 const PATH_LIVENESS_INTERVAL = 1_000_000;
 /** Consecutive PTOs on a direct path after which a client falls back to its relay path. */
 const FALLBACK_PTO_COUNT = 2;
+/** Client: a new REACH_OUT round this often while only the relay works (iroh: every 5 to 60 s). */
+const NAT_ROUND_INTERVAL = 15_000_000;
 /** multipath-21 §4.2: PATH_UNSTABLE_OR_POOR, the code noq abandons unvalidated paths with. */
 const PATH_UNSTABLE_OR_POOR = 0x3e76;
 
@@ -223,6 +227,12 @@ export class Connection {
    * other paths' are in their {@link MpPath} records.
    */
   #tx = 0;
+  /** n0 NAT traversal (nat-traversal.ts). */
+  readonly #nat: NatTraversal;
+  /** Our direct addresses (ADD_ADDRESS as server, REACH_OUT as client). */
+  readonly #localAddresses: readonly DirectAddress[];
+  /** Client: when the next REACH_OUT round starts while only the relay works (0: none). */
+  #nextRoundAt = 0;
   readonly #streams: StreamsState;
   readonly #datagrams: DatagramQueues;
 
@@ -286,6 +296,8 @@ export class Connection {
     const s = options.settings;
     // multipath-21 §2.1: offered only with non-zero connection IDs.
     this.#multipath = new MultipathState(s.multipath && options.cidLength > 0 ? MAX_PATH_ID_OFFERED : undefined);
+    this.#nat = new NatTraversal(options.side, s.multipath && options.cidLength > 0);
+    this.#localAddresses = (options.directAddresses ?? []).filter(isProbeable).slice(0, MAX_NAT_ADDRESSES);
     const params: TransportParameters = {
       maxIdleTimeout: s.maxIdleTimeout,
       maxUdpPayloadSize: s.maxUdpPayloadSize,
@@ -303,6 +315,7 @@ export class Connection {
       maxDatagramFrameSize: s.maxDatagramFrameSize,
       ...(s.addressDiscovery !== undefined ? { addressDiscovery: s.addressDiscovery } : {}),
       ...(this.#multipath.localMax !== undefined ? { initialMaxPathId: this.#multipath.localMax } : {}),
+      ...(this.#nat.localLimit !== undefined ? { natTraversal: this.#nat.localLimit } : {}),
       ...(options.side === 'server'
         ? {
             originalDestinationConnectionId: options.retriedFrom ?? options.originalDcid,
@@ -741,7 +754,9 @@ export class Connection {
       const rec = this.#multipath.paths.get(pathId) ?? this.#acceptPath(now, pathId, path);
       if (rec === undefined) return;
       pnSpace = rec.space;
-      if (this.#unknownPathBytes > 0 && rec.state.addr.key === path.key) rec.state.bytesReceived += this.#unknownPathBytes;
+      // What arrives on the path bounds what we send there before it is validated (RFC 9000 §8.1);
+      // a short-header packet ends its datagram, so the datagram is counted once, here.
+      if (rec.state.addr.key === path.key) rec.state.bytesReceived += datagram.length;
       this.#unknownPathBytes = 0;
     }
     if (this.#unknownPathBytes > 0) {
@@ -902,14 +917,18 @@ export class Connection {
       if (this.#rx.pathId !== this.#tx) {
         // multipath-21 §3.1: answered on the path the challenge came on (its path id and 4-tuple).
         const rec = this.#mp(this.#rx.pathId);
-        if (rec !== undefined && !rec.abandoned && rec.state.addr.key === path.key && rec.state.responses.length < 4) rec.state.responses.push(f.data);
-        return;
+        if (rec !== undefined && !rec.abandoned && rec.state.addr.key === path.key) {
+          if (rec.state.responses.length < 4) rec.state.responses.push(f.data);
+          return;
+        }
+        // Off-path (an n0 probe from an address that is no path of ours): answered to its source below.
       }
       const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false, true);
       // RFC 9000 §8.2.2: answer with PATH_RESPONSE on the path the challenge came from.
       if (p.responses.length < 4) p.responses.push(f.data);
     },
     pathResponse: (f) => {
+      if (this.#nat.probes.length > 0 && this.#nat.onResponse(this.#rx.path, f.data)) return;
       if (this.#multipath.paths.size > 0 && this.#onMpPathResponse(this.#rx.now, this.#rx.path, f.data)) return;
       this.#onPathResponse(this.#rx.now, this.#rx.path, f.data);
     },
@@ -960,9 +979,32 @@ export class Connection {
           return mp.onPathCidsBlocked(f.pathId, f.nextSeq, this.#cids.nextLocalSeq, wireType);
       }
     },
-    natTraversal: (_f, wireType) => {
-      // holepunch.md §2.1: QNT frames need the n0 NAT-traversal parameter on both sides, which we do not send yet.
-      throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'n0 NAT traversal frame without negotiating it', wireType);
+    natTraversal: (f, wireType) => {
+      const nat = this.#nat;
+      // holepunch.md §2.1: negotiated on both sides, and each frame only in its direction.
+      nat.check(wireType, f.type);
+      const now = this.#rx.now;
+      if (f.type === 'remove_address') {
+        const a = nat.onRemoveAddress(f.seq);
+        const path = a === undefined ? undefined : this.#resolvePath?.(a);
+        const c = path === undefined ? undefined : this.#candidates.get(path.key);
+        if (c !== undefined && c.advertised && !c.probing) this.#candidates.delete(path!.key);
+        return;
+      }
+      const address = { ip: f.ip, port: f.port };
+      // Whatever the peer says, nothing goes to an address no single host has (we would be its reflector).
+      if (!isProbeable(address)) return;
+      if (f.type === 'add_address') {
+        if (nat.onAddAddress(f.seq, address) === undefined) return;
+        const path = this.#resolvePath?.(address);
+        if (path !== undefined) this.#addCandidate(now, path, true);
+        return;
+      }
+      // REACH_OUT: probe the client's address on noq's schedule so our NAT lets its path in.
+      if (!nat.onReachOut(f.round, address, wireType)) return;
+      const path = this.#resolvePath?.(address);
+      if (path === undefined || path.key === this.#path.addr.key || !this.#takeProbe(now)) return;
+      nat.addProbe(path, this.#provider.randomBytes(8), now);
     },
     stopped: () => this.#state === 'draining' || this.#state === 'closed',
   };
@@ -1023,6 +1065,16 @@ export class Connection {
         this.#multipath.paths.set(0, this.#newMpPath(0, this.#spaces[SPACE_APP], this.#recovery, this.#path));
         this.#issuePathCids();
       }
+      this.#nat.onHandshakeComplete(this.#multipath.negotiated);
+      if (this.#nat.active) {
+        if (this.side === 'server') this.#nat.advertise(this.#localAddresses);
+        else {
+          // The client opens a path to each address the server adds (holepunch.md §1.7 b).
+          this.#managePaths = true;
+          for (const d of this.#dialed) this.addCandidatePath(now, d);
+          this.#startNatRound(now);
+        }
+      }
       if (this.side === 'server') {
         // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes; it tells the client.
         this.#handshakeDonePending = true;
@@ -1056,6 +1108,7 @@ export class Connection {
       this.#cids.remote.set(0, this.#cids.active);
     }
     this.#multipath.onPeerParams(p, this.#peerInitialScid?.length ?? 0);
+    this.#nat.onPeerParams(p);
     this.#peerParams = p;
     if (this.side === 'client' && p.sdnetDirectAddresses !== undefined && !p.disableActiveMigration) {
       // An sdnet server: it follows RFC 9000 migrations, so we may upgrade and fall back.
@@ -1317,6 +1370,15 @@ export class Connection {
         }
         case 'max_path_id':
           this.#multipath.maxPathIdPending = true;
+          break;
+        case 'add_address': {
+          const a = this.#nat.advertised.find((x) => x.seq === f.seq);
+          if (a !== undefined) a.pending = true;
+          break;
+        }
+        case 'reach_out':
+          // Sent again only while its round is the current one.
+          if (f.round === this.#nat.round && this.#nat.reachOuts.length < MAX_NAT_ADDRESSES) this.#nat.reachOuts.push({ ip: f.ip, port: f.port });
           break;
         case 'ack':
           break;
@@ -1585,6 +1647,29 @@ export class Connection {
     this.#switchPath(now, relay, !relay.validated, 'fallback');
   }
 
+  /** Client: a REACH_OUT round announcing our addresses (holepunch.md §2.2), and when the next is due. */
+  #startNatRound(now: number): void {
+    if (this.#localAddresses.length > 0) this.#nat.startRound(this.#localAddresses);
+    this.#nextRoundAt = now + NAT_ROUND_INTERVAL;
+  }
+
+  /** Server: the off-path probe due next, as a 1-RTT packet with one PATH_CHALLENGE, unpadded (holepunch.md §2.3). */
+  #transmitNatProbe(now: number): Transmit | undefined {
+    const nat = this.#nat;
+    let due: NatProbe | undefined;
+    for (const p of nat.probes) if (p.start + PROBE_SCHEDULE[p.attempt]! <= now) due = p;
+    if (due === undefined || this.#spaces[SPACE_APP].keys === undefined) return undefined;
+    due.attempt++;
+    if (due.attempt >= PROBE_SCHEDULE.length) nat.probes.splice(nat.probes.indexOf(due), 1);
+    const out = new Uint8Array(96);
+    const draft = this.#beginPacket(out, 0, SPACE_APP, out.length);
+    if (draft === undefined) return undefined;
+    writeFrame(draft.w, { type: 'path_challenge', data: due.data });
+    // Not congestion-controlled or loss-tracked (as noq): the peer sees a gap in packet numbers.
+    const len = this.#finishPacket(now, draft, [], false, false, false);
+    return { path: due.addr, data: out.subarray(0, len) };
+  }
+
   /** The direct path we send on went silent: continue on a validated relay path, abandon the dead one (it is opened anew later). */
   #mpFallBack(now: number): void {
     const relay = [...this.#multipath.paths.values()].find((p) => p.id !== this.#tx && !p.abandoned && this.#mp(p.id)!.state.validated && this.#mp(p.id)!.state.addr.relayed === true);
@@ -1638,6 +1723,7 @@ export class Connection {
   #runPathTimers(now: number): void {
     if (!this.#managePaths || this.#state !== 'established' || !this.#handshakeConfirmed) return;
     if (this.#path.addr.relayed) {
+      if (this.#nat.active && this.#nextRoundAt > 0 && now >= this.#nextRoundAt) this.#startNatRound(now);
       for (const c of this.#candidates.values()) {
         if (c.probing || now < c.nextAt) continue;
         if (c.advertised && !c.validated && !this.#takeProbe(now)) {
@@ -1686,7 +1772,7 @@ export class Connection {
   #pathTimerAt(): number {
     if (!this.#managePaths || this.#state !== 'established' || !this.#handshakeConfirmed) return 0;
     if (!this.#path.addr.relayed) return (this.#fallbackKey !== undefined || this.#tx !== 0) && !this.#pingPending ? this.#lastAckElicitingSent + PATH_LIVENESS_INTERVAL : 0;
-    let t = 0;
+    let t = this.#nat.active && this.#nextRoundAt > 0 ? this.#nextRoundAt : 0;
     for (const c of this.#candidates.values()) if (!c.probing && (t === 0 || c.nextAt < t)) t = Math.max(c.nextAt, 1);
     return t;
   }
@@ -1781,6 +1867,7 @@ export class Connection {
       }
       t = earliest(t, this.#pathCids.nextExpiry);
     }
+    if (this.#nat.probes.length > 0) t = earliest(t, this.#nat.nextProbeAt);
     return t === Infinity ? undefined : t;
   }
 
@@ -1994,6 +2081,10 @@ export class Connection {
           if (t) return t;
         }
       }
+    }
+    if (this.#nat.probes.length > 0) {
+      const probe = this.#transmitNatProbe(now);
+      if (probe) return probe;
     }
     const t = this.#transmit(now);
     if (t) return t;
@@ -2378,6 +2469,7 @@ export class Connection {
   #multipathControlPending(): boolean {
     const mp = this.#multipath;
     if (mp.maxPathIdPending || this.#pathCids.framesPending || this.#pathCids.pendingRetires.length > 0) return true;
+    if (this.#nat.reachOuts.length > 0 || this.#nat.advertised.some((a) => a.pending)) return true;
     for (const p of mp.paths.values()) if (p.abandonPending || p.statusPending) return true;
     return false;
   }
@@ -2390,6 +2482,15 @@ export class Connection {
       if (p.statusPending && !p.abandoned && sink.put({ type: 'path_status', pathId: p.id, seq: p.statusSeq, available: p.statusAvailable }, { k: 'path_status', pathId: p.id, seq: p.statusSeq })) p.statusPending = false;
     }
     if (mp.maxPathIdPending && sink.put({ type: 'max_path_id', max: mp.localMax! }, { k: 'max_path_id' })) mp.maxPathIdPending = false;
+    const nat = this.#nat;
+    for (const a of nat.advertised) {
+      if (a.pending && sink.put({ type: 'add_address', seq: a.seq, ip: a.address.ip, port: a.address.port }, { k: 'add_address', seq: a.seq })) a.pending = false;
+    }
+    while (nat.reachOuts.length > 0) {
+      const a = nat.reachOuts[0]!;
+      if (!sink.put({ type: 'reach_out', round: nat.round, ip: a.ip, port: a.port }, { k: 'reach_out', round: nat.round, ip: a.ip, port: a.port })) break;
+      nat.reachOuts.shift();
+    }
     const cids = this.#pathCids;
     if (cids.framesPending) {
       let left = false;

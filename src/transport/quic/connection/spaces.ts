@@ -32,6 +32,9 @@ export type FrameRecord =
   | { k: 'path_abandon'; pathId: number }
   | { k: 'path_status'; pathId: number; seq: number }
   | { k: 'max_path_id' }
+  /** n0 NAT traversal frames. */
+  | { k: 'add_address'; seq: number }
+  | { k: 'reach_out'; round: number; ip: Uint8Array; port: number }
   | { k: 'max_data' }
   | { k: 'max_stream_data'; id: number }
   | { k: 'max_streams'; dir: Dir }
