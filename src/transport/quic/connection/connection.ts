@@ -923,6 +923,10 @@ export class Connection {
         }
         // Off-path (an n0 probe from an address that is no path of ours): answered to its source below.
       }
+      // holepunch.md §2.3: a client probed from an address that is no path of ours learns a
+      // peer-reflexive candidate (an EDM NAT maps the server's probes to a port no ADD_ADDRESS
+      // names) and opens a path there, through the mapping the probe opened.
+      if (this.side === 'client' && this.#nat.active && path.relayed !== true && path.key !== this.#path.addr.key) this.#addCandidate(this.#rx.now, path, true);
       const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false, true);
       // RFC 9000 §8.2.2: answer with PATH_RESPONSE on the path the challenge came from.
       if (p.responses.length < 4) p.responses.push(f.data);

@@ -1,0 +1,86 @@
+/**
+ * A child process for `test/netns/holepunch.test.ts`: an sdnet `Endpoint` in a site's host
+ * namespace, bound to every interface, with one relay and QUIC address discovery on. It waits
+ * until a relay reported its public address (so its ADD_ADDRESS / REACH_OUT carry it), then:
+ *
+ * ```sh
+ * node holepunch-peer.ts serve '<relay url>' <qad port>
+ * node holepunch-peer.ts dial '<relay url>' <qad port> <server id> <bytes>
+ * ```
+ *
+ * `serve` prints `{"event":"ready","id"}` and answers each bi stream with the SHA-256 of what
+ * it read. `dial` connects with the relay URL only, prints `{"event":"direct","ms","path"}`
+ * when the connection sends on a direct path (or `{"event":"relayed"}` after 15 s), sends
+ * `bytes`, and prints `{"event":"done","sentHash","peerHash","relayBytesSent","relayBytesReceived","relayed"}`.
+ */
+import { createHash } from 'node:crypto';
+import { Endpoint, EndpointAddr } from '../../src/index.ts';
+
+const ALPN = 'sdnet-test/holepunch';
+const [role, url, port, peerId, bytesText] = process.argv.slice(2);
+const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+const ep = await Endpoint.bind({ bindAddr: '0.0.0.0:0', relays: [url!], qad: { port: Number(port) }, alpns: role === 'serve' ? [ALPN] : [] });
+await ep.online();
+await ep.next('reflexive-addresses', { filter: (e) => e.addresses.length > 0, signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
+
+if (role === 'serve') {
+  out({ event: 'ready', id: ep.id.toString(), direct: ep.addr().directAddresses.map(String) });
+  for await (const incoming of ep.accept()) {
+    void (async () => {
+      const conn = await incoming.accept();
+      for (;;) {
+        const bi = await conn.acceptBi().catch(() => undefined);
+        if (bi === undefined) return;
+        const hash = createHash('sha256');
+        const reader = bi.readable.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          hash.update(value);
+        }
+        const w = bi.writable.getWriter();
+        await w.write(new TextEncoder().encode(hash.digest('hex')));
+        await w.close();
+      }
+    })().catch(() => undefined);
+  }
+} else {
+  const conn = await ep.connect(EndpointAddr.from({ id: peerId!, relayUrls: [url!] }), ALPN);
+  const t0 = performance.now();
+  while (conn.stats().relayed && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 20));
+  if (conn.stats().relayed) out({ event: 'relayed' });
+  else out({ event: 'direct', ms: Math.round(performance.now() - t0), path: conn.paths().find((p) => p.status === 'active')?.address?.toString() });
+  const relayBefore = conn.paths().find((p) => p.kind === 'relay');
+  const bi = await conn.openBi();
+  const w = bi.writable.getWriter();
+  const hash = createHash('sha256');
+  const total = Number(bytesText);
+  const chunk = new Uint8Array(64 * 1024);
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    for (let i = 0; i < chunk.length; i += 4096) chunk[i] = (sent / 4096 + i) & 0xff;
+    const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+    hash.update(part);
+    await w.write(part.slice());
+  }
+  await w.close();
+  const reader = bi.readable.getReader();
+  let answer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    answer += new TextDecoder().decode(value);
+  }
+  const relayAfter = conn.paths().find((p) => p.kind === 'relay');
+  out({
+    event: 'done',
+    sentHash: hash.digest('hex'),
+    peerHash: answer,
+    relayBytesSent: (relayAfter?.bytesSent ?? 0) - (relayBefore?.bytesSent ?? 0),
+    relayBytesReceived: (relayAfter?.bytesReceived ?? 0) - (relayBefore?.bytesReceived ?? 0),
+    relayed: conn.stats().relayed,
+  });
+  conn.close(0, 'done');
+  await ep.close({ graceMs: 200 });
+  process.exit(0);
+}
