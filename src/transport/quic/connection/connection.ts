@@ -1695,6 +1695,32 @@ export class Connection {
     return Math.min(UPGRADE_RETRY_BASE * 2 ** Math.max(0, attempts - 1), UPGRADE_RETRY_MAX);
   }
 
+  /**
+   * The challenge timers of path `p`: RFC 9000 §8.2.1, a lost PATH_CHALLENGE is sent again (a new
+   * datagram, same data) every PTO of `recovery`; at its deadline the challenge ends, and a
+   * candidate being probed there backs off. Returns whether the challenge just failed.
+   */
+  #runChallengeTimer(now: number, p: PathState, recovery: PathRecovery): boolean {
+    if (!p.challenge) return false;
+    if (now >= p.challengeDeadline) {
+      p.challenge = undefined;
+      p.challengePending = false;
+      const c = this.#candidates.get(p.addr.key);
+      if (c !== undefined && c.probing) {
+        c.probing = false;
+        c.attempts++;
+        c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
+      }
+      return true;
+    }
+    if (p.challengeSends < CHALLENGE_SENDS && now >= p.challengeResendAt) {
+      p.challengePending = true;
+      p.challengeSends++;
+      p.challengeResendAt = now + recovery.rtt.pto(this.#peerMaxAckDelay);
+    }
+    return false;
+  }
+
   /** Acknowledgment deadlines, challenges and abandon grace periods of the paths we do not send on. */
   #runMultipathTimers(now: number): void {
     for (const p of [...this.#multipath.paths.values()]) {
@@ -1702,22 +1728,8 @@ export class Connection {
       const sp = p.space;
       if (sp.ackElicitingSinceAck > 0 && sp.ackDeadline <= now) sp.ackPending = true;
       const st = p.state;
-      if (st.challenge && now >= st.challengeDeadline) {
-        // multipath-21 §3.1 (noq): a path whose challenges went unanswered is abandoned as unstable.
-        st.challenge = undefined;
-        st.challengePending = false;
-        const c = this.#candidates.get(st.addr.key);
-        if (c !== undefined && c.probing) {
-          c.probing = false;
-          c.attempts++;
-          c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
-        }
-        if (!st.validated) this.#abandonPath(now, p.id, PATH_UNSTABLE_OR_POOR);
-      } else if (st.challenge && st.challengeSends < CHALLENGE_SENDS && now >= st.challengeResendAt) {
-        st.challengePending = true;
-        st.challengeSends++;
-        st.challengeResendAt = now + p.recovery.rtt.pto(this.#peerMaxAckDelay);
-      }
+      // multipath-21 §3.1 (noq): a path whose challenges went unanswered is abandoned as unstable.
+      if (this.#runChallengeTimer(now, st, p.recovery) && !st.validated) this.#abandonPath(now, p.id, PATH_UNSTABLE_OR_POOR);
     }
     this.#dropAbandonedPaths(now);
     this.#pathCids.expireRetired(now);
@@ -1907,15 +1919,7 @@ export class Connection {
       this.#keys.discardAt = 0;
     }
     for (const p of [this.#path, ...this.#otherPaths.values()]) {
-      if (p.challenge && now >= p.challengeDeadline) {
-        p.challenge = undefined;
-        p.challengePending = false;
-        const c = this.#candidates.get(p.addr.key);
-        if (c !== undefined && c.probing) {
-          c.probing = false;
-          c.attempts++;
-          c.nextAt = now + this.#upgradeRetryDelay(c.attempts);
-        }
+      if (this.#runChallengeTimer(now, p, this.#recovery)) {
         if (p === this.#path && !p.validated) {
           // RFC 9000 §9.3.2: validation of the new path failed: go back to the last validated one.
           const back = [...this.#otherPaths.values()].find((x) => x.validated);
@@ -1927,11 +1931,6 @@ export class Connection {
         } else if (p !== this.#path && p.addr.key !== this.#fallbackKey) {
           this.#otherPaths.delete(p.addr.key);
         }
-      } else if (p.challenge && p.challengeSends < CHALLENGE_SENDS && now >= p.challengeResendAt) {
-        // RFC 9000 §8.2.1: a lost PATH_CHALLENGE is sent again (a new datagram, same data).
-        p.challengePending = true;
-        p.challengeSends++;
-        p.challengeResendAt = now + this.#recovery.rtt.pto(this.#peerMaxAckDelay);
       }
     }
     if (this.#multipath.paths.size > 1) this.#runMultipathTimers(now);
@@ -2372,26 +2371,10 @@ export class Connection {
     const space = this.#spaces[spaceId];
     const w = d.w;
     let elicits = false;
-    // ACK first (RFC 9000 §13.2: acknowledge promptly).
+    // ACK first (RFC 9000 §13.2: acknowledge promptly). multipath-21 §2.3: once multipath is in
+    // use, SHOULD acknowledge with PATH_ACK (of the path this space is).
     if ((space.ackPending || (space.ackElicitingSinceAck > 0 && mayElicit)) && !space.received.isEmpty) {
-      const ranges: AckRange[] = [];
-      for (const [s, e] of space.received.descending()) {
-        ranges.push({ start: s, end: e - 1 });
-        if (ranges.length >= MAX_ACK_RANGES) break;
-      }
-      const delay = spaceId === SPACE_APP ? Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent) : 0;
-      // multipath-21 §2.3: once multipath is in use, SHOULD acknowledge with PATH_ACK (of the path this space is).
-      const pathId = spaceId === SPACE_APP && this.#multipath.negotiated ? this.#tx : undefined;
-      let size = ackFrameSize(ranges, delay, pathId);
-      while (size > w.remaining && ranges.length > 1) {
-        ranges.pop();
-        size = ackFrameSize(ranges, delay, pathId);
-      }
-      if (size <= w.remaining) {
-        writeAck(w, ranges, delay, pathId);
-        frames.push(pathId === undefined ? { k: 'ack', largest: ranges[0]!.end } : { k: 'ack', largest: ranges[0]!.end, pathId });
-        space.onAckSent();
-      }
+      this.#writeAck(now, w, frames, space, spaceId === SPACE_APP, spaceId === SPACE_APP && this.#multipath.negotiated ? this.#tx : undefined);
     }
     // multipath-21 §4.1 (as noq): acknowledgments of every path travel in any 1-RTT packet.
     if (spaceId === SPACE_APP && this.#multipath.paths.size > 1) this.#fillPathAcks(now, w, frames, mayElicit);
@@ -2433,22 +2416,31 @@ export class Connection {
       if (p.id === this.#tx) continue;
       const space = p.space;
       if (!(space.ackPending || (space.ackElicitingSinceAck > 0 && mayElicit)) || space.received.isEmpty) continue;
-      const ranges: AckRange[] = [];
-      for (const [s, e] of space.received.descending()) {
-        ranges.push({ start: s, end: e - 1 });
-        if (ranges.length >= MAX_ACK_RANGES) break;
-      }
-      const delay = Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent);
-      let size = ackFrameSize(ranges, delay, p.id);
-      while (size > w.remaining && ranges.length > 1) {
-        ranges.pop();
-        size = ackFrameSize(ranges, delay, p.id);
-      }
-      if (size > w.remaining) return;
-      writeAck(w, ranges, delay, p.id);
-      frames.push({ k: 'ack', largest: ranges[0]!.end, pathId: p.id });
-      space.onAckSent();
+      if (!this.#writeAck(now, w, frames, space, true, p.id)) return;
     }
+  }
+
+  /**
+   * An ACK (a PATH_ACK with `pathId`) of what `space` received, the newest ranges that fit;
+   * `timed`: with the ack delay (1-RTT). Returns whether it was written.
+   */
+  #writeAck(now: number, w: FixedWriter, frames: FrameRecord[], space: PacketSpace, timed: boolean, pathId: number | undefined): boolean {
+    const ranges: AckRange[] = [];
+    for (const [s, e] of space.received.descending()) {
+      ranges.push({ start: s, end: e - 1 });
+      if (ranges.length >= MAX_ACK_RANGES) break;
+    }
+    const delay = timed ? Math.floor(Math.max(0, now - space.largestReceivedTime) / 2 ** this.#settings.ackDelayExponent) : 0;
+    let size = ackFrameSize(ranges, delay, pathId);
+    while (size > w.remaining && ranges.length > 1) {
+      ranges.pop();
+      size = ackFrameSize(ranges, delay, pathId);
+    }
+    if (size > w.remaining) return false;
+    writeAck(w, ranges, delay, pathId);
+    frames.push(pathId === undefined ? { k: 'ack', largest: ranges[0]!.end } : { k: 'ack', largest: ranges[0]!.end, pathId });
+    space.onAckSent();
+    return true;
   }
 
   /** Whether any control frame may be owed (checked before every packet, so it allocates nothing). */

@@ -73,8 +73,17 @@ export class PathCids<C> {
 
   /** The path a packet sent to `dcid` belongs to: 0 unless it is one of the IDs issued here. */
   pathOf(dcid: Uint8Array): number {
-    return this.#pathOf.size === 0 ? 0 : (this.#pathOf.get(toHex(dcid)) ?? 0);
+    if (this.#pathOf.size === 0) return 0;
+    // Nearly every packet carries the DCID of the one before: no string key for those.
+    if (this.#lastDcid !== undefined && equalBytes(this.#lastDcid, dcid)) return this.#lastPath;
+    const id = this.#pathOf.get(toHex(dcid)) ?? 0;
+    this.#lastDcid = dcid.slice();
+    this.#lastPath = id;
+    return id;
   }
+
+  #lastDcid: Uint8Array | undefined;
+  #lastPath = 0;
 
   /** The next sequence number we would issue for `pathId` (PATH_CIDS_BLOCKED is checked against it). */
   nextSeq(pathId: number): number {
@@ -196,6 +205,7 @@ export class PathCids<C> {
 
   #forget(cid: Uint8Array): void {
     this.#pathOf.delete(toHex(cid));
+    if (this.#lastDcid !== undefined && equalBytes(this.#lastDcid, cid)) this.#lastDcid = undefined;
     this.#host.removeCid(cid);
   }
 
