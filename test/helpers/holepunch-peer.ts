@@ -8,13 +8,23 @@
  * node holepunch-peer.ts dial '<relay url>' <qad port> <server id> <bytes>
  * ```
  *
+ * ```sh
+ * node holepunch-peer.ts session '<relay url>' <qad port> <server id>
+ * ```
+ *
  * `serve` prints `{"event":"ready","id"}` and answers each bi stream with the SHA-256 of what
- * it read. `dial` connects with the relay URL only, prints `{"event":"direct","ms","path"}`
+ * it read. `session` dials like `dial`, prints `{"event":"path","relayed","path","reason"}` on
+ * every change of the path it sends on, and then takes commands on stdin, one per line:
+ * `send <bytes> [<pause at>]` sends on a new bi stream (after `<pause at>` bytes it prints
+ * `{"event":"paused"}` and waits for a `go` line), then prints `done` as `dial` does.
+ *
+ * `serve`'s answer to each stream: the SHA-256 of what it read. `dial` connects with the relay URL only, prints `{"event":"direct","ms","path"}`
  * when the connection sends on a direct path (or `{"event":"relayed"}` after 15 s), sends
  * `bytes`, and prints `{"event":"done","sentHash","peerHash","relayBytesSent","relayBytesReceived","relayed"}`.
  */
 import { createHash } from 'node:crypto';
-import { Endpoint, EndpointAddr } from '../../src/index.ts';
+import { createInterface } from 'node:readline';
+import { Endpoint, EndpointAddr, type Connection } from '../../src/index.ts';
 
 const ALPN = 'sdnet-test/holepunch';
 const [role, url, port, peerId, bytesText] = process.argv.slice(2);
@@ -44,6 +54,28 @@ if (role === 'serve') {
         await w.close();
       }
     })().catch(() => undefined);
+  }
+} else if (role === 'session') {
+  const conn = await ep.connect(EndpointAddr.from({ id: peerId!, relayUrls: [url!] }), ALPN);
+  conn.on('path-changed', (e) => out({ event: 'path', relayed: e.relayed, path: String(e.path.key), reason: e.reason }));
+  const t0 = performance.now();
+  while (conn.stats().relayed && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 20));
+  const local = ep.addr().directAddresses.map(String);
+  if (conn.stats().relayed) out({ event: 'relayed', local });
+  else out({ event: 'direct', ms: Math.round(performance.now() - t0), path: conn.paths().find((p) => p.status === 'active')?.address?.toString(), local });
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const nextLine = async (): Promise<string> => {
+    const r = await lines.next();
+    if (r.done === true) process.exit(0);
+    return r.value.trim();
+  };
+  for (;;) {
+    const [cmd, bytes, pauseAt] = (await nextLine()).split(/\s+/);
+    if (cmd !== 'send') continue;
+    out(await sendHashed(conn, Number(bytes), Number(pauseAt ?? 0), async () => {
+      out({ event: 'paused' });
+      while ((await nextLine()) !== 'go');
+    }));
   }
 } else {
   const conn = await ep.connect(EndpointAddr.from({ id: peerId!, relayUrls: [url!] }), ALPN);
@@ -83,4 +115,41 @@ if (role === 'serve') {
   conn.close(0, 'done');
   await ep.close({ graceMs: 200 });
   process.exit(0);
+}
+
+/** Send `total` bytes on a new bi stream (pausing once at `pauseAt`), and the `done` line: both hashes and what the relay path carried meanwhile. */
+async function sendHashed(conn: Connection, total: number, pauseAt: number, pause: () => Promise<void>): Promise<Record<string, unknown>> {
+  const relayBefore = conn.paths().find((p) => p.kind === 'relay');
+  const bi = await conn.openBi();
+  const w = bi.writable.getWriter();
+  const hash = createHash('sha256');
+  const chunk = new Uint8Array(64 * 1024);
+  let paused = pauseAt <= 0;
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    if (!paused && sent >= pauseAt) {
+      paused = true;
+      await pause();
+    }
+    for (let i = 0; i < chunk.length; i += 4096) chunk[i] = (sent / 4096 + i) & 0xff;
+    const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+    hash.update(part);
+    await w.write(part.slice());
+  }
+  await w.close();
+  const reader = bi.readable.getReader();
+  let answer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    answer += new TextDecoder().decode(value);
+  }
+  const relayAfter = conn.paths().find((p) => p.kind === 'relay');
+  return {
+    event: 'done',
+    sentHash: hash.digest('hex'),
+    peerHash: answer,
+    relayBytesSent: (relayAfter?.bytesSent ?? 0) - (relayBefore?.bytesSent ?? 0),
+    relayBytesReceived: (relayAfter?.bytesReceived ?? 0) - (relayBefore?.bytesReceived ?? 0),
+    relayed: conn.stats().relayed,
+  };
 }

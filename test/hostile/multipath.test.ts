@@ -235,6 +235,23 @@ describe('multipath: paths above 0', () => {
     expectAlive(arena, conn);
   });
 
+  it('PATH_ABANDON of path ids we never heard on (probes lost in an outage): each closes its id and allows one more, once; nothing else', () => {
+    const { arena, peer, conn } = withPath1();
+    const maxes = () => peer.frames.filter((f) => f.frame.type === 'max_path_id').map((f) => (f.frame as { max: number }).max);
+    for (const id of [2, 3, 3, 2, 4]) arena.send(peer, [MP.pathAbandon(id, 0x3e)]);
+    arena.advance(100);
+    // Three distinct ids abandoned: the limit went 7 → 10, and not beyond (repeats change nothing).
+    expect(Math.max(...maxes())).toBe(10);
+    // None of them reopens: a packet to path 2 now is dropped.
+    const cid2 = peer.serverCids.find((c) => c.pathId === 2);
+    expect(cid2).toBeDefined();
+    arena.deliver('203.0.113.9:4002', peer.packet('app', [F.ping()], { dcid: cid2!.cid, pathId: 2, padTo: 1200 }));
+    arena.pump();
+    expect(conn.paths().some((p) => p.id === 2)).toBe(false);
+    // Path 0 was never abandoned and stays: a PATH_ABANDON naming an unseen id never ends the connection.
+    expectAlive(arena, conn);
+  });
+
   it('PATH_ABANDON of a path: answered with PATH_ABANDON, and after its grace one more path id is allowed (MAX_PATH_ID 8)', () => {
     const { arena, peer, conn, serverCid } = withPath1();
     const from = '203.0.113.9:4000';

@@ -86,6 +86,8 @@ export class SimNetwork {
   now = 1_000_000;
   /** Datagrams handed to each directed link (`from>to`, relay links as `from>relay|to`), lost or not. */
   readonly sent = new Map<string, number>();
+  /** Sees every datagram a node sends (before loss), e.g. to check sizes. */
+  onSend: ((from: string, to: string, data: Uint8Array) => void) | undefined;
   readonly rng: Rng;
   readonly nodes = new Map<string, SimNode>();
   readonly #queue: InFlight[] = [];
@@ -144,6 +146,7 @@ export class SimNetwork {
     if (to === undefined) return;
     const linkKey = `${from.addr.key}>${toKey}`;
     this.sent.set(linkKey, (this.sent.get(linkKey) ?? 0) + 1);
+    this.onSend?.(from.addr.key, toKey, data);
     const link = this.#link(from.addr.key, toKey);
     // Through the relay, the receiver sees the sender's relayed path.
     const source = relayed ? relayPath(from.addr.key) : from.addr;

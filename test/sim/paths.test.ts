@@ -181,6 +181,75 @@ describe('relayed and direct paths (simulated network)', () => {
     expect(sconn.path.key).toBe('client');
   });
 
+  it('follows a NAT rebinding of the client on its direct multipath path mid-transfer: the server validates the new address and stays direct', () => {
+    const { net, conn, sconn, log, drain } = setup('paths multipath rebinding');
+    net.runUntil(() => !conn.stats().relayed, { what: 'upgrade' });
+    expect(conn.stats().multipath).toBe(true);
+    expect(conn.paths().find((p) => p.status === 'active')?.id).toBe(1);
+    let rebound = false;
+    let relayAtRebind = 0;
+    transfer(net, conn, sconn, 4 << 20, () => {
+      if (!rebound && conn.stats().bytesSent > 1 << 20) {
+        rebound = true;
+        relayAtRebind = counts(net).relay;
+        net.rebind('client', 'client-natted');
+      }
+    });
+    drain();
+    expect(rebound).toBe(true);
+    // The server sends to the new mapping, validated; the client never left its direct path.
+    expect(sconn.path.key).toBe('client-natted');
+    expect(sconn.paths().find((p) => p.status === 'active')).toMatchObject({ addr: { key: 'client-natted' }, validated: true });
+    expect(log.filter((e) => e.type === 'path-changed').map((e) => (e as { reason: string }).reason)).toEqual(['upgrade']);
+    expect(conn.stats().relayed).toBe(false);
+    expect(counts(net).relay - relayAtRebind).toBeLessThan(50);
+    transfer(net, sconn, conn, 1 << 20);
+  });
+
+  it('answers a server’s off-path probe with a PATH_RESPONSE padded to 1200 bytes, to the probe’s source (n0 NAT traversal, as noq)', () => {
+    const net = new SimNetwork(testSeed('paths off-path response'));
+    const serverKey = SecretKey.fromBytes(net.rng.bytes(32));
+    // The server advertises nothing; the client names its own address in REACH_OUT, so the only
+    // datagrams from the server to 'client' are the off-path probes.
+    const server = net.addNode('server', { secretKey: serverKey.toBytes(), alpns: [alpn], resolvePath: (a) => (a.ip.join('.') === '10.0.0.2' && a.port === 5000 ? { key: 'client' } : undefined) });
+    const client = net.addNode('client', { secretKey: net.rng.bytes(32), directAddresses: () => [{ ip: new Uint8Array([10, 0, 0, 2]), port: 5000 }] });
+    net.setLink('client', `${RELAY_PREFIX}server`, { latency: RELAY_LATENCY });
+    net.setLink('server', `${RELAY_PREFIX}client`, { latency: RELAY_LATENCY });
+    const direct: Array<{ from: string; size: number }> = [];
+    net.onSend = (from, to, data) => {
+      if (!to.startsWith(RELAY_PREFIX)) direct.push({ from, size: data.length });
+    };
+    const conn = client.endpoint.connect(net.now, relayPath('server'), { serverKey: serverKey.public().toBytes(), alpn });
+    net.runUntil(() => !conn.stats().relayed, { what: 'a direct path from the probes', maxTime: 10_000_000 });
+    void server;
+    const probes = direct.filter((d) => d.from === 'server');
+    const answers = direct.filter((d) => d.from === 'client');
+    expect(probes.length).toBeGreaterThan(0);
+    // Probes are unpadded; every datagram the client sent to the probe's source is 1200 bytes
+    // (the padded PATH_RESPONSE, and the challenge of the path it then opened there).
+    expect(Math.max(...probes.slice(0, 1).map((p) => p.size))).toBeLessThan(100);
+    expect(answers.length).toBeGreaterThan(0);
+    for (const a of answers.slice(0, 2)) expect(a.size).toBeGreaterThanOrEqual(1200);
+  });
+
+  it('keeps the relay path alive while the connection runs direct: a PING on it every keep-alive interval, from both sides', () => {
+    const { net, conn, sconn } = setup('paths per-path keep-alive');
+    net.runUntil(() => !conn.stats().relayed, { what: 'upgrade' });
+    const before = counts(net);
+    const start = net.now;
+    // 30 s idle (keep-alive interval 5 s): the relay path hears from each side about six times.
+    net.runUntil(() => net.now - start >= 30_000_000, { what: '30 s idle', maxTime: 31_000_000 });
+    const after = counts(net);
+    expect(after.relay - before.relay).toBeGreaterThanOrEqual(5);
+    expect(after.relay - before.relay).toBeLessThanOrEqual(8);
+    expect(after.relayDown - before.relayDown).toBeGreaterThanOrEqual(5);
+    const relayPathOf = (c: Connection) => c.paths().find((p) => p.relayed);
+    expect(relayPathOf(conn)).toMatchObject({ validated: true });
+    expect(relayPathOf(sconn)).toMatchObject({ validated: true });
+    expect(conn.stats().relayed).toBe(false);
+    expect(conn.isClosed || sconn.isClosed).toBe(false);
+  });
+
   it('keeps retrying a direct path that is blocked at first, with backoff, and upgrades once it opens', () => {
     let blockedUntil = 0;
     const { net, conn, sconn, log, drain } = setup('paths late direct', {

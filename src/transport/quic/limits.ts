@@ -94,6 +94,15 @@ export const MAX_PATH_CANDIDATES = 16;
  */
 export const MAX_ADVERTISED_PROBES = 16;
 export const ADVERTISED_PROBE_REFILL = 60_000_000;
+/**
+ * PATH_RESPONSEs to a server's off-path probes (n0 NAT traversal) a client pads to 1200 bytes
+ * beyond the 3× rule, at most in a burst (noq pads them all); the budget refills one per
+ * PADDED_PROBE_RESPONSE_REFILL µs. A peer that spoofs its probes' source can aim at most this
+ * many 1200-byte datagrams at a victim, then about 12 KB/s; past it, responses fall back to
+ * three times what the address sent.
+ */
+export const MAX_PADDED_PROBE_RESPONSES = 32;
+export const PADDED_PROBE_RESPONSE_REFILL = 100_000;
 
 /**
  * Our initial_max_path_id (draft-ietf-quic-multipath-21 §2.1): path ids 0..7, as iroh. Each

@@ -26,7 +26,7 @@ import { equalBytes } from '../../../util/bytes.ts';
 import { DecodeError } from '../../../util/errors.ts';
 import type { ConnectionSettings } from '../config.ts';
 import { TransportError, TransportErrorCode } from '../errors.ts';
-import { ACTIVE_CONNECTION_ID_LIMIT, MAX_ACK_RANGES, MAX_CRYPTO_BUFFER, MAX_CRYPTO_FRAGMENTS, MAX_EARLY_PACKETS, ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PATH_CANDIDATES, MAX_PATH_ID_OFFERED, MAX_PENDING_RETIRES, PATH_CIDS_PER_PATH } from '../limits.ts';
+import { ACTIVE_CONNECTION_ID_LIMIT, MAX_ACK_RANGES, MAX_CRYPTO_BUFFER, MAX_CRYPTO_FRAGMENTS, MAX_EARLY_PACKETS, ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PADDED_PROBE_RESPONSES, PADDED_PROBE_RESPONSE_REFILL, MAX_PATH_CANDIDATES, MAX_PATH_ID_OFFERED, MAX_PENDING_RETIRES, PATH_CIDS_PER_PATH } from '../limits.ts';
 import { PacketKeys, decodePacketNumber, initialKeys, unprotectHeader, type DirectionalKeys } from '../protection/packet-keys.ts';
 import { RETRY_TAG_LENGTH, verifyRetryIntegrity } from '../protection/retry.ts';
 import { isProbeable } from '../address.ts';
@@ -788,7 +788,10 @@ export class Connection {
     const wasLargest = pnSpace!.onReceived(pn, now, this.#summary.ackEliciting, spaceId !== SPACE_APP, this.#settings.maxAckDelay * 1000);
     this.#lastActivity = now;
     this.#resetIdleTimer(now);
-    if (spaceId === SPACE_APP && wasLargest && pathId === 0 && this.#tx === 0) this.#onPathActivity(now, path);
+    if (spaceId === SPACE_APP && wasLargest) {
+      if (pathId === 0 && this.#tx === 0) this.#onPathActivity(now, path);
+      else this.#onMpPathActivity(now, pathId, path, datagram.length);
+    }
   }
 
   /** RFC 9001 §6.6: packets that may fail authentication before the connection must close. */
@@ -926,10 +929,16 @@ export class Connection {
       // holepunch.md §2.3: a client probed from an address that is no path of ours learns a
       // peer-reflexive candidate (an EDM NAT maps the server's probes to a port no ADD_ADDRESS
       // names) and opens a path there, through the mapping the probe opened.
-      if (this.side === 'client' && this.#nat.active && path.relayed !== true && path.key !== this.#path.addr.key) this.#addCandidate(this.#rx.now, path, true);
+      const offPath = this.side === 'client' && this.#nat.active && path.relayed !== true && path.key !== this.#path.addr.key;
+      if (offPath) this.#addCandidate(this.#rx.now, path, true);
       const p = path.key === this.#path.addr.key ? this.#path : this.#otherPath(path, false, true);
       // RFC 9000 §8.2.2: answer with PATH_RESPONSE on the path the challenge came from.
-      if (p.responses.length < 4) p.responses.push(f.data);
+      if (p.responses.length >= 4) return;
+      p.responses.push(f.data);
+      // holepunch.md §2.3 (noq): the answer to an off-path probe is padded to 1200 bytes, beyond
+      // the 3× rule, so a path MTU too small for QUIC shows at once. Only authenticated probes
+      // that are no replay (§12.3) get here, and the credit comes from a bucket.
+      if (offPath && !p.validated && p.peerInitiated && this.#takePaddedResponse(this.#rx.now)) p.credit += MIN_DATAGRAM;
     },
     pathResponse: (f) => {
       if (this.#nat.probes.length > 0 && this.#nat.onResponse(this.#rx.path, f.data)) return;
@@ -962,7 +971,14 @@ export class Connection {
         case 'path_abandon': {
           mp.checkFrame(wireType, f.pathId);
           const rec = mp.paths.get(f.pathId);
-          if (rec === undefined) return; // never used, or already gone
+          if (rec === undefined) {
+            // A path the peer opened and gave up before any of its packets reached us (a probe
+            // into a blocked network): closed for good all the same, and, as for any abandoned
+            // path, one more id allowed, or a peer retrying through an outage runs out of ids.
+            if (f.pathId === 0 || mp.isClosed(f.pathId)) return; // already gone
+            this.#closeUnseenPath(this.#rx.now, f.pathId);
+            return;
+          }
           const others = [...mp.paths.values()].some((p) => p.id !== f.pathId && !p.abandoned);
           // multipath-21 §3.4: the last path abandoned leaves nothing to send on: the connection
           // ends (noq closes after its grace period too).
@@ -1415,7 +1431,7 @@ export class Connection {
 
   #newMpPath(id: number, space: PacketSpace, recovery: PathRecovery, state: PathState): MpPath {
     if (id > this.#multipath.highestUsed) this.#multipath.highestUsed = id;
-    return { id, space, recovery, state, abandoned: false, abandonPending: false, abandonCode: 0, dropAt: 0, statusSeq: 0, statusAvailable: false, statusPending: false, keepAliveAt: 0 };
+    return { id, space, recovery, state, abandoned: false, abandonPending: false, abandonCode: 0, dropAt: 0, statusSeq: 0, statusAvailable: false, statusPending: false, keepAliveAt: 0, pingPending: false };
   }
 
   /** The record of path `id` with the live objects when it is the path we send on. */
@@ -1550,6 +1566,16 @@ export class Connection {
     this.#events.push({ type: 'path-closed', id, path: rec.state.addr });
   }
 
+  /** The peer abandoned path `id` that we never saw a packet on: closed, its IDs retired, one more id allowed. */
+  #closeUnseenPath(now: number, id: number): void {
+    const mp = this.#multipath;
+    // Ids are opened in order (multipath-21 §3.1), so the ids below it were used already.
+    if (id > mp.highestUsed) mp.highestUsed = id;
+    this.#pathCids.dropPath(id, now + 3 * this.#recovery.rtt.pto(this.#peerMaxAckDelay));
+    mp.refill();
+    this.#issuePathCids();
+  }
+
   /** Forget abandoned paths whose grace ended (and make room for one more path id, as noq). */
   #dropAbandonedPaths(now: number): void {
     for (const p of [...this.#multipath.paths.values()]) {
@@ -1609,6 +1635,30 @@ export class Connection {
     this.#otherPaths.delete(addr.key);
     this.#otherPaths.set(this.#path.addr.key, this.#path);
     this.#switchPath(now, p, !p.validated, 'peer-migrated');
+  }
+
+  /**
+   * Server: a non-probing packet with the largest packet number of multipath path `id` came from
+   * another address than the path's (a NAT rebinding): RFC 9000 §9.3 per path (multipath-21 §5.1),
+   * as noq. The path is sent to at its new address from now on, validated there, and until then
+   * gets at most three times what arrived from that address (§9.4: a new address starts over
+   * with the minimum MTU; RTT and congestion state are kept, as for a port-only change).
+   */
+  #onMpPathActivity(now: number, id: number, addr: PathAddr, bytes: number): void {
+    if (this.side !== 'server' || this.#summary.probingOnly || this.#state !== 'established' || !this.#handshakeConfirmed) return;
+    const rec = this.#mp(id);
+    if (rec === undefined || rec.abandoned || rec.state.addr.key === addr.key) return;
+    const moved = this.#otherPaths.get(addr.key) ?? newPath(addr, false, true);
+    this.#otherPaths.delete(addr.key);
+    if (moved.bytesReceived === 0) moved.bytesReceived = bytes;
+    rec.state = moved;
+    if (!moved.validated) this.#startChallenge(now, moved);
+    if (id === this.#tx) {
+      this.#path = moved;
+      this.#pathChanges++;
+      this.#mtuProbe = undefined;
+      this.#events.push({ type: 'path-changed', path: addr, reason: 'peer-migrated' });
+    }
   }
 
   #restartMtuDiscovery(now: number): void {
@@ -1730,6 +1780,17 @@ export class Connection {
       const st = p.state;
       // multipath-21 §3.1 (noq): a path whose challenges went unanswered is abandoned as unstable.
       if (this.#runChallengeTimer(now, st, p.recovery) && !st.validated) this.#abandonPath(now, p.id, PATH_UNSTABLE_OR_POOR);
+      // Keep-alive per path (as noq): a validated path we do not send on (the relay kept as
+      // backup, a second direct path) gets a PING every keep-alive interval, so neither its NAT
+      // mapping nor the peer's idle handling of paths lets it lapse.
+      const interval = this.#settings.keepAliveInterval * 1000;
+      if (interval > 0 && st.validated && !p.abandoned) {
+        if (p.keepAliveAt === 0) p.keepAliveAt = now + interval;
+        else if (now >= p.keepAliveAt) {
+          p.pingPending = true;
+          p.keepAliveAt = now + interval;
+        }
+      }
     }
     this.#dropAbandonedPaths(now);
     this.#pathCids.expireRetired(now);
@@ -1783,6 +1844,22 @@ export class Connection {
 
   #probeBucket = MAX_ADVERTISED_PROBES;
   #probeBucketAt = 0;
+
+  /** Padded answers to off-path probes: a bucket of MAX_PADDED_PROBE_RESPONSES, one back per PADDED_PROBE_RESPONSE_REFILL. */
+  #takePaddedResponse(now: number): boolean {
+    const refilled = Math.floor((now - this.#paddedBucketAt) / PADDED_PROBE_RESPONSE_REFILL);
+    if (refilled > 0) {
+      this.#paddedBucket = Math.min(MAX_PADDED_PROBE_RESPONSES, this.#paddedBucket + refilled);
+      this.#paddedBucketAt += refilled * PADDED_PROBE_RESPONSE_REFILL;
+    }
+    if (this.#paddedBucket === MAX_PADDED_PROBE_RESPONSES) this.#paddedBucketAt = now;
+    if (this.#paddedBucket <= 0) return false;
+    this.#paddedBucket--;
+    return true;
+  }
+
+  #paddedBucket = MAX_PADDED_PROBE_RESPONSES;
+  #paddedBucketAt = 0;
 
   /** The next time {@link #runPathTimers} has work, or 0. */
   #pathTimerAt(): number {
@@ -1880,6 +1957,7 @@ export class Connection {
         if (!sp.ackPending && sp.ackElicitingSinceAck > 0) t = earliest(t, sp.ackDeadline);
         t = challengeTimers(t, p.state);
         if (p.abandoned) t = earliest(t, p.dropAt);
+        else if (p.keepAliveAt > 0 && !p.pingPending) t = earliest(t, p.keepAliveAt);
       }
       t = earliest(t, this.#pathCids.nextExpiry);
     }
@@ -1920,7 +1998,11 @@ export class Connection {
     }
     for (const p of [this.#path, ...this.#otherPaths.values()]) {
       if (this.#runChallengeTimer(now, p, this.#recovery)) {
-        if (p === this.#path && !p.validated) {
+        if (p === this.#path && !p.validated && this.#tx !== 0) {
+          // The multipath path we send on did not validate at its new address: abandoned, and
+          // sending continues on another validated path (multipath-21 §3.4).
+          this.#abandonPath(now, this.#tx, PATH_UNSTABLE_OR_POOR);
+        } else if (p === this.#path && !p.validated) {
           // RFC 9000 §9.3.2: validation of the new path failed: go back to the last validated one.
           const back = [...this.#otherPaths.values()].find((x) => x.validated);
           if (back) {
@@ -2083,6 +2165,10 @@ export class Connection {
           const t = this.#transmitPathFrames(now, st, p.id);
           if (t) return t;
         }
+        if (p.pingPending) {
+          const t = this.#transmitPathPing(now, p);
+          if (t) return t;
+        }
       }
     }
     if (this.#nat.probes.length > 0) {
@@ -2133,6 +2219,22 @@ export class Connection {
     const len = this.#finishPacket(now, draft, [], false, false, false);
     p.bytesSent += len;
     return { path: p.addr, data: out.subarray(0, len) };
+  }
+
+  /** A keep-alive PING on multipath path `p` that we do not send on (its own path id and 4-tuple). */
+  #transmitPathPing(now: number, p: MpPath): Transmit | undefined {
+    p.pingPending = false;
+    const st = p.state;
+    if (this.#spaces[SPACE_APP].keys === undefined || this.#state !== 'established' || !st.validated || p.abandoned) return undefined;
+    const out = new Uint8Array(64);
+    const draft = this.#beginPacket(out, 0, SPACE_APP, out.length, p.id);
+    if (draft === undefined) return undefined;
+    writeFrame(draft.w, { type: 'ping' });
+    padForSample(draft);
+    // Not tracked for loss (the PTO runs on the path we send on): its PATH_ACK is what matters to the peer.
+    const len = this.#finishPacket(now, draft, [], false, false, false);
+    st.bytesSent += len;
+    return { path: st.addr, data: out.subarray(0, len) };
   }
 
   #transmitMtuProbe(now: number): Transmit | undefined {

@@ -39,8 +39,10 @@ export interface MpPath {
   statusSeq: number;
   statusAvailable: boolean;
   statusPending: boolean;
-  /** When a keep-alive PING is due on it while it is not the path we send on (0: none). */
+  /** When a keep-alive PING is due on it while it is not the path we send on (0: not armed yet). */
   keepAliveAt: number;
+  /** A keep-alive PING is owed on it. */
+  pingPending: boolean;
 }
 const violation = (reason: string, wireType: number): TransportError => new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, reason, wireType);
 

@@ -28,6 +28,8 @@ export interface PathState {
   responses: Uint8Array[];
   bytesReceived: number;
   bytesSent: number;
+  /** Bytes we may send beyond the 3× rule (a padded PATH_RESPONSE to an off-path probe, from a bucket). */
+  credit: number;
   /**
    * The peer brought this path to us (its first Initial, a migration, a probe). Until it is
    * validated we may send it at most three times what it sent (RFC 9000 §8, §9.3).
@@ -36,12 +38,12 @@ export interface PathState {
 }
 
 export function newPath(addr: PathAddr, validated: boolean, peerInitiated: boolean): PathState {
-  return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, challengeSends: 0, challengeResendAt: 0, responses: [], bytesReceived: 0, bytesSent: 0, peerInitiated };
+  return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, challengeSends: 0, challengeResendAt: 0, responses: [], bytesReceived: 0, bytesSent: 0, credit: 0, peerInitiated };
 }
 
 /** Bytes we may still send on `p` (RFC 9000 §8, §9.3: three times what it sent until validated). */
 export function pathBudget(p: PathState): number {
-  return p.validated || !p.peerInitiated ? Infinity : 3 * p.bytesReceived - p.bytesSent;
+  return p.validated || !p.peerInitiated ? Infinity : 3 * p.bytesReceived + p.credit - p.bytesSent;
 }
 
 /** Start validating `p` (RFC 9000 §8.2): `data` is the challenge, `pto` the current PTO. */
