@@ -134,6 +134,12 @@ const MAX_OTHER_PATHS = 8;
 const PATH_LIVENESS_INTERVAL = 1_000_000;
 /** Consecutive PTOs on a direct path after which a client falls back to its relay path. */
 const FALLBACK_PTO_COUNT = 2;
+/**
+ * ...and at least this long (µs) without an authenticated packet on it: on loopback or a LAN
+ * two PTOs are ~50 ms, which a busy machine's scheduling stall matches; a dead path does not
+ * come back within a second.
+ */
+const FALLBACK_SILENCE = 1_000_000;
 /** Client: a new REACH_OUT round this often while only the relay works (iroh: every 5 to 60 s). */
 const NAT_ROUND_INTERVAL = 15_000_000;
 /** multipath-21 §4.2: PATH_UNSTABLE_OR_POOR, the code noq abandons unvalidated paths with. */
@@ -764,6 +770,8 @@ export class Connection {
       this.#otherPath(path, false, true).bytesReceived += this.#unknownPathBytes;
       this.#unknownPathBytes = 0;
     }
+    const heard = pathId === this.#tx ? this.#path : this.#multipath.paths.get(pathId)?.state;
+    if (heard !== undefined && heard.addr.key === path.key) heard.heardAt = now;
     if (phaseChange) this.#keys.onPeerUpdate(this.#spaces[SPACE_APP], pathId === this.#tx ? pn : this.#spaces[SPACE_APP].largestReceived + 1);
     this.#packetsReceived++;
 
@@ -1517,6 +1525,7 @@ export class Connection {
     this.#spaces[SPACE_APP] = to.space;
     this.#recovery = to.recovery;
     this.#path = to.state;
+    to.state.heardAt = Math.max(to.state.heardAt, now);
     this.#tx = id;
     this.#pathChanges++;
     // The MTU probe in flight counted packet numbers of the old path.
@@ -1873,6 +1882,7 @@ export class Connection {
   #switchPath(now: number, p: PathState, validate: boolean, reason: PathChangeReason): void {
     const old = this.#path;
     this.#path = p;
+    p.heardAt = Math.max(p.heardAt, now);
     this.#pathChanges++;
     // RFC 9000 §9.5: a new path uses a new connection ID when one is available.
     this.#cids.rotate();
@@ -2040,8 +2050,9 @@ export class Connection {
     if (space === undefined) return;
     this.#recovery.ptoCount++;
     // A direct path that no longer answers: continue over the relay (the probes below go there).
-    if (this.#managePaths && this.#recovery.ptoCount >= FALLBACK_PTO_COUNT && this.#fallbackKey !== undefined && !this.#path.addr.relayed && this.#handshakeConfirmed) this.#fallBack(now);
-    else if (this.#multipath.paths.size > 1 && this.#recovery.ptoCount >= FALLBACK_PTO_COUNT && !this.#path.addr.relayed) this.#mpFallBack(now);
+    const silent = this.#recovery.ptoCount >= FALLBACK_PTO_COUNT && !this.#path.addr.relayed && now - this.#path.heardAt >= FALLBACK_SILENCE;
+    if (silent && this.#managePaths && this.#fallbackKey !== undefined && this.#handshakeConfirmed) this.#fallBack(now);
+    else if (silent && this.#multipath.paths.size > 1) this.#mpFallBack(now);
     const s = this.#spaces[space];
     if (s.keys === undefined) {
       // Client anti-deadlock before Handshake keys: an Initial probe (RFC 9002 §6.2.4).

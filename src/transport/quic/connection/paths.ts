@@ -28,6 +28,8 @@ export interface PathState {
   responses: Uint8Array[];
   bytesReceived: number;
   bytesSent: number;
+  /** When an authenticated packet last arrived on it while we sent on it (µs; 0: never). */
+  heardAt: number;
   /** Bytes we may send beyond the 3× rule (a padded PATH_RESPONSE to an off-path probe, from a bucket). */
   credit: number;
   /**
@@ -38,7 +40,7 @@ export interface PathState {
 }
 
 export function newPath(addr: PathAddr, validated: boolean, peerInitiated: boolean): PathState {
-  return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, challengeSends: 0, challengeResendAt: 0, responses: [], bytesReceived: 0, bytesSent: 0, credit: 0, peerInitiated };
+  return { addr, validated, mtu: MIN_DATAGRAM, challenge: undefined, challengeSentAt: 0, challengeDeadline: 0, challengePending: false, challengeSends: 0, challengeResendAt: 0, responses: [], bytesReceived: 0, bytesSent: 0, credit: 0, heardAt: 0, peerInitiated };
 }
 
 /** Bytes we may still send on `p` (RFC 9000 §8, §9.3: three times what it sent until validated). */
