@@ -112,7 +112,8 @@ async function listen(args: string[], io: CliIo, stdio: PipeStdio): Promise<numb
   const relays = relayUrls(values.relay, io.env);
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
-  const ep = await Endpoint.bind({ secretKey, alpns: [DUMBPIPE_ALPN], ...(bindAddr ? { bindAddr } : {}), relays });
+  // QUIC address discovery against the relays (as iroh): behind a NAT, the peer can punch to our public address.
+  const ep = await Endpoint.bind({ secretKey, alpns: [DUMBPIPE_ALPN], ...(bindAddr ? { bindAddr } : {}), relays, qad: true });
   try {
     if (relays.length > 0) await waitOnline(ep, io);
     const ticket = new EndpointTicket(ep.addr()).toString();
@@ -218,7 +219,7 @@ async function connect(args: string[], io: CliIo, stdio: PipeStdio): Promise<num
   const secretKey = await secretKeyFor(values.key, io.env);
   io.signal.throwIfAborted();
   const peer = target instanceof EndpointTicket ? target.addr.id : target;
-  const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}), relays });
+  const ep = await Endpoint.bind({ secretKey, ...(bindAddr ? { bindAddr } : {}), relays, qad: true });
   // Dialling by id alone: the LAN is asked too (the relays' pkarr is built in).
   if (!(target instanceof EndpointTicket)) await attachMdns(ep);
   try {

@@ -13,6 +13,7 @@ import { hkdfSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { Connection } from '../endpoint/connection.ts';
 import { Endpoint } from '../endpoint/endpoint.ts';
+import type { QadOptions } from '../endpoint/qad.ts';
 import type { EndpointAddr } from '../identity/endpoint-addr.ts';
 import { PublicKey } from '../identity/keys.ts';
 import type { NodeTlsOptions } from '../relay/client/node-transport.ts';
@@ -70,6 +71,13 @@ export interface NetworkingOptions {
   relayToken?: string;
   /** QUIC settings. */
   settings?: Partial<ConnectionSettings>;
+  /**
+   * QUIC address discovery against the relays (iroh's QAD, UDP port 7842 by default): learn the
+   * public address a NAT maps our socket to, so that peers behind other NATs can punch through
+   * to it (ADD_ADDRESS, REACH_OUT, `addr()`). On by default when there are relays, as in iroh;
+   * `false` turns it off.
+   */
+  qad?: boolean | QadOptions;
 }
 
 /** Events of the service (`core.networking.on(type, listener, { signal })`). */
@@ -201,6 +209,7 @@ export class NetworkingService {
         ...(options.relayTls ? { relayTls: options.relayTls } : {}),
         ...(options.relayToken !== undefined ? { relayToken: options.relayToken } : {}),
         ...(options.settings ? { settings: options.settings } : {}),
+        qad: options.qad ?? true,
         // From the identity: after a restart we can still reset the old connections, so
         // peers learn at once that we are gone (RFC 9000 §10.3).
         statelessResetKey: new Uint8Array(hkdfSync('sha256', identity.secretKey.toBytes(), new TextEncoder().encode('sdnet stateless reset'), new Uint8Array(0), 32)),
