@@ -6,6 +6,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
+    // Two files at a time on CI's 2 cores (vitest's default leaves one core idle): most of the
+    // long files (network namespaces, CLI processes, interop) wait on sockets and children.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', 'json'],
