@@ -76,7 +76,7 @@ describe('tickets against real iroh', () => {
 
   it('relay hosts with invalid IDNA labels are refused as iroh refuses them (shrunk from CI seeds 1889659013 and 1075742186)', () => {
     const id = SecretKey.fromBytes(fromHex('3b'.repeat(32))).public();
-    for (const relay of ['http://xn--0.AA', 'http://Xn--0', 'http://xn--a.example', 'http://xn--1zb.example']) {
+    for (const relay of ['http://xn--0.AA', 'http://Xn--0', 'http://xn--a.example', 'http://xn--1zb.example', 'http://XN--I-TX6.J5---8B--5u.cXO---iG6q']) {
       expect(irohTakes(id, relay), relay).toBe(false);
       expect(refusedByBoth(id, relay)).toBe(true);
     }
