@@ -58,11 +58,7 @@ if (role === 'serve') {
 } else if (role === 'session') {
   const conn = await ep.connect(EndpointAddr.from({ id: peerId!, relayUrls: [url!] }), ALPN);
   conn.on('path-changed', (e) => out({ event: 'path', relayed: e.relayed, path: String(e.path.key), reason: e.reason }));
-  const t0 = performance.now();
-  while (conn.stats().relayed && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 20));
-  const local = ep.addr().directAddresses.map(String);
-  if (conn.stats().relayed) out({ event: 'relayed', local });
-  else out({ event: 'direct', ms: Math.round(performance.now() - t0), path: conn.paths().find((p) => p.status === 'active')?.address?.toString(), local });
+  await reportFirstPath(conn, { local: ep.addr().directAddresses.map(String) });
   const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
   const nextLine = async (): Promise<string> => {
     const r = await lines.next();
@@ -79,42 +75,19 @@ if (role === 'serve') {
   }
 } else {
   const conn = await ep.connect(EndpointAddr.from({ id: peerId!, relayUrls: [url!] }), ALPN);
-  const t0 = performance.now();
-  while (conn.stats().relayed && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 20));
-  if (conn.stats().relayed) out({ event: 'relayed' });
-  else out({ event: 'direct', ms: Math.round(performance.now() - t0), path: conn.paths().find((p) => p.status === 'active')?.address?.toString() });
-  const relayBefore = conn.paths().find((p) => p.kind === 'relay');
-  const bi = await conn.openBi();
-  const w = bi.writable.getWriter();
-  const hash = createHash('sha256');
-  const total = Number(bytesText);
-  const chunk = new Uint8Array(64 * 1024);
-  for (let sent = 0; sent < total; sent += chunk.length) {
-    for (let i = 0; i < chunk.length; i += 4096) chunk[i] = (sent / 4096 + i) & 0xff;
-    const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
-    hash.update(part);
-    await w.write(part.slice());
-  }
-  await w.close();
-  const reader = bi.readable.getReader();
-  let answer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    answer += new TextDecoder().decode(value);
-  }
-  const relayAfter = conn.paths().find((p) => p.kind === 'relay');
-  out({
-    event: 'done',
-    sentHash: hash.digest('hex'),
-    peerHash: answer,
-    relayBytesSent: (relayAfter?.bytesSent ?? 0) - (relayBefore?.bytesSent ?? 0),
-    relayBytesReceived: (relayAfter?.bytesReceived ?? 0) - (relayBefore?.bytesReceived ?? 0),
-    relayed: conn.stats().relayed,
-  });
+  await reportFirstPath(conn, {});
+  out(await sendHashed(conn, Number(bytesText), 0, async () => {}));
   conn.close(0, 'done');
   await ep.close({ graceMs: 200 });
   process.exit(0);
+}
+
+/** Wait up to 15 s for a direct path; print `direct` (with the time and address) or `relayed`, plus `extra`. */
+async function reportFirstPath(conn: Connection, extra: Record<string, unknown>): Promise<void> {
+  const t0 = performance.now();
+  while (conn.stats().relayed && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 20));
+  if (conn.stats().relayed) out({ event: 'relayed', ...extra });
+  else out({ event: 'direct', ms: Math.round(performance.now() - t0), path: conn.paths().find((p) => p.status === 'active')?.address?.toString(), ...extra });
 }
 
 /** Send `total` bytes on a new bi stream (pausing once at `pauseAt`), and the `done` line: both hashes and what the relay path carried meanwhile. */

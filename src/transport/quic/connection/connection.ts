@@ -20,6 +20,7 @@
  */
 import type { CryptoProvider } from '../../crypto/provider.ts';
 import { MultipathState, type MpPath } from './multipath.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { PathCids } from './path-cids.ts';
 import { MAX_NAT_ADDRESSES, NatTraversal, PROBE_SCHEDULE, type NatProbe } from './nat-traversal.ts';
 import { equalBytes } from '../../../util/bytes.ts';
@@ -946,7 +947,7 @@ export class Connection {
       // holepunch.md §2.3 (noq): the answer to an off-path probe is padded to 1200 bytes, beyond
       // the 3× rule, so a path MTU too small for QUIC shows at once. Only authenticated probes
       // that are no replay (§12.3) get here, and the credit comes from a bucket.
-      if (offPath && !p.validated && p.peerInitiated && this.#takePaddedResponse(this.#rx.now)) p.credit += MIN_DATAGRAM;
+      if (offPath && !p.validated && p.peerInitiated && this.#paddedResponses.take(this.#rx.now)) p.credit += MIN_DATAGRAM;
     },
     pathResponse: (f) => {
       if (this.#nat.probes.length > 0 && this.#nat.onResponse(this.#rx.path, f.data)) return;
@@ -1031,7 +1032,7 @@ export class Connection {
       // REACH_OUT: probe the client's address on noq's schedule so our NAT lets its path in.
       if (!nat.onReachOut(f.round, address, wireType)) return;
       const path = this.#resolvePath?.(address);
-      if (path === undefined || path.key === this.#path.addr.key || !this.#takeProbe(now)) return;
+      if (path === undefined || path.key === this.#path.addr.key || !this.#probes.take(now)) return;
       nat.addProbe(path, this.#provider.randomBytes(8), now);
     },
     stopped: () => this.#state === 'draining' || this.#state === 'closed',
@@ -1812,9 +1813,9 @@ export class Connection {
       if (this.#nat.active && this.#nextRoundAt > 0 && now >= this.#nextRoundAt) this.#startNatRound(now);
       for (const c of this.#candidates.values()) {
         if (c.probing || now < c.nextAt) continue;
-        if (c.advertised && !c.validated && !this.#takeProbe(now)) {
+        if (c.advertised && !c.validated && !this.#probes.take(now)) {
           // Out of budget: try again when it refills (not on every timer pass).
-          c.nextAt = this.#probeBucketAt + ADVERTISED_PROBE_REFILL;
+          c.nextAt = this.#probes.nextAt;
           continue;
         }
         if (this.multipathPaths) {
@@ -1839,36 +1840,9 @@ export class Connection {
    * refilled one per ADVERTISED_PROBE_REFILL. A peer listing addresses that are not its own
    * (a victim's) gets a few PATH_CHALLENGEs sent there, not a stream of them.
    */
-  #takeProbe(now: number): boolean {
-    const refilled = Math.floor((now - this.#probeBucketAt) / ADVERTISED_PROBE_REFILL);
-    if (refilled > 0) {
-      this.#probeBucket = Math.min(MAX_ADVERTISED_PROBES, this.#probeBucket + refilled);
-      this.#probeBucketAt += refilled * ADVERTISED_PROBE_REFILL;
-    }
-    if (this.#probeBucket === MAX_ADVERTISED_PROBES) this.#probeBucketAt = now;
-    if (this.#probeBucket <= 0) return false;
-    this.#probeBucket--;
-    return true;
-  }
-
-  #probeBucket = MAX_ADVERTISED_PROBES;
-  #probeBucketAt = 0;
-
+  readonly #probes = new TokenBucket(MAX_ADVERTISED_PROBES, ADVERTISED_PROBE_REFILL);
   /** Padded answers to off-path probes: a bucket of MAX_PADDED_PROBE_RESPONSES, one back per PADDED_PROBE_RESPONSE_REFILL. */
-  #takePaddedResponse(now: number): boolean {
-    const refilled = Math.floor((now - this.#paddedBucketAt) / PADDED_PROBE_RESPONSE_REFILL);
-    if (refilled > 0) {
-      this.#paddedBucket = Math.min(MAX_PADDED_PROBE_RESPONSES, this.#paddedBucket + refilled);
-      this.#paddedBucketAt += refilled * PADDED_PROBE_RESPONSE_REFILL;
-    }
-    if (this.#paddedBucket === MAX_PADDED_PROBE_RESPONSES) this.#paddedBucketAt = now;
-    if (this.#paddedBucket <= 0) return false;
-    this.#paddedBucket--;
-    return true;
-  }
-
-  #paddedBucket = MAX_PADDED_PROBE_RESPONSES;
-  #paddedBucketAt = 0;
+  readonly #paddedResponses = new TokenBucket(MAX_PADDED_PROBE_RESPONSES, PADDED_PROBE_RESPONSE_REFILL);
 
   /** The next time {@link #runPathTimers} has work, or 0. */
   #pathTimerAt(): number {
