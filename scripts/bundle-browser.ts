@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 /** Size budget of the minified bundle. */
-export const BUNDLE_BUDGET = { minifiedBytes: 320 * 1024, gzipBytes: 104 * 1024 };
+export const BUNDLE_BUDGET = { minifiedBytes: 328 * 1024, gzipBytes: 104 * 1024 };
 
 export interface BundleReport {
   file: string;
