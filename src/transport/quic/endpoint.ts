@@ -125,6 +125,12 @@ function sourceOf(path: PathAddr): string | undefined {
   return path.relayed ? path.key : (path.host ?? path.key);
 }
 
+/**
+ * Datagrams a connection sends in a row before the next connection's turn (round-robin in
+ * {@link QuicEndpoint.pollTransmit}).
+ */
+const TRANSMIT_QUANTUM = 8;
+
 /** How long a Retry token stays valid (µs). */
 const RETRY_TOKEN_LIFETIME = 10_000_000;
 
@@ -191,6 +197,8 @@ export class QuicEndpoint implements ConnectionHost {
   readonly #incoming: Connection[] = [];
   readonly #stateless: Transmit[] = [];
   #cursor = 0;
+  /** Datagrams the connection at `#cursor` sent in its current turn. */
+  #turn = 0;
   /** The latest time we were given (for failures found where no time is passed). */
   #now = 0;
   #resetWindow = { start: 0, count: 0 };
@@ -611,7 +619,11 @@ export class QuicEndpoint implements ConnectionHost {
 
   // ---- output and timers
 
-  /** The next datagram to send, from any connection (round-robin), or undefined. */
+  /**
+   * The next datagram to send, from any connection, or undefined. Connections take turns
+   * (round-robin) with a quantum of {@link TRANSMIT_QUANTUM} datagrams: a busy connection next
+   * to idle ones is not made to poll each of them between two of its datagrams.
+   */
   pollTransmit(now: number): Transmit | undefined {
     this.#now = now;
     const s = this.#stateless.shift();
@@ -629,7 +641,13 @@ export class QuicEndpoint implements ConnectionHost {
         t = this.#guard(c, now, (x) => x.pollTransmit(now));
       }
       if (t) {
-        this.#cursor = (idx + 1) % n;
+        // Its turn starts now if the connections before it had nothing; it ends after the quantum.
+        this.#turn = i > 0 ? 1 : this.#turn + 1;
+        this.#cursor = idx;
+        if (this.#turn >= TRANSMIT_QUANTUM) {
+          this.#cursor = (idx + 1) % n;
+          this.#turn = 0;
+        }
         return t;
       }
     }

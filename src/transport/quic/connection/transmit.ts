@@ -311,7 +311,14 @@ export class Transmitter {
       }
       pos = draft.w.pos + 16;
     }
-    if (drafts.length === 0) return undefined;
+    if (drafts.length === 0) {
+      // Nothing to send (the common answer of an idle connection, which the endpoint polls
+      // for every datagram any of its connections sends): the reservation goes back whole, or
+      // each such poll would use up 1.2–1.5 KB of the slab and an idle neighbour would double
+      // a bulk sender's allocations.
+      this.#slab.giveBack(out.length);
+      return undefined;
+    }
     // RFC 9000 §14.1: client datagrams with Initial packets, and server datagrams with
     // ack-eliciting Initial packets, are padded to at least 1200 bytes.
     if (containsInitial && (this.c.side === 'client' || ackElicitingInitial)) {
@@ -509,7 +516,8 @@ export class Transmitter {
   #multipathControlPending(): boolean {
     const mp = this.c.multipath;
     if (mp.maxPathIdPending || this.c.pathCids.framesPending || this.c.pathCids.pendingRetires.length > 0) return true;
-    if (this.c.nat.reachOuts.length > 0 || this.c.nat.advertised.some((a) => a.pending)) return true;
+    if (this.c.nat.reachOuts.length > 0) return true;
+    for (const a of this.c.nat.advertised) if (a.pending) return true;
     for (const p of mp.paths.values()) if (p.abandonPending || p.statusPending) return true;
     return false;
   }
