@@ -11,7 +11,7 @@ import { type MpPath } from './multipath.ts';
 import { MAX_NAT_ADDRESSES } from './nat-traversal.ts';
 import { TransportError, TransportErrorCode } from '../errors.ts';
 import { MAX_PENDING_RETIRES } from '../limits.ts';
-import { type Frame } from '../wire/frames.ts';
+import { type AckRange, type Frame } from '../wire/frames.ts';
 import { PacketSpace, SPACE_APP, SPACE_HANDSHAKE, SPACE_IDS, SPACE_INITIAL, type SentPacket, type SpaceId } from './spaces.ts';
 import type { ConnectionCore } from './core.ts';
 
@@ -24,6 +24,21 @@ const FALLBACK_PTO_COUNT = 2;
  * come back within a second.
  */
 const FALLBACK_SILENCE = 1_000_000;
+
+/** The packets of `space` that `ranges` acknowledge for the first time, in packet-number order. */
+function newlyAckedIn(space: PacketSpace, ranges: readonly AckRange[]): SentPacket[] {
+  const out: SentPacket[] = [];
+  const lowest = space.sent.keys().next().value;
+  if (lowest === undefined) return out;
+  for (const range of ranges) {
+    if (range.end < lowest) break;
+    for (let pn = Math.max(range.start, lowest); pn <= range.end; pn++) {
+      const p = space.sent.get(pn);
+      if (p !== undefined) out.push(p);
+    }
+  }
+  return out.sort((a, b) => a.pn - b.pn);
+}
 
 export class LossDetection {
   readonly c: ConnectionCore;
@@ -40,20 +55,9 @@ export class LossDetection {
     const recovery = this.c.recovery;
     // RFC 9000 §13.1: acknowledging a packet we never sent → PROTOCOL_VIOLATION.
     if (frame.largest >= space.nextPn) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'ACK for an unsent packet', wireType);
-    const newlyAcked: SentPacket[] = [];
-    const lowest = space.sent.keys().next().value;
-    if (lowest !== undefined) {
-      for (const range of frame.ranges) {
-        if (range.end < lowest) break;
-        for (let pn = Math.max(range.start, lowest); pn <= range.end; pn++) {
-          const p = space.sent.get(pn);
-          if (p !== undefined) newlyAcked.push(p);
-        }
-      }
-    }
+    const newlyAcked = newlyAckedIn(space, frame.ranges);
     if (frame.largest > space.largestAcked) space.largestAcked = frame.largest;
     if (newlyAcked.length === 0) return;
-    newlyAcked.sort((a, b) => a.pn - b.pn);
     const largest = newlyAcked[newlyAcked.length - 1]!;
     let ackElicitingAcked = false;
     for (const p of newlyAcked) if (p.ackEliciting) ackElicitingAcked = true;
@@ -81,19 +85,8 @@ export class LossDetection {
     const space = rec.space;
     if (frame.largest >= space.nextPn) throw new TransportError(TransportErrorCode.PROTOCOL_VIOLATION, 'PATH_ACK for an unsent packet', wireType);
     if (frame.largest > space.largestAcked) space.largestAcked = frame.largest;
-    const newlyAcked: SentPacket[] = [];
-    const lowest = space.sent.keys().next().value;
-    if (lowest !== undefined) {
-      for (const range of frame.ranges) {
-        if (range.end < lowest) break;
-        for (let pn = Math.max(range.start, lowest); pn <= range.end; pn++) {
-          const p = space.sent.get(pn);
-          if (p !== undefined) newlyAcked.push(p);
-        }
-      }
-    }
+    const newlyAcked = newlyAckedIn(space, frame.ranges);
     if (newlyAcked.length === 0) return;
-    newlyAcked.sort((a, b) => a.pn - b.pn);
     const largest = newlyAcked[newlyAcked.length - 1]!;
     if (largest.pn === frame.largest && largest.ackEliciting && largest.epoch === rec.recovery.epoch) {
       rec.recovery.rtt.update(now - largest.time, frame.delay * 2 ** this.c.peerAckDelayExponent, this.c.handshakeConfirmed, this.c.peerMaxAckDelay);
