@@ -15,9 +15,10 @@
  *   node holepunch-peer.ts plain <serverDirectAddr> <serverId> <n> <warmup>
  *        the same count of dials to the server's UDP address, from fresh endpoints with no
  *        relay: connect() resolving is the first validated (direct) path
- *   node holepunch-peer.ts bulk <multipath|single> <relayUrl> <qadPort> <serverId> <serverDirectAddr> <bytes> <chunk>
+ *   node holepunch-peer.ts bulk <multipath|single|single-online> <relayUrl> <qadPort> <serverId> <serverDirectAddr> <bytes> <chunk>
  *        multipath: dial relay-only, wait for the direct path, then send; single: dial the
- *        server's UDP address with multipath off (settings.multipath false), then send.
+ *        server's UDP address with multipath off (settings.multipath false), then send;
+ *        single-online: the same from an endpoint online like the multipath one (relay, QAD).
  *        One bi stream, timed from the first write to the server's count
  *
  * JSON lines on stdout as in `common.ts`; `{"sample":true,…}` for each measured dial.
@@ -153,6 +154,9 @@ async function bulk(mode: string, relayUrl: string, qadPort: number, serverId: s
     const t2 = await firstDirect(conn, 15_000);
     if (t2 === undefined) throw new Error('no direct path within 15 s');
     switchMs = round(t2 - t0);
+  } else if (mode === 'single-online') {
+    ep = await punchingEndpoint(relayUrl, qadPort, false);
+    conn = await withTimeout(ep.connect(EndpointAddr.from({ id: serverId, directAddresses: [serverDirect] }), ALPN, { settings: { multipath: false } }), 15_000, 'connect');
   } else if (mode === 'single') {
     ep = await Endpoint.bind({ bindAddr: '0.0.0.0:0', pkarr: false });
     conn = await withTimeout(ep.connect(EndpointAddr.from({ id: serverId, directAddresses: [serverDirect] }), ALPN, { settings: { multipath: false } }), 15_000, 'connect');
@@ -177,6 +181,10 @@ async function bulk(mode: string, relayUrl: string, qadPort: number, serverId: s
     lostPackets: stats.lostPackets,
     congestionEvents: stats.congestionEvents,
     rttMs: round(stats.minRtt, 3),
+    mtu: stats.mtu,
+    packetsSent: stats.packetsSent,
+    cwnd: stats.cwnd,
+    paths: conn.paths().map((p) => `${String(p.id)}:${p.kind}:${p.status}:${p.validated ? 'v' : '-'}:${p.address?.toString() ?? ''}:${p.bytesSent}`),
     path,
   });
 }
