@@ -152,6 +152,8 @@ describe('sdnet send / transfers / up', () => {
     expect(await sha256File(join(p.dl, 'big.bin'))).toBe(await sha256File(big));
     console.log(JSON.stringify({ killedAt: half.bytesDone, resumedFrom: resumed.bytesDone, lostAtMost: (half.bytesDone ?? 0) - (resumed.bytesDone ?? 0) }));
     expect(resumed.bytesDone).toBeGreaterThan(0);
+    // bob sends 'done' (which ends the sender's command) before it drops its transfer state.
+    await upB.out.wait(isTransfer('completed'), 30_000, 'completed at bob');
     expect((await readdir(p.dl)).filter((n) => n.endsWith('.sdpart'))).toEqual([]);
     expect(await readdir(join(p.dirB, 'transfers'))).toEqual([]);
   });

@@ -41,6 +41,9 @@ describe('file transfer on loopback', () => {
     const received: TransferProgress[] = [];
     a.networking.on('transfer-progress', (p) => sent.push(p));
     b.networking.on('transfer-progress', (p) => received.push(p));
+    // The sender's share() resolves on the receiver's 'done', which the receiver sends before it
+    // closes its files and drops its transfer state; its 'completed' event follows that clean-up.
+    const receiverCompleted = new Promise<void>((resolve) => b.networking.on('transfer-progress', (p) => p.stage === 'completed' && resolve()));
 
     const t0 = performance.now();
     const r = await a.shareWithDevice('bob', [tree, single], { timeoutMs: 540_000 });
@@ -50,6 +53,7 @@ describe('file transfer on loopback', () => {
     expect(r.files).toBe(files.length + 1);
     expect(r.bytes).toBe(files.reduce((s, x) => s + x.size, 0) + 15);
 
+    await receiverCompleted;
     const got = await describeTree(join(downloads, 'tree ✓'));
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [path, w] of want) expect(got.get(path), path).toEqual(w);
