@@ -16,19 +16,13 @@
  * JSON lines on stdout as in `common.ts`.
  */
 import iroh from '@number0/iroh';
+import { bindIrohWithRelay } from '../../test/helpers/iroh-relay-endpoint.ts';
 import { closeQuietly, emit, finish, median, round, runMain, withTimeout } from './common.ts';
 
 const ALPN = Array.from(new TextEncoder().encode('bench/holepunch/1'));
 
 async function irohEndpoint(relayUrl: string, server: boolean): Promise<iroh.Endpoint> {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  b.bindAddr('0.0.0.0:0');
-  const map = iroh.RelayMap.empty();
-  map.insert({ url: relayUrl }); // no quicPort: no QAD against this relay
-  b.relayMode(iroh.RelayMode.custom(map));
-  if (server) b.alpns([ALPN]);
-  const ep = await b.bind();
+  const ep = await bindIrohWithRelay(relayUrl, server ? [ALPN] : []);
   await withTimeout(ep.online(), 15_000, 'online');
   return ep;
 }

@@ -23,20 +23,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import iroh from '@number0/iroh';
+import { bindIrohWithRelay } from './iroh-relay-endpoint.ts';
 
 const ALPN = Array.from(new TextEncoder().encode('sdnet-test/holepunch'));
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
-
-async function bindEndpoint(relayUrl: string): Promise<iroh.Endpoint> {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  b.bindAddr('0.0.0.0:0');
-  const map = iroh.RelayMap.empty();
-  map.insert({ url: relayUrl }); // no quicPort: no QAD against this relay
-  b.relayMode(iroh.RelayMode.custom(map));
-  b.alpns([ALPN]);
-  return b.bind();
-}
 
 async function readAll(recv: iroh.RecvStream, onChunk: (c: Uint8Array) => void): Promise<void> {
   for (;;) {
@@ -114,7 +104,7 @@ async function dial(ep: iroh.Endpoint, relayUrl: string, peerId: string, total: 
 const [role, relayUrl, peerId, bytes] = process.argv.slice(2);
 try {
   if (relayUrl === undefined || (role !== 'serve' && role !== 'dial')) throw new Error('usage: holepunch-iroh-peer.ts serve|dial <relayUrl> [peerId bytes]');
-  const ep = await bindEndpoint(relayUrl);
+  const ep = await bindIrohWithRelay(relayUrl, [ALPN]);
   await ep.online();
   if (role === 'serve') {
     out({ event: 'ready', id: ep.id().toString(), direct: ep.addr().directAddresses() });

@@ -108,9 +108,6 @@ function challengeTimers(t: number, p: PathState): number {
 }
 
 export class Connection {
-  readonly side: 'client' | 'server';
-  /** Client: the random DCID of its first Initial. Server: the client's DCID (after a Retry, the Retry's SCID). */
-  readonly originalDcid: Uint8Array;
   /** Unexpected exceptions turned into INTERNAL_ERROR closes (should stay 0). */
   internalErrors = 0;
   /** The state the connection's parts share, and the parts (core.ts). */
@@ -118,10 +115,17 @@ export class Connection {
   readonly #frameHandlers: FrameHandlers;
 
   constructor(options: ConnectionOptions) {
-    this.side = options.side;
-    this.originalDcid = options.originalDcid;
     this.#c = new ConnectionCore(options, this);
     this.#frameHandlers = frameHandlers(this.#c);
+  }
+
+  get side(): 'client' | 'server' {
+    return this.#c.side;
+  }
+
+  /** Client: the random DCID of its first Initial. Server: the client's DCID (after a Retry, the Retry's SCID). */
+  get originalDcid(): Uint8Array {
+    return this.#c.originalDcid;
   }
 
   // ================================================================== public API
