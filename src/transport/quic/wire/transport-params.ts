@@ -149,6 +149,17 @@ function connectionId(value: Uint8Array, name: string): Uint8Array {
   return value.slice();
 }
 
+/** Every parameter id we know (each handshake decodes one list: no array per parameter). */
+const KNOWN_IDS: ReadonlySet<number> = new Set(Object.values(TransportParameterId));
+/** Parameters only a server may send (RFC 9000 §18.2), and our own server-only one. */
+const SERVER_ONLY: ReadonlySet<number> = new Set([
+  TransportParameterId.original_destination_connection_id,
+  TransportParameterId.stateless_reset_token,
+  TransportParameterId.preferred_address,
+  TransportParameterId.retry_source_connection_id,
+  TransportParameterId.sdnet_direct_addresses,
+]);
+
 /**
  * Decode the peer's transport parameters. `from` is the sender's role.
  *
@@ -174,18 +185,11 @@ export function decodeTransportParameters(bytes: Uint8Array, from: 'client' | 's
       }
       if (idBig[0] > 0xffffffffn) continue; // an unknown (large) id: ignored (RFC 9000 §18.1)
       const id = Number(idBig[0]);
-      const known = Object.values(TransportParameterId).includes(id as never);
-      if (!known) continue;
+      if (!KNOWN_IDS.has(id)) continue;
       if (seen.has(id)) throw paramError(`parameter 0x${id.toString(16)} appears twice`);
       seen.add(id);
       // RFC 9000 §18.2: a client MUST NOT send these; a server receiving them → TRANSPORT_PARAMETER_ERROR.
-      const serverOnly: number[] = [
-        TransportParameterId.original_destination_connection_id,
-        TransportParameterId.stateless_reset_token,
-        TransportParameterId.preferred_address,
-        TransportParameterId.retry_source_connection_id,
-      ];
-      if (from === 'client' && (serverOnly.includes(id) || id === TransportParameterId.sdnet_direct_addresses)) throw paramError(`client sent server-only parameter 0x${id.toString(16)}`);
+      if (from === 'client' && SERVER_ONLY.has(id)) throw paramError(`client sent server-only parameter 0x${id.toString(16)}`);
       switch (id) {
         case TransportParameterId.original_destination_connection_id:
           out.originalDestinationConnectionId = connectionId(value, 'original_destination_connection_id');
