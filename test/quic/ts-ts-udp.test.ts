@@ -53,6 +53,33 @@ describe('TS ↔ TS over real UDP', () => {
   });
 });
 
+describe('a close right after connect', () => {
+  // The client's 'connected' reaches the application before the datagram with its Finished
+  // is built (the driver lets the application react first, so a first request rides with
+  // it). A close at that moment must let the Finished leave first: the server then sees a
+  // completed handshake and our application close, not a handshake aborted by its peer.
+  it('reaches the server as our application close, with its code and reason', async () => {
+    const server = await Endpoint.bind({ alpns: ['test/1'], bindAddr: '127.0.0.1:0' });
+    const client = await Endpoint.bind({ bindAddr: '127.0.0.1:0' });
+    try {
+      const served = (async () => {
+        for await (const incoming of server.accept()) {
+          const conn = await incoming.accept();
+          return await conn.closed;
+        }
+        throw new Error('no connection arrived');
+      })();
+      const conn = await client.connect(server.addr(), 'test/1');
+      conn.close(4321, 'right away');
+      const error = await served;
+      expect(error).toMatchObject({ kind: 'application', remote: true, applicationCode: 4321, reason: 'right away' });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});
+
 describe('SSLKEYLOGFILE', () => {
   it('writes the four traffic secrets of each handshake in NSS key-log format', async () => {
     const { mkdtemp, readFile, rm } = await import('node:fs/promises');

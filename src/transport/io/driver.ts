@@ -85,37 +85,73 @@ export class EndpointDriver {
     });
   }
 
-  /** Process timers, send everything due, deliver events, re-arm the timer. */
+  /**
+   * Process timers, deliver events, send everything due, re-arm the timer.
+   *
+   * After the handshake flights, events go first, and a pass that delivered some sends
+   * nothing more yet: it schedules the next pass and returns, so the application's reactions
+   * (promise continuations run before the next immediate) are queued before we build
+   * datagrams. A reply then leaves in the datagram that carries our ACK and whatever else we
+   * owe (a server's HANDSHAKE_DONE and connection IDs), instead of one datagram each
+   * (issue 11 item 8).
+   */
   drain(): void {
     if (this.#closed) return;
     this.counters.passes++;
     let now = this.clock.now();
     const due = this.quic.pollTimeout();
     if (due !== undefined && due <= now) this.quic.handleTimeout(now);
+    // Handshake flights leave before anything is delivered: the peer waits for them and works
+    // on them while the application reacts (measured: holding a client's Finished back for
+    // its first request made the first echo from an iroh server 35 % slower).
+    let sent = this.#send(now, true);
+    let delivered = this.#deliver();
+    if (delivered > 0 && !this.#yielded) {
+      if (sent > 0) this.#sender.flush?.();
+      this.#yielded = true;
+      this.schedule();
+      return;
+    }
+    this.#yielded = false;
+    sent += this.#send(now, false);
+    this.#sender.flush?.();
+    delivered += this.#deliver();
+    now = this.clock.now();
+    this.#arm(now, sent > 0 || delivered > 0);
+  }
+
+  /** Send what the endpoint has (only handshake flights with `handshakeOnly`); returns how many datagrams. */
+  #send(now: number, handshakeOnly: boolean): number {
     let sent = 0;
-    for (let t = this.quic.pollTransmit(now); t !== undefined; t = this.quic.pollTransmit(now)) {
+    for (let t = this.quic.pollTransmit(now, handshakeOnly); t !== undefined; t = this.quic.pollTransmit(now, handshakeOnly)) {
       this.#sender.send(t.data, t.path);
       if (++sent >= MAX_SENDS_PER_DRAIN) {
         this.schedule();
         break;
       }
     }
-    this.#sender.flush?.();
+    return sent;
+  }
+
+  /** Whether the pass before this one delivered events and left its sending to this one. */
+  #yielded = false;
+
+  /** New connections and connection events to their listeners; returns how many. */
+  #deliver(): number {
     let delivered = 0;
     for (let c = this.quic.pollIncoming(); c !== undefined; c = this.quic.pollIncoming()) {
       delivered++;
       this.#guard(c, () => this.#onIncoming?.(c));
     }
-    for (const c of [...this.#listeners.keys()]) {
-      const listener = this.#listeners.get(c)!;
+    // (Deleting the entry being visited is safe in a Map iteration; no copy per pass.)
+    for (const [c, listener] of this.#listeners) {
       for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
         delivered++;
         this.#guard(c, () => listener(e));
       }
       if (c.isClosed) this.#listeners.delete(c);
     }
-    now = this.clock.now();
-    this.#arm(now, sent > 0 || delivered > 0);
+    return delivered;
   }
 
   /**

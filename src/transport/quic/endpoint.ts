@@ -623,8 +623,10 @@ export class QuicEndpoint implements ConnectionHost {
    * The next datagram to send, from any connection, or undefined. Connections take turns
    * (round-robin) with a quantum of {@link TRANSMIT_QUANTUM} datagrams: a busy connection next
    * to idle ones is not made to poll each of them between two of its datagrams.
+   * `handshakeOnly`: only from connections with a handshake flight to send (and stateless
+   * answers), for the driver to send those before the application reacts to events.
    */
-  pollTransmit(now: number): Transmit | undefined {
+  pollTransmit(now: number, handshakeOnly = false): Transmit | undefined {
     this.#now = now;
     const s = this.#stateless.shift();
     if (s) return s;
@@ -632,6 +634,7 @@ export class QuicEndpoint implements ConnectionHost {
     for (let i = 0; i < n; i++) {
       const idx = (this.#cursor + i) % n;
       const c = this.#connections[idx]!;
+      if (!c.mayTransmit || (handshakeOnly && !c.hasHandshakeData)) continue;
       let t: Transmit | undefined;
       try {
         t = c.pollTransmit(now);

@@ -114,9 +114,42 @@ export class Connection {
   readonly #c: ConnectionCore;
   readonly #frameHandlers: FrameHandlers;
 
+  /**
+   * Whether the endpoint has to poll this connection for datagrams. Its state changes only
+   * through an input (datagram, timeout) or a command of the application, and each of them
+   * sets this; a poll that finds nothing to send clears it. A server with many quiet (or
+   * draining) connections thus polls only the ones something happened to (issue 11 item 8).
+   */
+  #mayTransmit = true;
+  /** {@link pollTimeout}'s answer, valid until the next input, command or poll. */
+  #timeout: number | undefined;
+  #timeoutValid = false;
+
   constructor(options: ConnectionOptions) {
     this.#c = new ConnectionCore(options, this);
     this.#frameHandlers = frameHandlers(this.#c);
+  }
+
+  /** Every input and command may create something to send and move a deadline. */
+  #touch(): void {
+    this.#mayTransmit = true;
+    this.#timeoutValid = false;
+  }
+
+  /** False while nothing happened since a poll found nothing to send: polling would return undefined. */
+  get mayTransmit(): boolean {
+    return this.#mayTransmit;
+  }
+
+  /**
+   * Handshake data (an Initial or Handshake flight) waits to be sent: the peer cannot go on
+   * without it, so the driver sends it before letting the application react to events.
+   */
+  get hasHandshakeData(): boolean {
+    if (!this.#mayTransmit) return false;
+    const initial = this.#c.spaces[SPACE_INITIAL];
+    const handshake = this.#c.spaces[SPACE_HANDSHAKE];
+    return (!initial.discarded && initial.cryptoSend.hasSendable()) || (!handshake.discarded && handshake.cryptoSend.hasSendable());
   }
 
   get side(): 'client' | 'server' {
@@ -272,6 +305,7 @@ export class Connection {
 
   /** Open a stream; undefined if the peer's stream limit is reached (a STREAMS_BLOCKED is queued). */
   openStream(dir: Dir): number | undefined {
+    this.#touch();
     if (this.#c.state !== 'established' && this.#c.state !== 'handshaking') return undefined;
     return this.#c.streams.openStream(dir);
   }
@@ -288,6 +322,7 @@ export class Connection {
    * @throws {Error} if the stream cannot be written (unknown, receive-only, finished, reset)
    */
   writeStream(id: number, data: Uint8Array): number {
+    this.#touch();
     return this.#c.streams.writeStream(id, data);
   }
 
@@ -298,16 +333,19 @@ export class Connection {
 
   /** Mark the end of the stream (FIN after the queued bytes). */
   finishStream(id: number): void {
+    this.#touch();
     this.#c.streams.finishStream(id);
   }
 
   /** Abandon sending (RESET_STREAM with `code`, RFC 9000 §3.1). */
   resetStream(id: number, code: number): void {
+    this.#touch();
     this.#c.streams.resetStream(id, code);
   }
 
   /** Ask the peer to stop sending (STOP_SENDING with `code`, RFC 9000 §3.5). */
   stopSending(id: number, code: number): void {
+    this.#touch();
     this.#c.streams.stopSending(id, code);
   }
 
@@ -316,6 +354,7 @@ export class Connection {
    * nothing is available yet.
    */
   readStream(id: number, max = Infinity): { data?: Uint8Array; fin: boolean; resetCode?: number } {
+    this.#touch();
     return this.#c.streams.readStream(id, max);
   }
 
@@ -333,12 +372,14 @@ export class Connection {
 
   /** Queue an unreliable datagram. False if it is too large or the queue is full. */
   sendDatagram(data: Uint8Array): boolean {
+    this.#touch();
     if (data.length > this.maxDatagramSize) return false;
     return this.#c.datagrams.send(data);
   }
 
   /** The next received datagram. */
   readDatagram(): Uint8Array | undefined {
+    this.#touch();
     return this.#c.datagrams.read();
   }
 
@@ -346,8 +387,17 @@ export class Connection {
 
   /** Close with an application error code and reason (RFC 9000 §10.2). */
   close(now: number, code: number, reason = ''): void {
-    if (this.#c.state === 'closing' || this.#c.state === 'draining' || this.#c.state === 'closed') return;
+    this.#touch();
+    if (this.#c.state === 'closing' || this.#c.state === 'draining' || this.#c.state === 'closed' || this.#c.closeAfterFlight) return;
     const c = applicationClose(code, reason);
+    // 'connected' reaches the application before the datagram with our Finished is built
+    // (driver.ts lets it react first): a close right then must still let that flight leave,
+    // or the peer sees a handshake aborted instead of our close code.
+    const handshake = this.#c.spaces[SPACE_HANDSHAKE];
+    if (this.#c.state === 'established' && !handshake.discarded && handshake.cryptoSend.hasSendable()) {
+      this.#c.closeAfterFlight = c;
+      return;
+    }
     this.#c.enterClosing(now, c.frame, c.error);
   }
 
@@ -357,11 +407,13 @@ export class Connection {
    * handshake is confirmed or after close.
    */
   initiateKeyUpdate(): boolean {
+    this.#touch();
     return this.#c.initiateKeyUpdate();
   }
 
   /** Send a PATH_CHALLENGE on `path` (RFC 9000 §8.2); 'path-validated' follows on success. */
   probePath(now: number, path: PathAddr): void {
+    this.#touch();
     if (this.#c.state !== 'established') return;
     const p = path.key === this.#c.path.addr.key ? this.#c.path : this.#c.paths.otherPath(path, true, false);
     this.#c.paths.startChallenge(now, p);
@@ -372,6 +424,7 @@ export class Connection {
    * there with a fresh connection ID, validated with PATH_CHALLENGE.
    */
   migrate(now: number, path: PathAddr): void {
+    this.#touch();
     if (this.#c.state !== 'established' || path.key === this.#c.path.addr.key) return;
     const p = this.#c.paths.otherPath(path, true, false);
     this.#c.otherPaths.delete(path.key);
@@ -384,6 +437,7 @@ export class Connection {
    * (only with sdnet peers, which advertise that they follow migrations).
    */
   addCandidatePath(now: number, path: PathAddr): void {
+    this.#touch();
     this.#c.paths.addCandidate(now, path, false);
   }
 
@@ -394,6 +448,7 @@ export class Connection {
    * at once without another packet.
    */
   failInternal(now: number, err: unknown): void {
+    this.#touch();
     this.internalErrors++;
     try {
       if (this.#c.state === 'handshaking' || this.#c.state === 'established') {
@@ -410,6 +465,7 @@ export class Connection {
 
   /** A datagram for this connection arrived on `path`. */
   handleDatagram(now: number, path: PathAddr, data: Uint8Array): void {
+    this.#touch();
     if (this.#c.state === 'closed' || this.#c.state === 'draining') return;
     if (this.#c.state === 'closing') {
       // RFC 9000 §8.1, §9.3: bytes from the path still raise what we may send to it unvalidated.
@@ -587,11 +643,20 @@ export class Connection {
 
   /** The endpoint matched a datagram to our peer's reset token (RFC 9000 §10.3.1). */
   handleStatelessReset(now: number): void {
+    this.#touch();
     if (this.#c.state === 'established' || this.#c.state === 'handshaking' || this.#c.state === 'closing') this.#c.onStatelessReset(now);
   }
 
   /** The earliest time something must happen, or undefined. */
   pollTimeout(): number | undefined {
+    if (!this.#timeoutValid) {
+      this.#timeout = this.#nextTimeout();
+      this.#timeoutValid = true;
+    }
+    return this.#timeout;
+  }
+
+  #nextTimeout(): number | undefined {
     if (this.#c.state === 'closed') return undefined;
     if (this.#c.state === 'closing' || this.#c.state === 'draining') return this.#c.close.deadline;
     // Called for every connection on every driver pass: no closure, no array (issue 11 item 8).
@@ -630,6 +695,7 @@ export class Connection {
 
   /** Run whatever timers are due at `now` (safe to call early or spuriously). */
   handleTimeout(now: number): void {
+    this.#touch();
     this.#c.now = now;
     if (this.#c.state === 'closed') return;
     if (this.#c.state === 'closing' || this.#c.state === 'draining') {
@@ -672,7 +738,11 @@ export class Connection {
 
   /** The next datagram to send, or undefined when there is nothing (more) to send now (transmit.ts). */
   pollTransmit(now: number): Transmit | undefined {
-    return this.#c.out.pollTransmit(now);
+    // Sending moves deadlines (loss, idle, pacing) even when it finds nothing to send.
+    this.#timeoutValid = false;
+    const t = this.#c.out.pollTransmit(now);
+    if (t === undefined) this.#mayTransmit = false;
+    return t;
   }
 }
 

@@ -68,6 +68,13 @@ export class ConnectionCore {
   state: State = 'handshaking';
   readonly events: ConnectionEvent[] = [];
   readonly close = new CloseState();
+  /**
+   * An application close asked for while our last handshake flight (the client's Finished)
+   * was still unsent: it takes effect once that flight has left (transmit.ts).
+   */
+  closeAfterFlight: { frame: CloseFrame; error: ConnectionError } | undefined;
+  /** A client's connection IDs, issued once the datagram with its Finished is built (handshake.ts). */
+  ownCidsPending = false;
 
   // ---- identity of the connection
   readonly originalDcid: Uint8Array;

@@ -55,6 +55,14 @@ export class Transmitter {
     }
     const copy = this.c.dialCopies.shift();
     if (copy) return copy;
+    const handshake = this.c.spaces[SPACE_HANDSHAKE];
+    const flightSent = this.c.state !== 'established' || handshake.discarded || !handshake.cryptoSend.hasSendable();
+    const deferred = this.c.closeAfterFlight;
+    if (deferred && flightSent) {
+      this.c.closeAfterFlight = undefined;
+      if (this.c.state === 'established') this.c.enterClosing(now, deferred.frame, deferred.error);
+    }
+    if (this.c.ownCidsPending && flightSent && this.c.state === 'established') this.c.handshake.issueOwnCids();
     if (this.c.state === 'closing') return this.#transmitClose(now);
     // Owed PATH_RESPONSEs / challenges go first, in their own datagrams padded to 1200 bytes
     // (RFC 9000 §8.2.1, §8.2.2), on the current path as on the others.
