@@ -1,7 +1,7 @@
 /**
  * Both crypto providers against published vectors, and against each other on random input.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { createCipheriv, createHmac } from 'node:crypto';
 import {
@@ -16,6 +16,7 @@ import {
 } from '../../src/transport/crypto/index.ts';
 import { hasSmallOrder, isValidEd25519PublicKey, passesStrictSignaturePrecheck } from '../../src/transport/crypto/ed25519-strict.ts';
 import { hmacSha256 } from '../../src/transport/crypto/hmac-sha256.ts';
+import { spareX25519Pairs } from '../../src/transport/crypto/node-provider.ts';
 import { fromHex, toHex, utf8 } from '../../src/util/bytes.ts';
 import { CryptoError } from '../../src/util/errors.ts';
 import { fcParams } from '../helpers/seed.ts';
@@ -194,6 +195,62 @@ describe('node provider: pooled randomness and remembered keys', () => {
     v.publicKey.fill(0);
     expect(p.ed25519Verifier(signers[0]!.publicKey).verify(msg, signers[0]!.sign(msg))).toBe(true);
     expect(() => p.ed25519Verifier(h('0100000000000000000000000000000000000000000000000000000000000000'))).toThrow(CryptoError);
+  });
+});
+
+describe('node provider: ephemeral X25519 pairs made ahead by prepare()', () => {
+  const p = nodeCryptoProvider;
+  const hexOf = (pair: { publicKey: Uint8Array }): string => toHex(pair.publicKey);
+
+  it('hands each pre-made pair out once, in order, and works without any', () => {
+    // Drain whatever an earlier test left, then make two ahead.
+    for (let i = 0; i < 4; i++) p.x25519Generate();
+    p.prepare!();
+    p.prepare!();
+    p.prepare!(); // the pool holds two: a third call makes nothing
+    const made = new Set<string>();
+    const a = p.x25519Generate();
+    const b = p.x25519Generate();
+    const c = p.x25519Generate(); // none left: made on the spot
+    for (const k of [a, b, c]) made.add(hexOf(k));
+    expect(made.size).toBe(3);
+    // Each is a working key pair: both ends derive the same secret.
+    expect(toHex(a.deriveSharedSecret(b.publicKey))).toBe(toHex(b.deriveSharedSecret(a.publicKey)));
+    expect(toHex(c.deriveSharedSecret(a.publicKey))).toBe(toHex(a.deriveSharedSecret(c.publicKey)));
+  });
+
+  it('drops pre-made pairs older than 30 s instead of using them', () => {
+    for (let i = 0; i < 4; i++) p.x25519Generate();
+    expect(spareX25519Pairs()).toBe(0);
+    const now = performance.now();
+    const clock = vi.spyOn(performance, 'now');
+    try {
+      clock.mockReturnValue(now);
+      p.prepare!();
+      p.prepare!();
+      expect(spareX25519Pairs()).toBe(2);
+      // Within 30 s a pair comes from the pool.
+      clock.mockReturnValue(now + 29_000);
+      p.x25519Generate();
+      expect(spareX25519Pairs()).toBe(1);
+      clock.mockReturnValue(now);
+      p.prepare!();
+      expect(spareX25519Pairs()).toBe(2);
+      // Past 30 s both are stale: dropped, and the pair is made on the spot.
+      clock.mockReturnValue(now + 30_001);
+      const fresh = p.x25519Generate();
+      expect(spareX25519Pairs()).toBe(0);
+      expect(fresh.publicKey.length).toBe(32);
+      // prepare() drops stale pairs too before it makes one.
+      clock.mockReturnValue(now);
+      p.prepare!();
+      clock.mockReturnValue(now + 60_000);
+      p.prepare!();
+      expect(spareX25519Pairs()).toBe(1);
+    } finally {
+      clock.mockRestore();
+      for (let i = 0; i < 4; i++) p.x25519Generate();
+    }
   });
 });
 

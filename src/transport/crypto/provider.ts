@@ -127,6 +127,11 @@ export interface CryptoProvider {
   /** HKDF-Expand (RFC 5869 §2.3); `length` ≤ 255 × hash length. */
   hkdfExpand(algorithm: HashAlgorithm, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   x25519Generate(): X25519KeyPair;
+  /**
+   * Work ahead of need, called by the driver when it has nothing urgent to do (the node
+   * provider makes the next handshakes' ephemeral key pairs). Optional; cheap when idle.
+   */
+  prepare?(): void;
   /** A key pair from a given 32-byte private scalar (test vectors, deterministic tests). */
   x25519FromPrivateKey(privateKey: Uint8Array): X25519KeyPair;
   /** A signer from a 32-byte Ed25519 seed. */

@@ -118,6 +118,27 @@ export class EndpointDriver {
     delivered += this.#deliver();
     now = this.clock.now();
     this.#arm(now, sent > 0 || delivered > 0);
+    if (sent > 0) this.#schedulePrepare();
+  }
+
+  #prepareScheduled = false;
+
+  /**
+   * After we sent something, the answer takes a round trip: work ahead of need (the next
+   * handshake's ephemeral key) in that wait, unless a pass is already due.
+   */
+  #schedulePrepare(): void {
+    if (this.#prepareScheduled) return;
+    this.#prepareScheduled = true;
+    scheduleImmediate(() => {
+      this.#prepareScheduled = false;
+      if (this.#closed || this.#scheduled) return;
+      try {
+        this.quic.prepare();
+      } catch {
+        this.internalErrors++;
+      }
+    });
   }
 
   /** Send what the endpoint has (only handshake flights with `handshakeOnly`); returns how many datagrams. */

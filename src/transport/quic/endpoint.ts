@@ -294,6 +294,11 @@ export class QuicEndpoint implements ConnectionHost {
     this.#byCid.delete(cidKey(cid));
   }
 
+  /** Work ahead of need while the driver has nothing urgent (the provider's spare ephemeral keys). */
+  prepare(): void {
+    this.#provider.prepare?.();
+  }
+
   /** RFC 9000 §10.3.2: tokens derived from a static key, so a restarted endpoint can still reset. */
   resetToken(cid: Uint8Array): Uint8Array {
     return this.#provider.hmac('sha256', this.#resetKey, cid).subarray(0, 16);
