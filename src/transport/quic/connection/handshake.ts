@@ -81,10 +81,10 @@ export class Handshake {
       this.c.multipath.onHandshakeComplete();
       this.c.events.push({ type: 'connected' });
       if (this.c.multipath.negotiated) this.c.multipath.paths.set(0, this.c.paths.newMpPath(0, this.c.spaces[SPACE_APP], this.c.recovery, this.c.path));
-      // A client's own connection IDs wait until the datagram with its Finished is built
-      // (transmit.ts): ~17 IDs, with a random, an HMAC and two table entries each, plus their
-      // frames, were a fifth of the time from the server's flight to our Finished (issue 11
-      // item 8). They leave in the next datagram, with the application's first data.
+      // A client's own connection IDs wait until the datagram with its Finished, and then
+      // whatever else we have to send (the first request), have left (transmit.ts): ~17 IDs,
+      // with a random, an HMAC and two table entries each, plus their frames, were a fifth of
+      // the time from the server's flight to our Finished (issue 11 item 8).
       if (this.c.side === 'client') this.c.ownCidsPending = true;
       else this.issueOwnCids();
       this.c.nat.onHandshakeComplete(this.c.multipath.negotiated);

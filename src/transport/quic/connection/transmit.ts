@@ -62,7 +62,6 @@ export class Transmitter {
       this.c.closeAfterFlight = undefined;
       if (this.c.state === 'established') this.c.enterClosing(now, deferred.frame, deferred.error);
     }
-    if (this.c.ownCidsPending && flightSent && this.c.state === 'established') this.c.handshake.issueOwnCids();
     if (this.c.state === 'closing') return this.#transmitClose(now);
     // Owed PATH_RESPONSEs / challenges go first, in their own datagrams padded to 1200 bytes
     // (RFC 9000 §8.2.1, §8.2.2), on the current path as on the others.
@@ -98,6 +97,13 @@ export class Transmitter {
     }
     const t = this.#transmit(now);
     if (t) return t;
+    if (this.c.ownCidsPending && flightSent && this.c.state === 'established') {
+      // A client's connection IDs, once everything else has left: the first request goes
+      // out before we spend time on them (handshake.ts).
+      this.c.handshake.issueOwnCids();
+      const ids = this.#transmit(now);
+      if (ids) return ids;
+    }
     // An MTU probe only when there is nothing else to send (as quinn does): the first
     // application data after the handshake does not wait behind a 1452-byte probe.
     if (this.c.mtuProbeAt > 0 && now >= this.c.mtuProbeAt && this.c.handshakeConfirmed) {
