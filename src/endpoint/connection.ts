@@ -62,6 +62,9 @@ function removeFrom<T>(list: T[], item: T): void {
   if (i >= 0) list.splice(i, 1);
 }
 
+/** ALPN ids as text (one decoder for every connection). */
+const lenientUtf8 = new TextDecoder();
+
 /** Internal handle shared with the stream wrappers. */
 export class ConnectionHandle {
   readonly core: CoreConnection;
@@ -262,7 +265,7 @@ export class Connection {
     this.#h = handle;
     const key = handle.core.peerPublicKey;
     this.#remoteId = key === undefined ? undefined : PublicKey.fromBytes(key);
-    this.alpn = new TextDecoder().decode(handle.core.alpn);
+    this.alpn = lenientUtf8.decode(handle.core.alpn);
     this.peerCertificates = handle.core.peerCertificates;
   }
 

@@ -81,8 +81,10 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+const encoder = new TextEncoder();
+
 /** UTF-8 encode. */
-export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+export const utf8 = (text: string): Uint8Array => encoder.encode(text);
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
