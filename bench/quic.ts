@@ -22,7 +22,8 @@
  *   SDNET_BENCH_FLOOR_SECS [3]     seconds per floor run
  *   SDNET_BENCH_IROH_MB [12]       MiB of iroh ↔ iroh bulk (it moves ~8 MB/s)
  *   SDNET_BENCH_QUINN_MB [256]     MiB of quinn bulk
- *   SDNET_BENCH_CONNECTS [30]      timed connects per run (after 3 warm-up connects)
+ *   SDNET_BENCH_CONNECTS [30]      timed connects per run (after the warm-up connects)
+ *   SDNET_BENCH_WARMUP [3]         warm-up connects per run (300 or so: JIT-warm figures)
  *   SDNET_BENCH_TS_TIMEOUT_S [120] deadline of one TS ↔ TS bulk run
  *   SDNET_BENCH_ONLY               regular expression: run only measurements whose name matches
  *   SDNET_BENCH_CPU_PROF           directory: run the TS children with --cpu-prof into it
@@ -56,7 +57,7 @@ const config = {
   irohBytes: Math.round(envNumber('SDNET_BENCH_IROH_MB', quick ? 4 : 12) * MiB),
   quinnBytes: Math.round(envNumber('SDNET_BENCH_QUINN_MB', quick ? 64 : 256) * MiB),
   connects: Math.round(envNumber('SDNET_BENCH_CONNECTS', quick ? 10 : 30)),
-  warmup: 3,
+  warmup: Math.round(envNumber('SDNET_BENCH_WARMUP', 3)),
   tsTimeoutMs: envNumber('SDNET_BENCH_TS_TIMEOUT_S', 120) * 1000,
 };
 const only = process.env.SDNET_BENCH_ONLY ? new RegExp(process.env.SDNET_BENCH_ONLY) : undefined;
@@ -377,6 +378,17 @@ function connectRun(script: string, mode: string, nodeArgs: readonly string[] = 
   };
 }
 
+/** TS client → TS server in two processes: the server's work runs beside the client's. */
+function tsTwoProcessConnectRun(): (spawn: Spawn) => Promise<ConnectRun> {
+  return async (spawn) => {
+    const server = spawn('quic-ts.ts', ['echo-serve'], tsNodeArgs, RX_CPU);
+    const { ticket } = await server.line('ready');
+    const r = await spawn('quic-ts.ts', ['connect-ticket', String(ticket), String(config.connects), String(config.warmup)], tsNodeArgs, TX_CPU).result();
+    server.kill();
+    return { connectMs: num(r, 'connectMs'), connectMsP90: num(r, 'connectMsP90'), connectMsMin: num(r, 'connectMsMin'), firstStreamEchoMs: num(r, 'firstStreamEchoMs') };
+  };
+}
+
 function reportConnect(name: string, fields: Line, outcome: Outcome<ConnectRun>): number | undefined {
   if (reportProblem(name, outcome)) return undefined;
   const v = outcome.values;
@@ -411,6 +423,7 @@ const names = {
   quinnConnect: 'quinn connect',
   tsConnect: 'ts↔ts connect',
   tsIrohConnect: 'ts→iroh connect',
+  tsRemoteConnect: 'ts↔ts connect, two processes',
 };
 
 function merge<T>(into: Outcome<T>, add: Outcome<T>): Outcome<T> {
@@ -473,6 +486,14 @@ results.tsIrohConnect = wanted(names.tsIrohConnect)
   ? reportConnect(names.tsIrohConnect, { what: connectWhat('sdnet client → @number0/iroh server') }, await repeat(config.runs, CONNECT_TIMEOUT_MS, connectRun('quic-ts.ts', 'connect-iroh', tsNodeArgs)))
   : undefined;
 
+results.tsRemoteConnect = wanted(names.tsRemoteConnect)
+  ? reportConnect(
+      names.tsRemoteConnect,
+      { what: `sdnet client → sdnet server in another process (each on its own core, as iroh's runtime uses both); warm: ${config.warmup} warm-up connects, then new connections between the same two bound endpoints; + 1-byte echo on the first bi stream` },
+      await repeat(config.runs, CONNECT_TIMEOUT_MS, tsTwoProcessConnectRun()),
+    )
+  : undefined;
+
 // ---------------------------------------------------------------------------------------
 // Summary
 
@@ -493,12 +514,14 @@ print('summary', {
   quinnBulkMBps: quinnBulkBest ?? null,
   tsConnectMs: results.tsConnect ?? null,
   tsIrohConnectMs: results.tsIrohConnect ?? null,
+  tsRemoteConnectMs: results.tsRemoteConnect ?? null,
   irohConnectMs: results.irohConnect ?? null,
   quinnConnectMs: results.quinnConnect ?? null,
   'tsBulk/floor': bulkOverFloor,
   'tsBulk/irohBulk': bulkOverIroh,
   'tsConnect/irohConnect': connectOverIroh,
   'tsIrohConnect/irohConnect': ratio(results.tsIrohConnect, results.irohConnect),
+  'tsRemoteConnect/irohConnect': ratio(results.tsRemoteConnect, results.irohConnect),
   'tsBulk/quinnBulk': ratio(results.tsBulk, quinnBulkBest),
   'tsConnect/quinnConnect': ratio(results.tsConnect, results.quinnConnect),
   'floor/quinnBulk': ratio(results.floor, quinnBulkBest),

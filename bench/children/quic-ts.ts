@@ -15,6 +15,10 @@
  *                                             first write to that answer
  *   node quic-ts.ts connect <n> <warmup>      TS client → TS server, both in this process
  *   node quic-ts.ts connect-iroh <n> <warmup> TS client → an iroh server (@number0/iroh) in this process
+ *   node quic-ts.ts echo-serve                binds a server, prints {"ready":true,"ticket":…}, and
+ *                                             serves the echo until it is killed
+ *   node quic-ts.ts connect-ticket <ticket> <n> <warmup>
+ *                                             TS client → the server of <ticket>, in another process
  *
  * Every connect is followed by a 1-byte echo on a new bi stream (the first-stream figure).
  */
@@ -174,6 +178,22 @@ async function connectTs(E: EndpointClass, n: number, warmup: number): Promise<v
   finish(figures);
 }
 
+/** A server in its own process: what a real peer is (its work runs beside ours, not in turn). */
+async function echoServe(E: EndpointClass): Promise<void> {
+  const server = await bindServer(E);
+  serveEcho(server);
+  emit({ ready: true, ticket: new EndpointTicket(server.addr()).toString() });
+  // Served until the benchmark kills this process.
+  await new Promise<never>(() => undefined);
+}
+
+async function connectTicket(E: EndpointClass, ticket: string, n: number, warmup: number): Promise<void> {
+  const client = await bindClient(E);
+  const figures = await timeConnects(client, EndpointTicket.parse(ticket).addr, n, warmup);
+  await closeEndpoint(client);
+  finish(figures);
+}
+
 async function connectIroh(E: EndpointClass, n: number, warmup: number): Promise<void> {
   const { bindIroh, closeIroh, irohLoopbackAddr, serveIrohEcho } = await import('./iroh-helpers.ts');
   const server = await bindIroh([ALPN]);
@@ -188,10 +208,12 @@ async function connectIroh(E: EndpointClass, n: number, warmup: number): Promise
 
 runMain(async () => {
   const [mode, a, b, c] = process.argv.slice(2);
-  if (!['bulk-recv', 'bulk-send', 'connect', 'connect-iroh'].includes(mode ?? '')) throw new Error(`unknown mode ${mode}`);
+  if (!['bulk-recv', 'bulk-send', 'connect', 'connect-iroh', 'echo-serve', 'connect-ticket'].includes(mode ?? '')) throw new Error(`unknown mode ${mode}`);
   const E = await loadEndpoint();
   if (mode === 'bulk-recv') await bulkReceive(E);
   else if (mode === 'bulk-send') await bulkSend(E, a!, Number(b ?? 256 << 20), Number(c ?? 65536));
   else if (mode === 'connect') await connectTs(E, Number(a ?? 20), Number(b ?? 2));
+  else if (mode === 'echo-serve') await echoServe(E);
+  else if (mode === 'connect-ticket') await connectTicket(E, a!, Number(b ?? 20), Number(c ?? 2));
   else await connectIroh(E, Number(a ?? 20), Number(b ?? 2));
 });
