@@ -2,7 +2,8 @@
  * The driver around the sans-IO endpoint: feeds it datagrams and the time, sends what it
  * produces, keeps one timer armed to its earliest deadline, and hands connection events to
  * whoever listens. After any input or application command, {@link EndpointDriver.schedule}
- * batches the drain into one pass (quinn's order: transmits, then timer, then events).
+ * batches the drain into one pass: due timers, handshake flights, events, and, in the next
+ * pass (after the application reacted), everything else (see {@link EndpointDriver.drain}).
  *
  * A pass that did no work (sent nothing, delivered nothing) never schedules an immediate pass:
  * a deadline the core could not serve waits for a real timer, and longer each time it stays
