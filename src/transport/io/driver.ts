@@ -165,14 +165,18 @@ export class EndpointDriver {
       delivered++;
       this.#guard(c, () => this.#onIncoming?.(c));
     }
-    // (Deleting the entry being visited is safe in a Map iteration; no copy per pass.)
-    for (const [c, listener] of this.#listeners) {
-      for (let e = c.pollEvent(); e !== undefined; e = c.pollEvent()) {
+    // forEach: no [key, value] array per connection and pass (50 KiB of garbage per connect
+    // in a loop with ~25 connections draining); deleting the entry being visited is safe.
+    // No closure per event either (a `let` captured in the loop costs a context per pass).
+    this.#listeners.forEach((listener, c) => {
+      let e = c.pollEvent();
+      while (e !== undefined) {
         delivered++;
-        this.#guard(c, () => listener(e));
+        this.#deliverEvent(c, listener, e);
+        e = c.pollEvent();
       }
       if (c.isClosed) this.#listeners.delete(c);
-    }
+    });
     return delivered;
   }
 
@@ -185,10 +189,23 @@ export class EndpointDriver {
     try {
       deliver();
     } catch (err) {
-      this.internalErrors++;
-      if (!c.isClosed) c.failInternal(this.clock.now(), err);
-      this.schedule();
+      this.#failed(c, err);
     }
+  }
+
+  /** {@link #guard} for one connection event, without a closure. */
+  #deliverEvent(c: Connection, listener: (event: ConnectionEvent) => void, e: ConnectionEvent): void {
+    try {
+      listener(e);
+    } catch (err) {
+      this.#failed(c, err);
+    }
+  }
+
+  #failed(c: Connection, err: unknown): void {
+    this.internalErrors++;
+    if (!c.isClosed) c.failInternal(this.clock.now(), err);
+    this.schedule();
   }
 
   #arm(now: number, worked: boolean): void {
