@@ -40,4 +40,33 @@ describe('QUIC in the simulator', () => {
     expect(total).toBe(payload.length);
     console.log(conn.stats());
   });
+
+  // The client is established once it has processed the server's flight, before the datagram
+  // with its Finished is built. A close right then must let that flight leave first: the
+  // server then completes its handshake and sees our application close, not a handshake
+  // its peer aborted (APPLICATION_ERROR without our code).
+  it('a close at the moment the client is established still completes the server handshake first', () => {
+    const net = new SimNetwork(testSeed('sim close at establishment'));
+    const serverKey = SecretKey.generate();
+    const server = net.addNode('server', { secretKey: serverKey.toBytes(), alpns: [alpn] });
+    const client = net.addNode('client', { secretKey: SecretKey.generate().toBytes() });
+    const conn = client.endpoint.connect(net.now, server.addr, { serverKey: serverKey.public().toBytes(), alpn });
+    // Close inside the step that establishes the client, before the simulator polls its
+    // output (as an application reacting to 'connected' before the driver sends may).
+    const handle = client.endpoint.handleDatagram.bind(client.endpoint);
+    let closedEarly = false;
+    client.endpoint.handleDatagram = (now, path, data) => {
+      handle(now, path, data);
+      if (conn.isEstablished && !closedEarly) {
+        closedEarly = true;
+        conn.close(now, 4321, 'right away');
+      }
+    };
+    net.runUntil(() => server.endpoint.connections[0]?.closeError !== undefined, { what: 'server sees the close' });
+    const serverConn = server.endpoint.connections[0]!;
+    expect(closedEarly).toBe(true);
+    expect(serverConn.peerPublicKey).toBeDefined();
+    expect(serverConn.closeError).toMatchObject({ kind: 'application', remote: true, applicationCode: 4321, reason: 'right away' });
+    expect(conn.closeError).toMatchObject({ kind: 'local', applicationCode: 4321 });
+  });
 });

@@ -390,9 +390,10 @@ export class Connection {
     this.#touch();
     if (this.#c.state === 'closing' || this.#c.state === 'draining' || this.#c.state === 'closed' || this.#c.closeAfterFlight) return;
     const c = applicationClose(code, reason);
-    // 'connected' reaches the application before the datagram with our Finished is built
-    // (driver.ts lets it react first): a close right then must still let that flight leave,
-    // or the peer sees a handshake aborted instead of our close code.
+    // The client is established before the datagram with its Finished is built; the driver
+    // sends that flight before it tells the application, but a flight the congestion window
+    // or a custom driver held back must still leave before a close, or the peer sees a
+    // handshake aborted instead of our close code (test/sim/basic.test.ts).
     const handshake = this.#c.spaces[SPACE_HANDSHAKE];
     if (this.#c.state === 'established' && !handshake.discarded && handshake.cryptoSend.hasSendable()) {
       this.#c.closeAfterFlight = c;
