@@ -257,7 +257,9 @@ describe('relay client: an exception in a socket callback or timer ends that con
     await c.connect();
     faults.send = true;
     faults.close = true;
-    await until(() => c.stats.disconnects === 1, 'the failed connection to end');
+    // At least once: while the faults stay on, a reconnect attempt fails as well, and a
+    // loaded machine may poll only after that second disconnect (=== 1 then never held).
+    await until(() => c.stats.disconnects >= 1, 'the failed connection to end');
     faults.send = false;
     faults.close = false;
     await until(() => c.state === 'connected' && c.stats.connections === 2, 'the reconnect');
