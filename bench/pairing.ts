@@ -103,6 +103,9 @@ try {
         const text = input(invite);
         const t0 = performance.now();
         const both = invite.paired.then(() => performance.now() - t0);
+        // If the joiner fails, the shutdown below cancels this invite: that rejection must not
+        // surface as an unhandled one and hide the joiner's error.
+        both.catch(() => undefined);
         await bob.networking.startPairingAsJoiner(text);
         const dt = performance.now() - t0;
         const dg = await both;
