@@ -321,12 +321,14 @@ const spareKeys: { pair: X25519KeyPair; madeAt: number }[] = [];
 
 const newX25519Pair = (): X25519KeyPair => x25519Pair(generateKeyPairSync('x25519').privateKey);
 
+/** Drop the spare pairs made too long ago (the oldest are first). */
+function dropStaleX25519Pairs(now: number): void {
+  while (spareKeys.length > 0 && now - spareKeys[0]!.madeAt > SPARE_KEY_MAX_AGE_MS) spareKeys.shift();
+}
+
 function takeX25519Pair(): X25519KeyPair {
-  const now = performance.now();
-  for (let spare = spareKeys.shift(); spare !== undefined; spare = spareKeys.shift()) {
-    if (now - spare.madeAt <= SPARE_KEY_MAX_AGE_MS) return spare.pair;
-  }
-  return newX25519Pair();
+  dropStaleX25519Pairs(performance.now());
+  return spareKeys.shift()?.pair ?? newX25519Pair();
 }
 
 /** @internal Pre-made pairs waiting (tests). */
@@ -334,7 +336,7 @@ export const spareX25519Pairs = (): number => spareKeys.length;
 
 function prepare(): void {
   const now = performance.now();
-  while (spareKeys.length > 0 && now - spareKeys[0]!.madeAt > SPARE_KEY_MAX_AGE_MS) spareKeys.shift();
+  dropStaleX25519Pairs(now);
   // One pair per call: a pass of the driver does not stall on several keys.
   if (spareKeys.length < SPARE_KEYS) spareKeys.push({ pair: newX25519Pair(), madeAt: now });
 }

@@ -146,10 +146,7 @@ export class Connection {
    * without it, so the driver sends it before letting the application react to events.
    */
   get hasHandshakeData(): boolean {
-    if (!this.#mayTransmit) return false;
-    const initial = this.#c.spaces[SPACE_INITIAL];
-    const handshake = this.#c.spaces[SPACE_HANDSHAKE];
-    return (!initial.discarded && initial.cryptoSend.hasSendable()) || (!handshake.discarded && handshake.cryptoSend.hasSendable());
+    return this.#mayTransmit && (this.#c.cryptoUnsent(SPACE_INITIAL) || this.#c.cryptoUnsent(SPACE_HANDSHAKE));
   }
 
   get side(): 'client' | 'server' {
@@ -394,8 +391,7 @@ export class Connection {
     // sends that flight before it tells the application, but a flight the congestion window
     // or a custom driver held back must still leave before a close, or the peer sees a
     // handshake aborted instead of our close code (test/sim/basic.test.ts).
-    const handshake = this.#c.spaces[SPACE_HANDSHAKE];
-    if (this.#c.state === 'established' && !handshake.discarded && handshake.cryptoSend.hasSendable()) {
+    if (this.#c.state === 'established' && this.#c.cryptoUnsent(SPACE_HANDSHAKE)) {
       this.#c.closeAfterFlight = c;
       return;
     }

@@ -354,6 +354,12 @@ export class ConnectionCore {
     }
   }
 
+  /** CRYPTO data of `spaceId` (a handshake flight) waits to be sent. */
+  cryptoUnsent(spaceId: SpaceId): boolean {
+    const space = this.spaces[spaceId];
+    return !space.discarded && space.cryptoSend.hasSendable();
+  }
+
   /** What the anti-amplification limit lets us send on the current path now (RFC 9000 §8.1). */
   amplificationBudget(): number {
     return pathBudget(this.path);

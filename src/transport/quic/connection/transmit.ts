@@ -55,10 +55,8 @@ export class Transmitter {
     }
     const copy = this.c.dialCopies.shift();
     if (copy) return copy;
-    const handshake = this.c.spaces[SPACE_HANDSHAKE];
-    const flightSent = this.c.state !== 'established' || handshake.discarded || !handshake.cryptoSend.hasSendable();
     const deferred = this.c.closeAfterFlight;
-    if (deferred && flightSent) {
+    if (deferred && this.#flightSent()) {
       this.c.closeAfterFlight = undefined;
       if (this.c.state === 'established') this.c.enterClosing(now, deferred.frame, deferred.error);
     }
@@ -97,7 +95,7 @@ export class Transmitter {
     }
     const t = this.#transmit(now);
     if (t) return t;
-    if (this.c.ownCidsPending && flightSent && this.c.state === 'established') {
+    if (this.c.ownCidsPending && this.c.state === 'established' && this.#flightSent()) {
       // A client's connection IDs, once everything else has left: the first request goes
       // out before we spend time on them (handshake.ts).
       this.c.handshake.issueOwnCids();
@@ -111,6 +109,11 @@ export class Transmitter {
       return this.#transmitMtuProbe(now);
     }
     return undefined;
+  }
+
+  /** Our last handshake flight has left, or there is none to wait for (closeAfterFlight, ownCidsPending). */
+  #flightSent(): boolean {
+    return this.c.state !== 'established' || !this.c.cryptoUnsent(SPACE_HANDSHAKE);
   }
 
   // ---- datagrams of their own: path frames, keep-alives, NAT probes, MTU probes, close
