@@ -58,6 +58,17 @@ export function latencySummary(connectMs: readonly number[], echoMs: readonly nu
 }
 
 /** CPU used by this process since `start`, as a percentage of one core over `seconds`. */
+/** The dial → direct figures of the hole-punching children: median, range and every run. */
+export function fromDialSummary(fromDialMs: readonly number[]): Record<string, number | number[] | null> {
+  const any = fromDialMs.length > 0;
+  return {
+    fromDialMs: any ? round(median(fromDialMs)) : null,
+    fromDialMsMin: any ? round(Math.min(...fromDialMs)) : null,
+    fromDialMsMax: any ? round(Math.max(...fromDialMs)) : null,
+    fromDialRunsMs: fromDialMs.map((v) => round(v, 1)),
+  };
+}
+
 export function cpuPercent(start: NodeJS.CpuUsage, seconds: number): number {
   const used = process.cpuUsage(start);
   return Math.round((100 * (used.user + used.system)) / 1e6 / seconds);

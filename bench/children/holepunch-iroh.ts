@@ -17,7 +17,7 @@
  */
 import iroh from '@number0/iroh';
 import { bindIrohWithRelay } from '../../test/helpers/iroh-relay-endpoint.ts';
-import { closeQuietly, emit, finish, median, round, runMain, withTimeout } from './common.ts';
+import { closeQuietly, emit, finish, fromDialSummary, median, round, runMain, withTimeout } from './common.ts';
 
 const ALPN = Array.from(new TextEncoder().encode('bench/holepunch/1'));
 
@@ -79,10 +79,7 @@ async function punch(relayUrl: string, serverId: string, n: number, warmup: numb
     relayed: relayedDials,
     windowMs,
     connectMs: round(median(connectMs)),
-    fromDialMs: fromDialMs.length ? round(median(fromDialMs)) : null,
-    fromDialMsMin: fromDialMs.length ? round(Math.min(...fromDialMs)) : null,
-    fromDialMsMax: fromDialMs.length ? round(Math.max(...fromDialMs)) : null,
-    fromDialRunsMs: fromDialMs.map((v) => round(v, 1)),
+    ...fromDialSummary(fromDialMs),
   });
 }
 

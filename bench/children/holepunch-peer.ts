@@ -24,7 +24,7 @@
  * JSON lines on stdout as in `common.ts`; `{"sample":true,…}` for each measured dial.
  */
 import { Endpoint, EndpointAddr, type Connection } from '../../src/index.ts';
-import { closeQuietly, emit, finish, median, receiveCounted, round, runMain, sendCounted, withTimeout } from './common.ts';
+import { closeQuietly, emit, finish, fromDialSummary, median, receiveCounted, round, runMain, sendCounted, withTimeout } from './common.ts';
 
 const ALPN = 'bench/holepunch/1';
 
@@ -114,10 +114,7 @@ async function punch(relayUrl: string, qadPort: number, serverId: string, n: num
     windowMs,
     connectMs: round(median(connectMs)),
     directMs: directMs.length ? round(median(directMs)) : null,
-    fromDialMs: fromDialMs.length ? round(median(fromDialMs)) : null,
-    fromDialMsMin: fromDialMs.length ? round(Math.min(...fromDialMs)) : null,
-    fromDialMsMax: fromDialMs.length ? round(Math.max(...fromDialMs)) : null,
-    fromDialRunsMs: fromDialMs.map((v) => round(v, 1)),
+    ...fromDialSummary(fromDialMs),
   });
 }
 
