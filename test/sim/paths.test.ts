@@ -6,7 +6,7 @@
  * does not advertise sdnet_direct_addresses (iroh) keeps the connection where it started.
  */
 import { describe, expect, it } from 'vitest';
-import { RELAY_PREFIX, SimNetwork, relayPath } from './harness.ts';
+import { RELAY_PREFIX, SimNetwork, relayPath, type SimNode } from './harness.ts';
 import { SecretKey } from '../../src/identity/index.ts';
 import type { Connection } from '../../src/transport/quic/connection/connection.ts';
 import type { ConnectionEvent, PathAddr } from '../../src/transport/quic/connection/types.ts';
@@ -126,6 +126,29 @@ describe('relayed and direct paths (simulated network)', () => {
     expect(after.direct - before.direct).toBeGreaterThan(1000);
     expect(sconn.path.key).toBe('client');
     expect(sconn.stats().relayed).toBe(false);
+  });
+
+  it('issues one connection ID per unused path id up front, and the spare for a path once it is used (multipath-21 §3.2)', () => {
+    // Both sides offer path ids up to 7. Path 0 keeps RFC 9000's IDs (`localCids`); the
+    // server also routes the client's first DCID (duplicate Initials over several paths).
+    const unusedIds = 7;
+    const settle = (net: SimNetwork) => {
+      const end = net.now + 1_000_000;
+      while (net.step(end));
+    };
+    const expected = (c: Connection, s: Connection, spare: number) => ({ client: c.localCids.length + unusedIds + spare, server: s.localCids.length + 1 + unusedIds + spare });
+    const routed = (n: { client: SimNode; server: SimNode }) => ({ client: n.client.endpoint.stats.connectionIds, server: n.server.endpoint.stats.connectionIds });
+
+    const quiet = setup('path cids unused', { advertise: false });
+    settle(quiet.net);
+    expect(quiet.conn.localCids.length).toBeGreaterThanOrEqual(2);
+    expect(routed(quiet)).toEqual(expected(quiet.conn, quiet.sconn, 0));
+
+    const used = setup('path cids used');
+    used.net.runUntil(() => !used.conn.stats().relayed, { what: 'upgrade', maxTime: 5_000_000 });
+    settle(used.net);
+    // Path 1 carries the connection now: each side gave the other a spare ID for it.
+    expect(routed(used)).toEqual(expected(used.conn, used.sconn, 1));
   });
 
   it('falls back to the relay when the direct path goes dark mid-transfer (client sending), and completes', () => {

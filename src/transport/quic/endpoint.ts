@@ -157,6 +157,8 @@ export interface ConnectOptions {
 /** Counts datagrams dropped by the endpoint, by reason. */
 export interface EndpointStats {
   connections: number;
+  /** Connection IDs of ours that route datagrams to a connection here (every path id). */
+  connectionIds: number;
   dropped: Record<string, number>;
   statelessResets: number;
   versionNegotiations: number;
@@ -203,7 +205,7 @@ export class QuicEndpoint implements ConnectionHost {
   #now = 0;
   #resetWindow = { start: 0, count: 0 };
   #vnWindow = { start: 0, count: 0 };
-  readonly #stats: EndpointStats = { connections: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0, internalErrors: 0 };
+  readonly #stats: EndpointStats = { connections: 0, connectionIds: 0, dropped: {}, statelessResets: 0, versionNegotiations: 0, retries: 0, statelessResetsReceived: 0, internalErrors: 0 };
 
   constructor(options: QuicEndpointOptions) {
     this.#provider = options.provider;
@@ -238,7 +240,7 @@ export class QuicEndpoint implements ConnectionHost {
   get stats(): EndpointStats {
     let internalErrors = this.#stats.internalErrors;
     for (const c of this.#connections) internalErrors += c.internalErrors;
-    return { ...this.#stats, connections: this.#connections.length, dropped: { ...this.#stats.dropped }, internalErrors };
+    return { ...this.#stats, connections: this.#connections.length, connectionIds: this.#byCid.size, dropped: { ...this.#stats.dropped }, internalErrors };
   }
 
   /** Hand a datagram to a connection (an exception escaping it closes that connection only). */

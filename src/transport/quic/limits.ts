@@ -111,5 +111,17 @@ export const PADDED_PROBE_RESPONSE_REFILL = 100_000;
  */
 export const MAX_PATH_ID_OFFERED = 7;
 
-/** Connection IDs we issue for each multipath path id above 0 (fewer if the peer's limit is lower). */
+/**
+ * Connection IDs we keep issued for each multipath path id above 0 that is in use: one to send
+ * with and a spare for a migration (draft-ietf-quic-multipath-21 §3.2; fewer if the peer's
+ * limit is lower).
+ */
 export const PATH_CIDS_PER_PATH = 2;
+
+/**
+ * Connection IDs we issue up front for each path id above 0 not used yet: one, as
+ * multipath-21 §3.2 recommends ("at least one ... for each unused path ID"). The spare comes
+ * when the path opens (`PATH_CIDS_PER_PATH`); each ID costs a random, a reset token and a
+ * frame on both sides of every handshake, and most path ids are never used.
+ */
+export const PATH_CIDS_PER_UNUSED_PATH = 1;

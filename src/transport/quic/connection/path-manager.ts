@@ -9,7 +9,7 @@
 import { type MpPath } from './multipath.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { equalBytes } from '../../../util/bytes.ts';
-import { ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PADDED_PROBE_RESPONSES, PADDED_PROBE_RESPONSE_REFILL, MAX_PATH_CANDIDATES, PATH_CIDS_PER_PATH } from '../limits.ts';
+import { ADVERTISED_PROBE_REFILL, MAX_ADVERTISED_PROBES, MAX_PADDED_PROBE_RESPONSES, PADDED_PROBE_RESPONSE_REFILL, MAX_PATH_CANDIDATES, PATH_CIDS_PER_PATH, PATH_CIDS_PER_UNUSED_PATH } from '../limits.ts';
 import { CHALLENGE_SENDS, MIN_DATAGRAM, newPath, startChallenge, type PathState } from './paths.ts';
 import { PathRecovery } from './recovery.ts';
 import { PacketSpace, SPACE_APP, type SentPacket } from './spaces.ts';
@@ -295,20 +295,27 @@ export class PathManager {
 
   // ---- multipath paths (multipath-21 §3; multipath.ts)
 
-  /** A multipath path record (path id `id` counts as used from now on). */
+  /** A multipath path record (path id `id` counts as used from now on, and gets its spare connection ID). */
   newMpPath(id: number, space: PacketSpace, recovery: PathRecovery, state: PathState): MpPath {
     if (id > this.c.multipath.highestUsed) this.c.multipath.highestUsed = id;
+    if (id !== 0 && this.c.pathCids.issued(id)) this.c.pathCids.issue(id, this.#cidsPerPath(PATH_CIDS_PER_PATH), this.c.cids.localLength);
     return { id, space, recovery, state, abandoned: false, abandonPending: false, abandonCode: 0, dropAt: 0, statusSeq: 0, statusAvailable: false, statusPending: false, keepAliveAt: 0, pingPending: false };
   }
 
-  /** Connection IDs for every path id the peer may use now, up front (multipath-21 §3.2, as noq). */
+  /** Connection IDs for every path id the peer may use now, up front: one each, two for a path in use (multipath-21 §3.2). */
   issuePathCids(): void {
     const mp = this.c.multipath;
     if (!mp.negotiated) return;
-    const count = Math.min(this.c.peerParams?.activeConnectionIdLimit ?? 2, PATH_CIDS_PER_PATH);
     for (let id = 1; id <= mp.usableMax; id++) {
-      if (!this.c.pathCids.issued(id) && !mp.isClosed(id)) this.c.pathCids.issue(id, count, this.c.cids.localLength);
+      if (this.c.pathCids.issued(id) || mp.isClosed(id)) continue;
+      const count = mp.paths.has(id) ? PATH_CIDS_PER_PATH : PATH_CIDS_PER_UNUSED_PATH;
+      this.c.pathCids.issue(id, this.#cidsPerPath(count), this.c.cids.localLength);
     }
+  }
+
+  /** `count`, or fewer if the peer's active_connection_id_limit is lower (it counts per path, multipath-21 §2.2). */
+  #cidsPerPath(count: number): number {
+    return Math.min(this.c.peerParams?.activeConnectionIdLimit ?? 2, count);
   }
 
   /**
