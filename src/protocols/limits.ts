@@ -39,6 +39,13 @@ export const PAIRING_ATTEMPT_TIMEOUT_MS = 10_000;
 export const PAIRING_DONE_WRITE_MS = 3_000;
 /** Pairing: a code is valid this long (ms). */
 export const PAIRING_CODE_TTL_MS = 5 * 60_000;
+/**
+ * Pairing: a rendezvous registration that failed (unreachable, refused by a per-address
+ * rate limit, a relay error) is tried again after this long (ms), doubling up to the maximum,
+ * while the code is shown: typed words find the initiator only there.
+ */
+export const PAIRING_REGISTER_RETRY_MIN_MS = 250;
+export const PAIRING_REGISTER_RETRY_MAX_MS = 5_000;
 /** Pairing: wrong tries that burn a code. */
 export const PAIRING_MAX_FAILED_ATTEMPTS = 3;
 /** Pairing: codes one device shows at once. */

@@ -6,6 +6,7 @@
  * used; the status listing; unpairing cuts messaging; a never-paired device is refused before
  * any handler runs.
  */
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointAddr } from '../../src/identity/endpoint-addr.ts';
 import { CloseCode, MESSAGING_ALPN } from '../../src/protocols/index.ts';
@@ -13,6 +14,7 @@ import { PairingError } from '../../src/protocols/pairing/errors.ts';
 import { PairingCode } from '../../src/protocols/pairing/code.ts';
 import { startTestRelay, until, failOnEscapes } from '../helpers/relay-test-utils.ts';
 import type { Core } from '../../src/service/index.ts';
+import type { LogEntry } from '../../src/util/log.ts';
 import type { PairingDiscovery } from '../../src/protocols/pairing/discovery.ts';
 import { collectProgress, sameRendezvousOtherSecret, Scope, withWords } from '../helpers/pairing.ts';
 
@@ -222,6 +224,33 @@ describe('finding the initiator from typed words', () => {
     second.cancel();
     await until(() => relay.rendezvous!.stats().records === 0, 'R withdrawn after cancel');
     expect(relay.rendezvous!.stats().withdrawn).toBe(2);
+  });
+
+  it('a rendezvous registration the relay refuses at first (its per-address accept rate) is tried again until it lands, and the words then pair', async () => {
+    // One new TCP connection per second per address, a burst of 4: the devices' relay
+    // connections and the drain below use it up, so the first registration is refused.
+    const relay = await startTestRelay({ limits: { acceptRatePerIp: 1, acceptBurstPerIp: 4 } });
+    scope.add(() => relay.close({ graceful: false }));
+    const warnings: LogEntry[] = [];
+    const alice = await scope.device('alice', { relays: [relay.url], log: (e) => warnings.push(e), logLevel: 'warn' });
+    const bob = await scope.device('bob', { relays: [relay.url] });
+    await Promise.all([alice.networking.endpoint.online(), bob.networking.endpoint.online()]);
+    const port = Number(new URL(relay.url).port);
+    for (let i = 0; i < 6; i++) {
+      await new Promise<void>((resolve) => {
+        const sock = connect(port, '127.0.0.1', () => sock.destroy());
+        sock.on('error', () => undefined);
+        sock.on('close', () => resolve());
+      });
+    }
+    const invite = await alice.networking.startPairingAsInitiator();
+    await until(() => relay.rendezvous!.stats().records === 1, 'R registered after a refusal', 15_000);
+    const failed = warnings.filter((e) => e.message === 'pairing: rendezvous registration failed');
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect(failed[0]).toMatchObject({ relay: relay.url, retryInMs: 250 });
+    const joined = await bob.networking.startPairingAsJoiner(invite.code);
+    expect(joined.name).toBe('alice');
+    await invite.paired;
   });
 
   it('via a LAN discovery (the interface mDNS fills): advertised, found, withdrawn', async () => {

@@ -44,6 +44,8 @@ import {
   PAIRING_MAX_MESSAGE_BYTES,
   PAIRING_MAX_STREAMS_PER_CONNECTION,
   PAIRING_MAX_UNPAIRED_CONNECTIONS,
+  PAIRING_REGISTER_RETRY_MAX_MS,
+  PAIRING_REGISTER_RETRY_MIN_MS,
   PAIRING_STARTS_PER_SECOND,
   PAIRING_STREAM_IDLE_TIMEOUT_MS,
   VOUCH_CONFIRM_TIMEOUT_MS,
@@ -56,7 +58,7 @@ import type { PairingDiscovery } from './discovery.ts';
 import { PairingError, isPairingErrorCode, type PairingErrorCode } from './errors.ts';
 import { bindingOf, InitiatorExchange, JoinerExchange, type SealedDevice } from './exchange.ts';
 import { decodePairMessage, encodePairMessage, PAIR_ALPN, pairMessageType, type PairMessage, type WireAddr, type WireDevice } from './messages.ts';
-import { lookupRendezvous, registerRendezvous, withdrawRendezvous } from './rendezvous.ts';
+import { lookupRendezvous, registerRendezvous, RendezvousError, withdrawRendezvous } from './rendezvous.ts';
 import { introductionBytes, readWireDevice, vouchedLinkKey, wireDevice, type IntroducedDevice } from './vouch.ts';
 
 export { PAIR_ALPN };
@@ -332,18 +334,32 @@ export class PairingManager implements PairingModule {
       const id = this.#ctx.identity.endpointId.toString();
       await Promise.allSettled([...registered].map((relay) => withdrawRendezvous(relay, s.r, id, (b) => this.#ctx.identity.sign(b), this.#tlsOptions())));
     });
+    // A later registration (a new home relay) supersedes the retries of an earlier one.
+    let generation = 0;
     const register = async (): Promise<void> => {
+      const mine = ++generation;
       const home = this.#ctx.endpoint.homeRelay?.toString() ?? null;
       const addr = this.#ctx.endpoint.addr();
       const record = { endpointId: this.#ctx.identity.endpointId.toString(), relay: home, addrs: addr.directAddresses.slice(0, 8).map(String) };
       await Promise.allSettled(
         this.#ctx.relays.map(async (relay) => {
-          if (s.state !== 'waiting') return;
-          registered.add(relay);
-          try {
-            await registerRendezvous(relay, s.r, record, Math.max(1000, s.expiresAt - Date.now()), (b) => this.#ctx.identity.sign(b), this.#tlsOptions());
-          } catch (err) {
-            this.#ctx.log.warn('pairing: rendezvous registration failed', { relay, error: String((err as Error).message) });
+          for (let wait = PAIRING_REGISTER_RETRY_MIN_MS; s.state === 'waiting' && mine === generation; wait = Math.min(2 * wait, PAIRING_REGISTER_RETRY_MAX_MS)) {
+            registered.add(relay);
+            try {
+              await registerRendezvous(relay, s.r, record, Math.max(1000, s.expiresAt - Date.now()), (b) => this.#ctx.identity.sign(b), this.#tlsOptions());
+              return;
+            } catch (err) {
+              const status = err instanceof RendezvousError ? err.status : undefined;
+              const retry = status === undefined || status === 429 || status >= 500;
+              this.#ctx.log.warn('pairing: rendezvous registration failed', { relay, error: String((err as Error).message), ...(retry ? { retryInMs: wait } : {}) });
+              // A definite no (a malformed record, R held by another key) is not asked again.
+              if (!retry) return;
+            }
+            try {
+              await delay(wait, s.stop.signal);
+            } catch {
+              return;
+            }
           }
         }),
       );
