@@ -42,7 +42,9 @@ const round = (x: number, d = 2): number => Number(x.toFixed(d));
 const line = (name: string, fields: Record<string, unknown>): void => console.log(JSON.stringify({ bench: BENCH, name, ...fields }));
 
 const root = mkdtempSync(join(tmpdir(), 'sdnet-bench-pairing-'));
-const relay = await startRelayServer({ host: '127.0.0.1', port: 0, rateLimit: false, rendezvous: { requestsPerSecond: 0 } });
+// Every device here comes from 127.0.0.1: the relay's per-address limits (meant for many hosts)
+// would refuse the rendezvous requests of later runs, as other benches turn them off.
+const relay = await startRelayServer({ host: '127.0.0.1', port: 0, rateLimit: false, rendezvous: { requestsPerSecond: 0 }, limits: { acceptRatePerIp: 0, maxConnectionsPerIp: 0, maxHandshakingPerIp: 0 } });
 const timing = { healthIntervalMs: 60_000 };
 
 try {
