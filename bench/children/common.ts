@@ -57,7 +57,6 @@ export function latencySummary(connectMs: readonly number[], echoMs: readonly nu
   };
 }
 
-/** CPU used by this process since `start`, as a percentage of one core over `seconds`. */
 /** The dial → direct figures of the hole-punching children: median, range and every run. */
 export function fromDialSummary(fromDialMs: readonly number[]): Record<string, number | number[] | null> {
   const any = fromDialMs.length > 0;
@@ -69,6 +68,7 @@ export function fromDialSummary(fromDialMs: readonly number[]): Record<string, n
   };
 }
 
+/** CPU used by this process since `start`, as a percentage of one core over `seconds`. */
 export function cpuPercent(start: NodeJS.CpuUsage, seconds: number): number {
   const used = process.cpuUsage(start);
   return Math.round((100 * (used.user + used.system)) / 1e6 / seconds);
