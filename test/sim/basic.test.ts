@@ -5,13 +5,19 @@ import { testSeed } from '../helpers/seed.ts';
 
 const alpn = new TextEncoder().encode('sim/1');
 
+/** A server and a client on a simulated network, the client's connection started. */
+function dial(seedName: string) {
+  const net = new SimNetwork(testSeed(seedName));
+  const serverKey = SecretKey.generate();
+  const server = net.addNode('server', { secretKey: serverKey.toBytes(), alpns: [alpn] });
+  const client = net.addNode('client', { secretKey: SecretKey.generate().toBytes() });
+  const conn = client.endpoint.connect(net.now, server.addr, { serverKey: serverKey.public().toBytes(), alpn });
+  return { net, server, client, conn };
+}
+
 describe('QUIC in the simulator', () => {
   it('handshakes and moves a stream', () => {
-    const net = new SimNetwork(testSeed('sim basic'));
-    const serverKey = SecretKey.generate();
-    const server = net.addNode('server', { secretKey: serverKey.toBytes(), alpns: [alpn] });
-    const client = net.addNode('client', { secretKey: SecretKey.generate().toBytes() });
-    const conn = client.endpoint.connect(net.now, server.addr, { serverKey: serverKey.public().toBytes(), alpn });
+    const { net, server, conn } = dial('sim basic');
     net.runUntil(() => conn.isEstablished, { what: 'client established' });
     const serverConn = server.endpoint.connections[0]!;
     net.runUntil(() => serverConn.isEstablished, { what: 'server established' });
@@ -46,11 +52,7 @@ describe('QUIC in the simulator', () => {
   // server then completes its handshake and sees our application close, not a handshake
   // its peer aborted (APPLICATION_ERROR without our code).
   it('a close at the moment the client is established still completes the server handshake first', () => {
-    const net = new SimNetwork(testSeed('sim close at establishment'));
-    const serverKey = SecretKey.generate();
-    const server = net.addNode('server', { secretKey: serverKey.toBytes(), alpns: [alpn] });
-    const client = net.addNode('client', { secretKey: SecretKey.generate().toBytes() });
-    const conn = client.endpoint.connect(net.now, server.addr, { serverKey: serverKey.public().toBytes(), alpn });
+    const { net, server, client, conn } = dial('sim close at establishment');
     // Close inside the step that establishes the client, before the simulator polls its
     // output (as an application reacting to 'connected' before the driver sends may).
     const handle = client.endpoint.handleDatagram.bind(client.endpoint);

@@ -391,7 +391,7 @@ export class Connection {
     // sends that flight before it tells the application, but a flight the congestion window
     // or a custom driver held back must still leave before a close, or the peer sees a
     // handshake aborted instead of our close code (test/sim/basic.test.ts).
-    if (this.#c.state === 'established' && this.#c.cryptoUnsent(SPACE_HANDSHAKE)) {
+    if (this.#c.finishedUnsent) {
       this.#c.closeAfterFlight = c;
       return;
     }

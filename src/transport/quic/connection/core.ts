@@ -36,7 +36,7 @@ import { type PacketSummary } from './frame-dispatch.ts';
 import { KeyPhase } from './key-update.ts';
 import { MIN_DATAGRAM, newPath, pathBudget, type PathState } from './paths.ts';
 import { PathRecovery } from './recovery.ts';
-import { PacketSpace, SPACE_APP, SPACE_INITIAL, type SpaceId } from './spaces.ts';
+import { PacketSpace, SPACE_APP, SPACE_HANDSHAKE, SPACE_INITIAL, type SpaceId } from './spaces.ts';
 import { StreamsState } from './streams-state.ts';
 import { ConnectionError, type ConnectionEvent, type PathAddr, type Transmit } from './types.ts';
 import type { Connection, ConnectionOptions, ConnectionHost } from './connection.ts';
@@ -358,6 +358,14 @@ export class ConnectionCore {
   cryptoUnsent(spaceId: SpaceId): boolean {
     const space = this.spaces[spaceId];
     return !space.discarded && space.cryptoSend.hasSendable();
+  }
+
+  /**
+   * Established, with our last handshake flight (a client's Finished) built but not sent: a
+   * close (`closeAfterFlight`) and a client's own connection IDs (`ownCidsPending`) wait for it.
+   */
+  get finishedUnsent(): boolean {
+    return this.state === 'established' && this.cryptoUnsent(SPACE_HANDSHAKE);
   }
 
   /** What the anti-amplification limit lets us send on the current path now (RFC 9000 §8.1). */

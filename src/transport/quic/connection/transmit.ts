@@ -56,7 +56,7 @@ export class Transmitter {
     const copy = this.c.dialCopies.shift();
     if (copy) return copy;
     const deferred = this.c.closeAfterFlight;
-    if (deferred && this.#flightSent()) {
+    if (deferred && !this.c.finishedUnsent) {
       this.c.closeAfterFlight = undefined;
       if (this.c.state === 'established') this.c.enterClosing(now, deferred.frame, deferred.error);
     }
@@ -95,7 +95,7 @@ export class Transmitter {
     }
     const t = this.#transmit(now);
     if (t) return t;
-    if (this.c.ownCidsPending && this.c.state === 'established' && this.#flightSent()) {
+    if (this.c.ownCidsPending && this.c.state === 'established' && !this.c.finishedUnsent) {
       // A client's connection IDs, once everything else has left: the first request goes
       // out before we spend time on them (handshake.ts).
       this.c.handshake.issueOwnCids();
@@ -109,11 +109,6 @@ export class Transmitter {
       return this.#transmitMtuProbe(now);
     }
     return undefined;
-  }
-
-  /** Our last handshake flight has left, or there is none to wait for (closeAfterFlight, ownCidsPending). */
-  #flightSent(): boolean {
-    return this.c.state !== 'established' || !this.c.cryptoUnsent(SPACE_HANDSHAKE);
   }
 
   // ---- datagrams of their own: path frames, keep-alives, NAT probes, MTU probes, close
